@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install missing Debian
+# packages first. Release builds go to build/release, sanitizer builds to build/debug.
+JOBS ?= $(shell nproc)
+SCENARIO ?= scenarios/france-1gw.yaml
+
+.PHONY: run test bench lint format deps release debug clean
+
+deps:
+	@scripts/install-deps.sh
+
+release: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS)
+
+debug: deps
+	@cmake --preset debug >/dev/null
+	@cmake --build --preset debug -j $(JOBS)
+
+run: release
+	@build/release/apps/joule fleet $(SCENARIO)
+
+test: debug
+	@scripts/check-format.sh
+	@ctest --preset debug -j $(JOBS)
+
+bench: release
+	@scripts/run-benchmarks.sh build/release
+
+lint: debug
+	@scripts/check-format.sh
+	@scripts/run-clang-tidy.sh build/debug
+
+format:
+	@git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf build

@@ -1,0 +1,22 @@
+// Subcommands of the `joule` binary. Each Add*Command registers its options on the CLI11 app and
+// sets `run` to the function that executes it. Exit codes: 0 success, 1 runtime failure,
+// 2 bad input (flags, files).
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace joule::apps {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitBadInput = 2;
+
+using CommandFn = std::function<int()>;
+
+void AddFleetCommand(CLI::App& app, CommandFn& run);
+
+int Main(int argc, char** argv);
+
+}  // namespace joule::apps

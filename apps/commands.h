@@ -16,6 +16,7 @@ inline constexpr int kExitBadInput = 2;
 using CommandFn = std::function<int()>;
 
 void AddFleetCommand(CLI::App& app, CommandFn& run);
+void AddPlaceCommand(CLI::App& app, CommandFn& run);
 
 int Main(int argc, char** argv);
 

@@ -9,6 +9,7 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
   CommandFn run;
   AddFleetCommand(app, run);
+  AddPlaceCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -55,21 +55,25 @@ std::vector<ExplicitNode> ReadNodeList(const YAML::Node& section, const std::str
   std::vector<ExplicitNode> nodes;
   std::vector<std::string_view> row;
   while (csv.Next(row)) {
-    auto type = catalog.FindAccelerator(row[col.type]);
-    if (!type) throw csv.Error(col.type, fmt::format("unknown accelerator type '{}'", row[col.type]));
     int64_t count = Take(csv.Int(row, col.accelerators));
     int64_t cpu = Take(csv.Int(row, col.cpu));
     int64_t memory = Take(csv.Int(row, col.memory));
-    if (count <= 0) throw csv.Error(col.accelerators, "must be > 0 (CPU-only nodes are not modelled)");
+    if (count < 0) throw csv.Error(col.accelerators, "must be >= 0");
+    std::optional<AcceleratorTypeId> type;
+    if (count > 0) {
+      type = catalog.FindAccelerator(row[col.type]);
+      if (!type) throw csv.Error(col.type, fmt::format("unknown accelerator type '{}'", row[col.type]));
+    }
     if (cpu <= 0) throw csv.Error(col.cpu, "must be > 0");
     if (memory <= 0) throw csv.Error(col.memory, "must be > 0");
     if (row[col.name].empty()) throw csv.Error(col.name, "must not be empty");
-    auto key = std::make_tuple(type->value(), count, cpu, memory);
+    auto key = std::make_tuple(type ? type->value() : UINT32_MAX, count, cpu, memory);
     auto it = shapes.find(key);
     if (it == shapes.end()) {
-      std::string name = fmt::format("{}x{}-{}c-{}g", row[col.type], count, cpu / 1000, memory / 1024);
+      std::string name = type ? fmt::format("{}x{}-{}c-{}g", row[col.type], count, cpu / 1000, memory / 1024)
+                              : fmt::format("cpu-{}c-{}g", cpu / 1000, memory / 1024);
       NodeTypeId id =
-          catalog.Add(NodeType{name, *type, static_cast<uint32_t>(count), cpu, memory, overhead, idle_overhead});
+          catalog.Add(NodeType{name, type, static_cast<uint32_t>(count), cpu, memory, overhead, idle_overhead});
       it = shapes.emplace(key, id).first;
     }
     nodes.push_back({std::string(row[col.name]), it->second});

@@ -286,7 +286,7 @@ class Parser {
     std::vector<uint64_t> available(fleet.catalog().accelerators().size(), 0);
     for (const Node& node : fleet.nodes()) {
       const NodeType& type = fleet.catalog().node(node.type);
-      available[type.accelerator.value()] += type.accelerators;
+      if (type.accelerator) available[type.accelerator->value()] += type.accelerators;
     }
     std::vector<uint64_t> reserved(available.size(), 0);
     YAML::Node list = top.List("tenants");

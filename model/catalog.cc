@@ -45,12 +45,12 @@ std::optional<RackTypeId> Catalog::FindRack(std::string_view name) const {
 
 Watts Catalog::NodeRatedW(NodeTypeId id) const {
   const NodeType& n = node(id);
-  return n.overhead_rated_w + n.accelerators * accelerator(n.accelerator).rated_w;
+  return n.overhead_rated_w + (n.accelerator ? n.accelerators * accelerator(*n.accelerator).rated_w : 0);
 }
 
 Watts Catalog::NodeIdleW(NodeTypeId id) const {
   const NodeType& n = node(id);
-  return n.overhead_idle_w + n.accelerators * accelerator(n.accelerator).idle_w;
+  return n.overhead_idle_w + (n.accelerator ? n.accelerators * accelerator(*n.accelerator).idle_w : 0);
 }
 
 // Figures: vendor datasheets where they exist, otherwise illustrative; docs/fleet-model.md lists

@@ -31,8 +31,8 @@ struct AcceleratorType {
 
 struct NodeType {
   std::string name;
-  AcceleratorTypeId accelerator;
-  uint32_t accelerators = 0;  // per node
+  std::optional<AcceleratorTypeId> accelerator;  // empty for CPU-only nodes
+  uint32_t accelerators = 0;                     // per node; 0 for CPU-only nodes
   Millicores cpu = 0;
   MiB memory = 0;
   // Everything in the node that is not an accelerator: CPUs, memory, NICs, fans, PSU losses.

@@ -75,18 +75,23 @@ class Fleet::Builder {
   }
 
   // A node joins the rack's open NVLink domain when it has the same type and the domain is not
-  // yet full; otherwise it opens a new one. HGX nodes (domain 8 = node) each get their own.
+  // yet full; otherwise it opens a new one. HGX nodes (domain 8 = node) each get their own;
+  // CPU-only nodes none.
   void AddNode(RackId rack, NodeTypeId type_id) {
     const NodeType& type = f_.catalog_.node(type_id);
-    const uint32_t domain_size = f_.catalog_.accelerator(type.accelerator).nvlink_domain_size;
     NodeId id(Count(f_.nodes_));
+    AcceleratorId first(Count(f_.accelerator_node_));
+    if (!type.accelerator) {
+      f_.nodes_.push_back(Node{rack, type_id, std::nullopt, {first, 0}});
+      return;
+    }
+    const uint32_t domain_size = f_.catalog_.accelerator(*type.accelerator).nvlink_domain_size;
     bool join = !f_.domains_.empty() && f_.domains_.back().rack == rack && f_.nodes_.back().type == type_id &&
                 f_.domains_.back().accelerators + type.accelerators <= domain_size;
     if (!join) f_.domains_.push_back(NvlinkDomain{rack, {id, 0}, 0});
     NvlinkDomain& domain = f_.domains_.back();
     domain.nodes.count++;
     domain.accelerators += type.accelerators;
-    AcceleratorId first(Count(f_.accelerator_node_));
     f_.nodes_.push_back(Node{rack, type_id, DomainId(Count(f_.domains_) - 1), {first, type.accelerators}});
     f_.accelerator_node_.insert(f_.accelerator_node_.end(), type.accelerators, id);
   }

@@ -96,7 +96,7 @@ struct Rack {
 struct Node {
   RackId rack;
   NodeTypeId type;
-  DomainId domain;
+  std::optional<DomainId> domain;  // empty for CPU-only nodes
   IdRange<AcceleratorId> accelerators;
 };
 

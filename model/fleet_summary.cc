@@ -55,11 +55,15 @@ FleetSummary Summarize(const Fleet& fleet) {
   std::vector<TypeCount> by_type(catalog.accelerators().size());
   for (const Node& node : fleet.nodes()) {
     const NodeType& type = catalog.node(node.type);
-    TypeCount& count = by_type[type.accelerator.value()];
-    count.accelerators += type.accelerators;
-    count.nodes++;
     s.cpu += type.cpu;
     s.memory += type.memory;
+    if (!type.accelerator) {
+      s.cpu_only_nodes++;
+      continue;
+    }
+    TypeCount& count = by_type[type.accelerator->value()];
+    count.accelerators += type.accelerators;
+    count.nodes++;
   }
   for (uint32_t i = 0; i < by_type.size(); ++i) {
     if (by_type[i].nodes == 0) continue;

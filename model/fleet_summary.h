@@ -45,6 +45,7 @@ struct FleetSummary {
   std::string campus;
   std::string phase;
   uint64_t halls = 0, rows = 0, pods = 0, racks = 0, nodes = 0, accelerators = 0;
+  uint64_t cpu_only_nodes = 0;
   Millicores cpu = 0;
   MiB memory = 0;
   std::vector<TypeCount> by_type;   // in catalog order

@@ -1,0 +1,87 @@
+#include "sched/resources.h"
+
+#include <optional>
+
+#include "base/check.h"
+
+namespace joule {
+
+ClusterState::ClusterState(const Fleet& fleet)
+    : fleet_(fleet),
+      cpu_left_(fleet.nodes().size()),
+      memory_left_(fleet.nodes().size()),
+      gpu_left_(fleet.accelerator_count(), kMilliPerGpu),
+      version_(fleet.nodes().size(), 0) {
+  for (uint32_t i = 0; i < fleet.nodes().size(); ++i) {
+    const NodeType& type = fleet.node_type(NodeId(i));
+    cpu_left_[i] = type.cpu;
+    memory_left_[i] = type.memory;
+  }
+}
+
+std::span<const uint16_t> ClusterState::gpu_left(NodeId n) const {
+  const IdRange<AcceleratorId>& a = fleet_.node(n).accelerators;
+  return std::span<const uint16_t>(gpu_left_).subspan(a.first.value(), a.count);
+}
+
+bool ClusterState::Fits(NodeId n, const TaskShape& task) const {
+  if (cpu_left_[n.value()] < task.cpu || memory_left_[n.value()] < task.memory) return false;
+  if (task.gpus == 0) return true;
+  std::optional<AcceleratorTypeId> type = accelerator_type(n);
+  if (!type || !task.types.Allows(*type)) return false;
+  uint32_t fitting = 0;
+  for (uint16_t left : gpu_left(n)) fitting += left >= task.milli_per_gpu;
+  return fitting >= task.gpus;
+}
+
+void ClusterState::Allocate(NodeId n, const TaskShape& task, std::span<const uint32_t> devices) {
+  JOULE_CHECK(devices.size() == task.gpus);
+  JOULE_CHECK(cpu_left_[n.value()] >= task.cpu && memory_left_[n.value()] >= task.memory);
+  cpu_left_[n.value()] -= task.cpu;
+  memory_left_[n.value()] -= task.memory;
+  const uint32_t first = fleet_.node(n).accelerators.first.value();
+  for (uint32_t d : devices) {
+    JOULE_CHECK(d < fleet_.node(n).accelerators.count);
+    uint16_t& left = gpu_left_[first + d];
+    JOULE_CHECK(left >= task.milli_per_gpu);
+    left -= static_cast<uint16_t>(task.milli_per_gpu);
+  }
+  allocated_milli_ += task.TotalMilliGpu();
+  version_[n.value()]++;
+}
+
+void ClusterState::Release(NodeId n, const TaskShape& task, std::span<const uint32_t> devices) {
+  JOULE_CHECK(devices.size() == task.gpus);
+  cpu_left_[n.value()] += task.cpu;
+  memory_left_[n.value()] += task.memory;
+  JOULE_CHECK(cpu_left_[n.value()] <= fleet_.node_type(n).cpu);
+  const uint32_t first = fleet_.node(n).accelerators.first.value();
+  for (uint32_t d : devices) {
+    uint16_t& left = gpu_left_[first + d];
+    left += static_cast<uint16_t>(task.milli_per_gpu);
+    JOULE_CHECK(left <= kMilliPerGpu);
+  }
+  allocated_milli_ -= task.TotalMilliGpu();
+  version_[n.value()]++;
+}
+
+std::vector<uint32_t> FirstFitDevices(std::span<const uint16_t> left, const TaskShape& task) {
+  std::vector<uint32_t> devices;
+  if (task.Shared()) return BestFitSharedDevice(left, task);
+  for (uint32_t d = 0; d < left.size() && devices.size() < task.gpus; ++d) {
+    if (left[d] == kMilliPerGpu) devices.push_back(d);
+  }
+  if (devices.size() < task.gpus) devices.clear();
+  return devices;
+}
+
+std::vector<uint32_t> BestFitSharedDevice(std::span<const uint16_t> left, const TaskShape& task) {
+  std::optional<uint32_t> best;
+  for (uint32_t d = 0; d < left.size(); ++d) {
+    if (left[d] >= task.milli_per_gpu && (!best || left[d] < left[*best])) best = d;
+  }
+  if (!best) return {};
+  return {*best};
+}
+
+}  // namespace joule

@@ -11,11 +11,52 @@ ClusterState::ClusterState(const Fleet& fleet)
       cpu_left_(fleet.nodes().size()),
       memory_left_(fleet.nodes().size()),
       gpu_left_(fleet.accelerator_count(), kMilliPerGpu),
-      version_(fleet.nodes().size(), 0) {
+      version_(fleet.nodes().size(), 0),
+      schedulable_(fleet.nodes().size(), true),
+      free_node_(fleet.nodes().size(), 0),
+      free_domain_(fleet.domains().size(), 0),
+      free_rack_(fleet.racks().size(), 0),
+      free_pod_(fleet.pods().size(), 0),
+      free_row_(fleet.rows().size(), 0),
+      free_hall_(fleet.halls().size(), 0),
+      by_free_(fleet.catalog().accelerators().size()) {
   for (uint32_t i = 0; i < fleet.nodes().size(); ++i) {
     const NodeType& type = fleet.node_type(NodeId(i));
     cpu_left_[i] = type.cpu;
     memory_left_[i] = type.memory;
+    Reindex(NodeId(i));
+  }
+}
+
+void ClusterState::SetSchedulable(NodeId n, bool schedulable) {
+  schedulable_[n.value()] = schedulable;
+  version_[n.value()]++;
+  Reindex(n);
+}
+
+// Recounts node n's whole free accelerators and moves the difference up the topology.
+void ClusterState::Reindex(NodeId n) {
+  uint32_t now = 0;
+  if (schedulable_[n.value()]) {
+    for (uint16_t left : gpu_left(n)) now += left == kMilliPerGpu;
+  }
+  const uint32_t before = free_node_[n.value()];
+  if (now == before) return;
+  const Node& node = fleet_.node(n);
+  const Rack& rack = fleet_.rack(node.rack);
+  const Pod& pod = fleet_.pod(rack.pod);
+  const int64_t delta = static_cast<int64_t>(now) - static_cast<int64_t>(before);
+  auto apply = [delta](uint32_t& counter) { counter = static_cast<uint32_t>(counter + delta); };
+  apply(free_node_[n.value()]);
+  if (node.domain) apply(free_domain_[node.domain->value()]);
+  apply(free_rack_[node.rack.value()]);
+  apply(free_pod_[rack.pod.value()]);
+  apply(free_row_[pod.row.value()]);
+  apply(free_hall_[fleet_.row(pod.row).hall.value()]);
+  if (std::optional<AcceleratorTypeId> type = accelerator_type(n)) {
+    auto& index = by_free_[type->value()];
+    if (before > 0) index.erase({before, n.value()});
+    if (now > 0) index.insert({now, n.value()});
   }
 }
 
@@ -25,6 +66,7 @@ std::span<const uint16_t> ClusterState::gpu_left(NodeId n) const {
 }
 
 bool ClusterState::Fits(NodeId n, const TaskShape& task) const {
+  if (!schedulable_[n.value()]) return false;
   if (cpu_left_[n.value()] < task.cpu || memory_left_[n.value()] < task.memory) return false;
   if (task.gpus == 0) return true;
   std::optional<AcceleratorTypeId> type = accelerator_type(n);
@@ -48,6 +90,7 @@ void ClusterState::Allocate(NodeId n, const TaskShape& task, std::span<const uin
   }
   allocated_milli_ += task.TotalMilliGpu();
   version_[n.value()]++;
+  Reindex(n);
 }
 
 void ClusterState::Release(NodeId n, const TaskShape& task, std::span<const uint32_t> devices) {
@@ -63,6 +106,7 @@ void ClusterState::Release(NodeId n, const TaskShape& task, std::span<const uint
   }
   allocated_milli_ -= task.TotalMilliGpu();
   version_[n.value()]++;
+  Reindex(n);
 }
 
 std::vector<uint32_t> FirstFitDevices(std::span<const uint16_t> left, const TaskShape& task) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -63,13 +64,34 @@ class ClusterState {
   MilliGpu allocated_milli() const { return allocated_milli_; }
   MilliGpu capacity_milli() const { return static_cast<MilliGpu>(gpu_left_.size()) * kMilliPerGpu; }
 
+  // ---- Free-capacity index: whole free accelerators on schedulable nodes, per topology unit ----
+  bool schedulable(NodeId n) const { return schedulable_[n.value()]; }
+  // A node taken out (down or drained) keeps its allocations but offers no free capacity.
+  void SetSchedulable(NodeId n, bool schedulable);
+  uint32_t free_whole(NodeId n) const { return free_node_[n.value()]; }
+  uint32_t free_whole(DomainId d) const { return free_domain_[d.value()]; }
+  uint32_t free_whole(RackId r) const { return free_rack_[r.value()]; }
+  uint32_t free_whole(PodId p) const { return free_pod_[p.value()]; }
+  uint32_t free_whole(RowId r) const { return free_row_[r.value()]; }
+  uint32_t free_whole(HallId h) const { return free_hall_[h.value()]; }
+  // Schedulable nodes of accelerator type t with at least `min_free` whole free accelerators, by
+  // (free count, id) ascending: the first is the best fit.
+  const std::set<std::pair<uint32_t, uint32_t>>& nodes_by_free(AcceleratorTypeId t) const {
+    return by_free_[t.value()];
+  }
+
  private:
+  void Reindex(NodeId n);
+
   const Fleet& fleet_;
   std::vector<Millicores> cpu_left_;
   std::vector<MiB> memory_left_;
   std::vector<uint16_t> gpu_left_;  // indexed by AcceleratorId
   std::vector<uint32_t> version_;
   MilliGpu allocated_milli_ = 0;
+  std::vector<bool> schedulable_;
+  std::vector<uint32_t> free_node_, free_domain_, free_rack_, free_pod_, free_row_, free_hall_;
+  std::vector<std::set<std::pair<uint32_t, uint32_t>>> by_free_;  // per accelerator type
 };
 
 // Device indices for a task on a node, the way most policies pick them: whole accelerators are

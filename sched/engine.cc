@@ -1,0 +1,403 @@
+#include "sched/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "base/check.h"
+#include "sched/placement/gang.h"
+
+namespace joule {
+namespace {
+
+constexpr TimeMs kNever = INT64_MAX;
+
+TimeMs ExpectedRuntime(const JobSpec& spec) {
+  if (spec.runtime_estimate) return *spec.runtime_estimate;
+  if (spec.time_limit) return *spec.time_limit;
+  return kNever;
+}
+
+TimeMs ExpectedEnd(TimeMs start, const JobSpec& spec) {
+  TimeMs runtime = ExpectedRuntime(spec);
+  return runtime == kNever ? kNever : start + runtime;
+}
+
+bool Overlaps(TypeSet a, TypeSet b) { return a.Any() || b.Any() || (a.mask & b.mask) != 0; }
+
+}  // namespace
+
+// A blocked job's claim on the future: at `start`, enough accelerators of `types` will be free
+// for it, with `spare` more than it needs; later jobs may use the spare without delaying it.
+struct Engine::BackfillHold {
+  JobId job = 0;
+  TimeMs start = 0;
+  TypeSet types;
+  uint64_t spare = 0;
+};
+
+Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig config)
+    : fleet_(fleet),
+      tenants_(std::move(tenants)),
+      config_(config),
+      cluster_(fleet),
+      in_use_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
+      decayed_usage_(tenants_.size(), 0.0) {}
+
+std::optional<JobState> Engine::state(JobId job) const {
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return std::nullopt;
+  return it->second.state;
+}
+
+PendingReason Engine::pending_reason(JobId job) const {
+  auto it = jobs_.find(job);
+  return it == jobs_.end() || it->second.state != JobState::kPending ? PendingReason::kNone : it->second.reason;
+}
+
+const std::vector<WorkerPlacement>* Engine::placement(JobId job) const {
+  auto it = jobs_.find(job);
+  return it == jobs_.end() || it->second.state != JobState::kRunning ? nullptr : &it->second.workers;
+}
+
+Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
+  Decisions out;
+  DecayUsage(now);
+  for (const Event& e : events) Apply(now, e, out);
+  EnforceTimeLimits(now, out);
+  SchedulingPass(now, out);
+  for (auto& [id, job] : pending_) {
+    if (job->reason != job->reported) {
+      out.pending.push_back({id, job->reason});
+      job->reported = job->reason;
+    }
+  }
+  if (config_.check_invariants) CheckInvariants();
+  return out;
+}
+
+// ---- Events ----
+
+void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
+  if (const auto* e = std::get_if<JobSubmitted>(&event)) {
+    Submit(now, e->spec, out);
+  } else if (const auto* e = std::get_if<JobCancelled>(&event)) {
+    auto it = jobs_.find(e->job);
+    if (it == jobs_.end()) return;
+    Job& job = it->second;
+    if (job.state == JobState::kRunning) {
+      out.kills.push_back({job.spec.id, KillReason::kCancelled});
+      Stop(job, JobState::kCancelled);
+    } else if (job.state == JobState::kPending) {
+      pending_.erase(job.spec.id);
+      job.state = JobState::kCancelled;
+    }
+  } else if (const auto* e = std::get_if<JobFinished>(&event)) {
+    auto it = jobs_.find(e->job);
+    if (it != jobs_.end() && it->second.state == JobState::kRunning) {
+      Stop(it->second, e->ok ? JobState::kCompleted : JobState::kFailed);
+    }
+  } else if (const auto* e = std::get_if<NodeDown>(&event)) {
+    cluster_.SetSchedulable(e->node, false);
+    KillJobsOn(e->node, out);
+  } else if (const auto* e = std::get_if<NodeDrain>(&event)) {
+    cluster_.SetSchedulable(e->node, false);
+  } else if (const auto* e = std::get_if<NodeUp>(&event)) {
+    cluster_.SetSchedulable(e->node, true);
+  }
+}
+
+void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
+  auto reject = [&](std::string why) { out.rejections.push_back({spec.id, std::move(why)}); };
+  if (jobs_.count(spec.id)) return reject(fmt::format("id: job {} already exists", spec.id));
+  if (spec.tenant.value() >= tenants_.size()) return reject("tenant: unknown tenant");
+  if (spec.workers == 0) return reject("workers: must be > 0");
+  const TaskShape& w = spec.worker;
+  if (w.cpu < 0 || w.memory < 0) return reject("worker: cpu and memory must be >= 0");
+  if (w.gpus == 0 && w.milli_per_gpu != 0) return reject("worker.milli_per_gpu: must be 0 without accelerators");
+  if (w.gpus > 0 && (w.milli_per_gpu <= 0 || w.milli_per_gpu > kMilliPerGpu)) {
+    return reject("worker.milli_per_gpu: must be in 1..1000");
+  }
+  if (w.gpus > 1 && w.milli_per_gpu != kMilliPerGpu)
+    return reject("worker.milli_per_gpu: fractions take one accelerator");
+  for (TimeMs t :
+       {spec.time_limit.value_or(1), spec.runtime_estimate.value_or(1), spec.checkpoint_interval.value_or(1)}) {
+    if (t <= 0) return reject("time_limit, runtime_estimate and checkpoint_interval must be > 0");
+  }
+  // Can one worker fit on any node of the fleet, empty? Can the fleet hold the whole gang?
+  bool worker_fits = false;
+  uint64_t capacity = 0;
+  uint32_t largest_domain = 0;
+  for (const NvlinkDomain& d : fleet_.domains()) {
+    const NodeType& t = fleet_.node_type(d.nodes.first);
+    if (t.accelerator && w.types.Allows(*t.accelerator)) largest_domain = std::max(largest_domain, d.accelerators);
+  }
+  for (uint32_t n = 0; n < fleet_.nodes().size(); ++n) {
+    const NodeType& t = fleet_.node_type(NodeId(n));
+    bool type_ok = w.gpus == 0 || (t.accelerator && w.types.Allows(*t.accelerator));
+    if (!type_ok) continue;
+    capacity += t.accelerators;
+    worker_fits = worker_fits || (t.cpu >= w.cpu && t.memory >= w.memory && t.accelerators >= w.gpus);
+  }
+  if (!worker_fits) return reject("worker: no node of the fleet can hold one worker (type, accelerators, CPU, memory)");
+  const uint64_t need = static_cast<uint64_t>(w.gpus) * spec.workers;
+  if (w.milli_per_gpu == kMilliPerGpu && need > capacity) {
+    return reject(fmt::format("workers: needs {} accelerators, the fleet has {} of the allowed types", need, capacity));
+  }
+  if (spec.topology == TopologyRule::kRequireNvlinkDomain && need > largest_domain) {
+    return reject(fmt::format("topology: needs {} accelerators in one NVLink domain, the largest holds {}", need,
+                              largest_domain));
+  }
+  for (JobId dep : spec.after_ok) {
+    if (dep == spec.id) return reject("after_ok: a job cannot depend on itself");
+    if (!jobs_.count(dep)) return reject(fmt::format("after_ok: unknown job {}", dep));
+  }
+  Job& job = jobs_[spec.id];
+  job.spec = spec;
+  job.spec.submit_time = spec.submit_time ? spec.submit_time : now;
+  job.state = JobState::kPending;
+  pending_[spec.id] = &job;
+}
+
+void Engine::Stop(Job& job, JobState end_state) {
+  ReleaseGang(cluster_, job.spec, job.workers);
+  for (const WorkerPlacement& p : job.workers) {
+    if (auto type = cluster_.accelerator_type(p.node)) {
+      in_use_[job.spec.tenant.value()][type->value()] -= job.spec.worker.TotalMilliGpu();
+    }
+  }
+  job.workers.clear();
+  running_.erase(job.spec.id);
+  job.state = end_state;
+}
+
+// Jobs with a worker on a failed node are killed and go back to the queue (issue: failures adds
+// restart policies and checkpoint-aware requeue).
+void Engine::KillJobsOn(NodeId node, Decisions& out) {
+  std::vector<Job*> hit;
+  for (auto& [id, job] : running_) {
+    for (const WorkerPlacement& p : job->workers) {
+      if (p.node == node) {
+        hit.push_back(job);
+        break;
+      }
+    }
+  }
+  for (Job* job : hit) {
+    out.kills.push_back({job->spec.id, KillReason::kNodeDown});
+    Stop(*job, JobState::kPending);
+    job->reason = PendingReason::kNone;
+    pending_[job->spec.id] = job;
+  }
+}
+
+void Engine::EnforceTimeLimits(TimeMs now, Decisions& out) {
+  std::vector<Job*> expired;
+  for (auto& [id, job] : running_) {
+    if (job->spec.time_limit && now >= job->start + *job->spec.time_limit) expired.push_back(job);
+  }
+  for (Job* job : expired) {
+    out.kills.push_back({job->spec.id, KillReason::kTimeLimit});
+    Stop(*job, JobState::kFailed);
+  }
+}
+
+// Fair-share usage: accelerator-milliseconds, halved every half-life (Slurm's decay).
+void Engine::DecayUsage(TimeMs now) {
+  if (now <= last_decay_) return;
+  const double dt = static_cast<double>(now - last_decay_);
+  const double factor = std::exp2(-dt / static_cast<double>(config_.fair_share_half_life));
+  for (size_t t = 0; t < tenants_.size(); ++t) {
+    uint64_t milli = 0;
+    for (uint64_t m : in_use_[t]) milli += m;
+    decayed_usage_[t] = decayed_usage_[t] * factor + static_cast<double>(milli) / kMilliPerGpu * dt;
+  }
+  last_decay_ = now;
+}
+
+// ---- The pass ----
+
+std::vector<Engine::Job*> Engine::OrderedPending() {
+  std::vector<Job*> order;
+  order.reserve(pending_.size());
+  for (auto& [id, job] : pending_) order.push_back(job);
+  auto share = [&](const Job* j) {
+    const TenantSpec& t = tenants_[j->spec.tenant.value()];
+    return decayed_usage_[j->spec.tenant.value()] / t.weight;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const Job* a, const Job* b) {
+    return std::make_tuple(-a->spec.priority, share(a), a->spec.submit_time, a->spec.id) <
+           std::make_tuple(-b->spec.priority, share(b), b->spec.submit_time, b->spec.id);
+  });
+  return order;
+}
+
+bool Engine::DependenciesMet(Job& job) {
+  for (JobId dep : job.spec.after_ok) {
+    JobState s = jobs_.at(dep).state;
+    if (s == JobState::kCompleted) continue;
+    bool never = s == JobState::kFailed || s == JobState::kCancelled || s == JobState::kRejected;
+    job.reason = never ? PendingReason::kDependencyNeverSatisfied : PendingReason::kDependency;
+    return false;
+  }
+  return true;
+}
+
+uint64_t Engine::Accelerators(const Job& job) const {
+  const TaskShape& w = job.spec.worker;
+  return (static_cast<uint64_t>(w.TotalMilliGpu()) * job.spec.workers + kMilliPerGpu - 1) / kMilliPerGpu;
+}
+
+// Within quota when some allowed type leaves the tenant's borrowing (use beyond its reservations,
+// in accelerators, summed over types) within its borrowing limit.
+bool Engine::WithinQuota(const Job& job) const {
+  const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
+  if (!tenant.borrow_limit) return true;
+  const std::vector<uint64_t>& use = in_use_[job.spec.tenant.value()];
+  auto borrowed = [&](std::optional<uint32_t> extra_type, uint64_t extra_milli) {
+    uint64_t total = 0;
+    for (uint32_t t = 0; t < use.size(); ++t) {
+      uint64_t reserved = 0;
+      for (const Reservation& r : tenant.reserved) reserved += r.type.value() == t ? r.accelerators : 0;
+      uint64_t milli = use[t] + (extra_type == t ? extra_milli : 0);
+      uint64_t accelerators = (milli + kMilliPerGpu - 1) / kMilliPerGpu;
+      total += accelerators > reserved ? accelerators - reserved : 0;
+    }
+    return total;
+  };
+  const uint64_t milli = static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * job.spec.workers;
+  for (uint32_t t = 0; t < use.size(); ++t) {
+    if (job.spec.worker.types.Allows(AcceleratorTypeId(t)) && borrowed(t, milli) <= *tenant.borrow_limit) return true;
+  }
+  return false;
+}
+
+std::optional<Engine::BackfillHold> Engine::Reserve(TimeMs now, const Job& job) const {
+  const TypeSet types = job.spec.worker.types;
+  const uint64_t need = Accelerators(job);
+  uint64_t free = 0;
+  for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
+    if (!types.Allows(AcceleratorTypeId(t))) continue;
+    for (const auto& [count, node] : cluster_.nodes_by_free(AcceleratorTypeId(t))) free += count;
+  }
+  std::vector<std::pair<TimeMs, uint64_t>> releases;  // (expected end, accelerators of our types)
+  for (const auto& [id, running] : running_) {
+    TimeMs end = ExpectedEnd(running->start, running->spec);
+    if (end == kNever) continue;
+    uint64_t freed = 0;
+    for (const WorkerPlacement& p : running->workers) {
+      auto type = cluster_.accelerator_type(p.node);
+      if (type && types.Allows(*type) && cluster_.schedulable(p.node)) freed += running->spec.worker.gpus;
+    }
+    if (freed > 0) releases.push_back({std::max(end, now), freed});
+  }
+  std::sort(releases.begin(), releases.end());
+  TimeMs start = now;
+  for (const auto& [end, freed] : releases) {
+    if (free >= need) break;
+    free += freed;
+    start = end;
+  }
+  if (free < need) return std::nullopt;
+  return BackfillHold{job.spec.id, start, types, free - need};
+}
+
+bool Engine::BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHold>& holds) const {
+  const TimeMs end = ExpectedEnd(now, job.spec);
+  const uint64_t need = Accelerators(job);
+  for (const BackfillHold& r : holds) {
+    if (!Overlaps(r.types, job.spec.worker.types)) continue;
+    if (end <= r.start) continue;
+    if (need > r.spare) return false;
+  }
+  return true;
+}
+
+void Engine::SchedulingPass(TimeMs now, Decisions& out) {
+  std::vector<BackfillHold> holds;
+  // Shapes that found no room this pass: the state only fills up during a pass, so an identical
+  // request would fail again.
+  std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int>> failed;
+  for (Job* job : OrderedPending()) {
+    if (!DependenciesMet(*job)) continue;
+    if (!WithinQuota(*job)) {
+      job->reason = PendingReason::kQuotaExceeded;
+      continue;
+    }
+    if (!BackfillAllowed(now, *job, holds)) {
+      job->reason = PendingReason::kPriority;
+      continue;
+    }
+    const TaskShape& w = job->spec.worker;
+    auto key = std::make_tuple(job->spec.workers, w.gpus, w.milli_per_gpu, w.cpu, w.memory, w.types.mask,
+                               static_cast<int>(job->spec.topology));
+    GangResult result;
+    if (failed.count(key)) {
+      result.reason = job->reason == PendingReason::kNone ? PendingReason::kResources : job->reason;
+    } else {
+      result = PlaceGang(cluster_, job->spec);
+    }
+    if (result.placed()) {
+      const uint64_t need = Accelerators(*job);
+      const TimeMs end = ExpectedEnd(now, job->spec);
+      for (BackfillHold& r : holds) {
+        if (Overlaps(r.types, w.types) && end > r.start) r.spare -= need;
+      }
+      Started(now, *job, std::move(result.workers), out);
+      continue;
+    }
+    failed.insert(key);
+    job->reason = result.reason;
+    if (holds.size() < config_.backfill_depth) {
+      if (std::optional<BackfillHold> r = Reserve(now, *job)) holds.push_back(*r);
+    }
+  }
+}
+
+void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out) {
+  for (const WorkerPlacement& p : workers) {
+    if (auto type = cluster_.accelerator_type(p.node)) {
+      in_use_[job.spec.tenant.value()][type->value()] += job.spec.worker.TotalMilliGpu();
+    }
+  }
+  job.workers = std::move(workers);
+  job.state = JobState::kRunning;
+  job.reason = PendingReason::kNone;
+  job.reported = PendingReason::kNone;
+  job.start = now;
+  pending_.erase(job.spec.id);
+  running_[job.spec.id] = &job;
+  out.starts.push_back({job.spec.id, job.workers});
+}
+
+// Capacity conserved: every device's free milli equals 1000 minus what running jobs hold there,
+// likewise CPU and memory per node; no device is over-committed.
+void Engine::CheckInvariants() const {
+  std::vector<int64_t> held(fleet_.accelerator_count(), 0);
+  std::vector<Millicores> cpu(fleet_.nodes().size(), 0);
+  std::vector<MiB> mem(fleet_.nodes().size(), 0);
+  for (const auto& [id, job] : running_) {
+    JOULE_CHECK(job->workers.size() == job->spec.workers);  // gangs are whole
+    for (const WorkerPlacement& p : job->workers) {
+      cpu[p.node.value()] += job->spec.worker.cpu;
+      mem[p.node.value()] += job->spec.worker.memory;
+      for (uint32_t d : p.devices)
+        held[fleet_.node(p.node).accelerators.first.value() + d] += job->spec.worker.milli_per_gpu;
+    }
+  }
+  for (uint32_t n = 0; n < fleet_.nodes().size(); ++n) {
+    NodeId node(n);
+    JOULE_CHECK(cluster_.cpu_left(node) == fleet_.node_type(node).cpu - cpu[n]);
+    JOULE_CHECK(cluster_.memory_left(node) == fleet_.node_type(node).memory - mem[n]);
+    std::span<const uint16_t> left = cluster_.gpu_left(node);
+    for (uint32_t d = 0; d < left.size(); ++d) {
+      int64_t h = held[fleet_.node(node).accelerators.first.value() + d];
+      JOULE_CHECK(h >= 0 && h <= kMilliPerGpu && left[d] == kMilliPerGpu - h);
+    }
+  }
+}
+
+}  // namespace joule

@@ -1,0 +1,92 @@
+// The scheduling engine: the one entry point both drivers use. Step(now, events) applies what
+// happened and runs one scheduling pass, returning what to do. No I/O, threads, clocks or hidden
+// randomness: the same fleet, tenants, config and event sequence give the same decisions.
+//
+// A pass is a list of named stages:
+//   admit   — drop jobs whose dependencies failed to their reason, hold those still waiting;
+//   order   — priority (high first), then fair share (tenant's decayed usage / weight, low
+//             first), then submit time, then id;
+//   place   — in that order, each job's gang all-or-nothing (sched/placement/gang.h), within its
+//             tenant's reservation plus borrowing limit;
+//   reserve — the first `backfill_depth` jobs that cannot start get a reservation: the earliest
+//             time enough accelerators of their types free up, from running jobs' expected ends.
+//             Later jobs start now only if they end before that time or leave the reserved
+//             accelerators free (EASY backfill at depth 1, conservative at depth N);
+//   commit  — decisions, and an invariant check of the cluster state when enabled.
+// Not yet: preemption (minimal victims, reclaim of borrowed capacity) and power budgets.
+// Thread-safety: not thread-safe; one thread owns an Engine.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "model/fleet.h"
+#include "model/tenant.h"
+#include "sched/events.h"
+#include "sched/resources.h"
+
+namespace joule {
+
+struct EngineConfig {
+  uint32_t backfill_depth = 1;                           // 0: no reservations (plain priority order, greedy)
+  TimeMs fair_share_half_life = 7LL * 24 * 3600 * 1000;  // Slurm's PriorityDecayHalfLife default
+  bool check_invariants = false;                         // full consistency check after every pass (tests, debug)
+};
+
+class Engine {
+ public:
+  // REQUIRES: the fleet outlives the engine.
+  Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig config = {});
+
+  Decisions Step(TimeMs now, std::span<const Event> events);
+
+  std::optional<JobState> state(JobId job) const;
+  PendingReason pending_reason(JobId job) const;
+  const std::vector<WorkerPlacement>* placement(JobId job) const;
+  const ClusterState& cluster() const { return cluster_; }
+  size_t pending_count() const { return pending_.size(); }
+  size_t running_count() const { return running_.size(); }
+
+ private:
+  struct Job {
+    JobSpec spec;
+    JobState state = JobState::kPending;
+    PendingReason reason = PendingReason::kNone;
+    PendingReason reported = PendingReason::kNone;  // last reason put in decisions
+    std::vector<WorkerPlacement> workers;
+    TimeMs start = 0;
+  };
+  struct BackfillHold;
+
+  void Apply(TimeMs now, const Event& event, Decisions& out);
+  void Submit(TimeMs now, const JobSpec& spec, Decisions& out);
+  void Stop(Job& job, JobState end_state);
+  void KillJobsOn(NodeId node, Decisions& out);
+  void EnforceTimeLimits(TimeMs now, Decisions& out);
+  void DecayUsage(TimeMs now);
+  void SchedulingPass(TimeMs now, Decisions& out);
+  std::vector<Job*> OrderedPending();
+  bool DependenciesMet(Job& job);
+  bool WithinQuota(const Job& job) const;
+  std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
+  bool BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHold>& holds) const;
+  void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out);
+  uint64_t Accelerators(const Job& job) const;
+  void CheckInvariants() const;
+
+  const Fleet& fleet_;
+  std::vector<TenantSpec> tenants_;
+  EngineConfig config_;
+  ClusterState cluster_;
+  std::map<JobId, Job> jobs_;
+  std::map<JobId, Job*> pending_;
+  std::map<JobId, Job*> running_;
+  // Per tenant and accelerator type: whole accelerators in use (for quotas).
+  std::vector<std::vector<uint64_t>> in_use_;
+  std::vector<double> decayed_usage_;  // per tenant, accelerator-milliseconds, decayed
+  TimeMs last_decay_ = 0;
+};
+
+}  // namespace joule

@@ -1,0 +1,72 @@
+// What happens to the engine (events in) and what it decides (decisions out). The twin and the
+// server produce the same events and act on the same decisions.
+#pragma once
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "sched/job.h"
+
+namespace joule {
+
+struct JobSubmitted {
+  JobSpec spec;
+};
+struct JobCancelled {
+  JobId job = 0;
+};
+// The job's workers all exited; `ok` when every one succeeded.
+struct JobFinished {
+  JobId job = 0;
+  bool ok = true;
+};
+// A node failed: what ran there is killed and requeued. It takes no work until NodeUp.
+struct NodeDown {
+  NodeId node;
+};
+struct NodeUp {
+  NodeId node;
+};
+// Slurm's drain: running work finishes, no new work starts there. NodeUp resumes it.
+struct NodeDrain {
+  NodeId node;
+};
+
+using Event = std::variant<JobSubmitted, JobCancelled, JobFinished, NodeDown, NodeUp, NodeDrain>;
+
+struct WorkerPlacement {
+  NodeId node;
+  std::vector<uint32_t> devices;  // device indices within the node
+};
+
+struct StartJob {
+  JobId job = 0;
+  std::vector<WorkerPlacement> workers;  // one per worker, in rank order
+};
+
+enum class KillReason { kCancelled, kNodeDown, kTimeLimit };
+
+struct KillJob {
+  JobId job = 0;
+  KillReason reason = KillReason::kCancelled;
+};
+
+struct PendingChange {
+  JobId job = 0;
+  PendingReason reason = PendingReason::kNone;
+};
+
+struct Rejection {
+  JobId job = 0;
+  std::string reason;  // names the field and what is wrong
+};
+
+struct Decisions {
+  std::vector<StartJob> starts;
+  std::vector<KillJob> kills;
+  std::vector<PendingChange> pending;  // jobs whose pending reason changed in this step
+  std::vector<Rejection> rejections;   // submitted specs that can never run
+};
+
+}  // namespace joule

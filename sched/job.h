@@ -1,0 +1,58 @@
+// Jobs as the engine sees them: a gang of identical workers, each a TaskShape on one node, with
+// tenancy, priority, topology, timing and dependencies. Plain values; thread-safe to copy.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "base/units.h"
+#include "sched/resources.h"
+
+namespace joule {
+
+// Caller-assigned job identifiers (the server's job number, the twin's trace row); unique.
+using JobId = uint64_t;
+using TenantId = Id<struct TenantTag>;
+
+enum class TopologyRule {
+  kAny,                  // place anywhere, compact if it costs nothing
+  kPreferCompact,        // fewest NVLink domains, racks, pods, in that order
+  kRequireNvlinkDomain,  // every worker in one NVLink domain (e.g. <= 72 GPUs on an NVL72 rack)
+};
+
+struct JobSpec {
+  JobId id = 0;
+  TenantId tenant;
+  uint32_t workers = 1;
+  TaskShape worker;  // per worker, on one node
+  TopologyRule topology = TopologyRule::kPreferCompact;
+  int32_t priority = 0;  // higher runs first
+  TimeMs submit_time = 0;
+  std::optional<TimeMs> time_limit;        // killed when exceeded
+  std::optional<TimeMs> runtime_estimate;  // for backfill; the time limit when absent
+  std::optional<TimeMs> checkpoint_interval;
+  std::vector<JobId> after_ok;  // start only once these completed successfully
+
+  MilliGpu TotalMilliGpu() const { return worker.TotalMilliGpu() * workers; }
+};
+
+// Why a job is not running, in Slurm's vocabulary (squeue's REASON column).
+enum class PendingReason {
+  kNone,
+  kPriority,                  // higher-priority work holds a reservation it would delay
+  kResources,                 // the fleet has no room for it now
+  kTopology,                  // room exists, but not within the topology it requires
+  kQuotaExceeded,             // its tenant is at its reservation plus borrowing limit
+  kDependency,                // waits for jobs in after_ok
+  kDependencyNeverSatisfied,  // a job in after_ok failed or was cancelled
+};
+
+std::string_view PendingReasonName(PendingReason reason);
+
+enum class JobState { kPending, kRunning, kCompleted, kFailed, kCancelled, kRejected };
+
+std::string_view JobStateName(JobState state);
+
+}  // namespace joule

@@ -55,7 +55,7 @@ void PrintText(const FleetSummary& s, const io::Scenario& scenario) {
   fmt::print("Campus {}{}\n", s.campus, s.phase.empty() ? "" : fmt::format(" (phase {})", s.phase));
   fmt::print("  {} halls, {} rows, {} pods, {} racks, {} nodes, {} accelerators\n", Thousands(s.halls),
              Thousands(s.rows), Thousands(s.pods), Thousands(s.racks), Thousands(s.nodes), Thousands(s.accelerators));
-  fmt::print("  {} CPU cores, {} TiB memory\n", Thousands(s.cpu / 1000), Thousands(s.memory / (1024 * 1024)));
+  fmt::print("  {} CPU cores, {} TiB memory\n", Thousands(s.cpu / 1000), Thousands(s.memory / (int64_t{1024} * 1024)));
   fmt::print("\nAccelerators          count      nodes\n");
   for (const TypeCount& t : s.by_type) {
     fmt::print("  {:<18} {:>9} {:>10}\n", t.type, Thousands(t.accelerators), Thousands(t.nodes));

@@ -30,7 +30,7 @@ double ProcessBytes(const std::string& field) {
 void BM_LoadFrance1Gw(benchmark::State& state) {
   size_t accelerators = 0, fleet_bytes = 0;
   double rss_before = ProcessBytes("VmRSS"), rss_growth = 0;
-  for (auto _ : state) {
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop idiom
     Result<io::Scenario> scenario = io::LoadScenario(kFrance);
     if (!scenario.ok()) {
       state.SkipWithError(scenario.status().message().c_str());
@@ -54,7 +54,9 @@ void BM_SummarizeFrance1Gw(benchmark::State& state) {
     state.SkipWithError(scenario.status().message().c_str());
     return;
   }
-  for (auto _ : state) benchmark::DoNotOptimize(Summarize(scenario->fleet));
+  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop idiom
+    benchmark::DoNotOptimize(Summarize(scenario->fleet));
+  }
 }
 BENCHMARK(BM_SummarizeFrance1Gw)->Unit(benchmark::kMillisecond);
 

@@ -39,8 +39,26 @@ struct Engine::BackfillHold {
   uint64_t spare = 0;
 };
 
+Engine::FleetFacts Engine::Facts(const Fleet& fleet) {
+  const size_t types = fleet.catalog().accelerators().size();
+  FleetFacts f{std::vector<uint64_t>(types, 0), std::vector<uint32_t>(types, 0), {}};
+  std::set<NodeTypeId> present;
+  for (const Node& node : fleet.nodes()) {
+    present.insert(node.type);
+    const NodeType& t = fleet.catalog().node(node.type);
+    if (t.accelerator) f.accelerators[t.accelerator->value()] += t.accelerators;
+  }
+  for (const NvlinkDomain& d : fleet.domains()) {
+    uint32_t t = fleet.node_type(d.nodes.first).accelerator->value();
+    f.largest_domain[t] = std::max(f.largest_domain[t], d.accelerators);
+  }
+  f.node_types.assign(present.begin(), present.end());
+  return f;
+}
+
 Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig config)
     : fleet_(fleet),
+      facts_(Facts(fleet)),
       tenants_(std::move(tenants)),
       config_(config),
       cluster_(fleet),
@@ -131,16 +149,15 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
   bool worker_fits = false;
   uint64_t capacity = 0;
   uint32_t largest_domain = 0;
-  for (const NvlinkDomain& d : fleet_.domains()) {
-    const NodeType& t = fleet_.node_type(d.nodes.first);
-    if (t.accelerator && w.types.Allows(*t.accelerator)) largest_domain = std::max(largest_domain, d.accelerators);
+  for (uint32_t t = 0; t < facts_.accelerators.size(); ++t) {
+    if (!w.types.Allows(AcceleratorTypeId(t))) continue;
+    capacity += facts_.accelerators[t];
+    largest_domain = std::max(largest_domain, facts_.largest_domain[t]);
   }
-  for (uint32_t n = 0; n < fleet_.nodes().size(); ++n) {
-    const NodeType& t = fleet_.node_type(NodeId(n));
+  for (NodeTypeId id : facts_.node_types) {
+    const NodeType& t = fleet_.catalog().node(id);
     bool type_ok = w.gpus == 0 || (t.accelerator && w.types.Allows(*t.accelerator));
-    if (!type_ok) continue;
-    capacity += t.accelerators;
-    worker_fits = worker_fits || (t.cpu >= w.cpu && t.memory >= w.memory && t.accelerators >= w.gpus);
+    worker_fits = worker_fits || (type_ok && t.cpu >= w.cpu && t.memory >= w.memory && t.accelerators >= w.gpus);
   }
   if (!worker_fits) return reject("worker: no node of the fleet can hold one worker (type, accelerators, CPU, memory)");
   const uint64_t need = static_cast<uint64_t>(w.gpus) * spec.workers;
@@ -171,6 +188,8 @@ void Engine::Stop(Job& job, JobState end_state) {
   }
   job.workers.clear();
   running_.erase(job.spec.id);
+  if (job.spec.time_limit) deadlines_.erase({job.start + *job.spec.time_limit, job.spec.id});
+  if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) expected_ends_.erase({end, job.spec.id});
   job.state = end_state;
 }
 
@@ -195,13 +214,10 @@ void Engine::KillJobsOn(NodeId node, Decisions& out) {
 }
 
 void Engine::EnforceTimeLimits(TimeMs now, Decisions& out) {
-  std::vector<Job*> expired;
-  for (auto& [id, job] : running_) {
-    if (job->spec.time_limit && now >= job->start + *job->spec.time_limit) expired.push_back(job);
-  }
-  for (Job* job : expired) {
-    out.kills.push_back({job->spec.id, KillReason::kTimeLimit});
-    Stop(*job, JobState::kFailed);
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    Job& job = jobs_.at(deadlines_.begin()->second);
+    out.kills.push_back({job.spec.id, KillReason::kTimeLimit});
+    Stop(job, JobState::kFailed);
   }
 }
 
@@ -275,31 +291,22 @@ bool Engine::WithinQuota(const Job& job) const {
   return false;
 }
 
+// Walks running jobs by expected end, adding what each frees of the job's types, until enough.
 std::optional<Engine::BackfillHold> Engine::Reserve(TimeMs now, const Job& job) const {
   const TypeSet types = job.spec.worker.types;
   const uint64_t need = Accelerators(job);
   uint64_t free = 0;
   for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
-    if (!types.Allows(AcceleratorTypeId(t))) continue;
-    for (const auto& [count, node] : cluster_.nodes_by_free(AcceleratorTypeId(t))) free += count;
+    if (types.Allows(AcceleratorTypeId(t))) free += cluster_.free_whole(AcceleratorTypeId(t));
   }
-  std::vector<std::pair<TimeMs, uint64_t>> releases;  // (expected end, accelerators of our types)
-  for (const auto& [id, running] : running_) {
-    TimeMs end = ExpectedEnd(running->start, running->spec);
-    if (end == kNever) continue;
-    uint64_t freed = 0;
-    for (const WorkerPlacement& p : running->workers) {
-      auto type = cluster_.accelerator_type(p.node);
-      if (type && types.Allows(*type) && cluster_.schedulable(p.node)) freed += running->spec.worker.gpus;
-    }
-    if (freed > 0) releases.push_back({std::max(end, now), freed});
-  }
-  std::sort(releases.begin(), releases.end());
   TimeMs start = now;
-  for (const auto& [end, freed] : releases) {
-    if (free >= need) break;
-    free += freed;
-    start = end;
+  for (auto it = expected_ends_.begin(); it != expected_ends_.end() && free < need; ++it) {
+    const Job& running = jobs_.at(it->second);
+    for (const WorkerPlacement& p : running.workers) {
+      auto type = cluster_.accelerator_type(p.node);
+      if (type && types.Allows(*type) && cluster_.schedulable(p.node)) free += running.spec.worker.gpus;
+    }
+    start = std::max(it->first, now);
   }
   if (free < need) return std::nullopt;
   return BackfillHold{job.spec.id, start, types, free - need};
@@ -370,6 +377,8 @@ void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers,
   job.start = now;
   pending_.erase(job.spec.id);
   running_[job.spec.id] = &job;
+  if (job.spec.time_limit) deadlines_.insert({now + *job.spec.time_limit, job.spec.id});
+  if (TimeMs end = ExpectedEnd(now, job.spec); end != kNever) expected_ends_.insert({end, job.spec.id});
   out.starts.push_back({job.spec.id, job.workers});
 }
 

@@ -19,6 +19,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <vector>
 
@@ -76,13 +77,25 @@ class Engine {
   uint64_t Accelerators(const Job& job) const;
   void CheckInvariants() const;
 
+  // What validation needs to know of the fleet, computed once: per accelerator type, how many
+  // and the largest NVLink domain; the distinct node types present.
+  struct FleetFacts {
+    std::vector<uint64_t> accelerators;
+    std::vector<uint32_t> largest_domain;
+    std::vector<NodeTypeId> node_types;
+  };
+  static FleetFacts Facts(const Fleet& fleet);
+
   const Fleet& fleet_;
+  FleetFacts facts_;
   std::vector<TenantSpec> tenants_;
   EngineConfig config_;
   ClusterState cluster_;
   std::map<JobId, Job> jobs_;
   std::map<JobId, Job*> pending_;
   std::map<JobId, Job*> running_;
+  std::set<std::pair<TimeMs, JobId>> deadlines_;      // running jobs with a time limit, by deadline
+  std::set<std::pair<TimeMs, JobId>> expected_ends_;  // running jobs with an estimate or limit
   // Per tenant and accelerator type: whole accelerators in use (for quotas).
   std::vector<std::vector<uint64_t>> in_use_;
   std::vector<double> decayed_usage_;  // per tenant, accelerator-milliseconds, decayed

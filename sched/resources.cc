@@ -19,7 +19,8 @@ ClusterState::ClusterState(const Fleet& fleet)
       free_pod_(fleet.pods().size(), 0),
       free_row_(fleet.rows().size(), 0),
       free_hall_(fleet.halls().size(), 0),
-      by_free_(fleet.catalog().accelerators().size()) {
+      by_free_(fleet.catalog().accelerators().size()),
+      free_type_(fleet.catalog().accelerators().size(), 0) {
   for (uint32_t i = 0; i < fleet.nodes().size(); ++i) {
     const NodeType& type = fleet.node_type(NodeId(i));
     cpu_left_[i] = type.cpu;
@@ -54,6 +55,7 @@ void ClusterState::Reindex(NodeId n) {
   apply(free_row_[pod.row.value()]);
   apply(free_hall_[fleet_.row(pod.row).hall.value()]);
   if (std::optional<AcceleratorTypeId> type = accelerator_type(n)) {
+    free_type_[type->value()] = static_cast<uint64_t>(static_cast<int64_t>(free_type_[type->value()]) + delta);
     auto& index = by_free_[type->value()];
     if (before > 0) index.erase({before, n.value()});
     if (now > 0) index.insert({now, n.value()});

@@ -79,6 +79,8 @@ class ClusterState {
   const std::set<std::pair<uint32_t, uint32_t>>& nodes_by_free(AcceleratorTypeId t) const {
     return by_free_[t.value()];
   }
+  // Whole free accelerators of type t on schedulable nodes.
+  uint64_t free_whole(AcceleratorTypeId t) const { return free_type_[t.value()]; }
 
  private:
   void Reindex(NodeId n);
@@ -92,6 +94,7 @@ class ClusterState {
   std::vector<bool> schedulable_;
   std::vector<uint32_t> free_node_, free_domain_, free_rack_, free_pod_, free_row_, free_hall_;
   std::vector<std::set<std::pair<uint32_t, uint32_t>>> by_free_;  // per accelerator type
+  std::vector<uint64_t> free_type_;                               // per accelerator type
 };
 
 // Device indices for a task on a node, the way most policies pick them: whole accelerators are

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds (via make) and runs every benchmark in the given build folder; results go to stdout and
-# to out/bench/*.json for docs/benchmarks.md.
+# Runs every benchmark in the given (release) build folder; results go to stdout and to
+# out/bench/*.json, from which docs/benchmarks.md is written.
 set -euo pipefail
 build=${1:?usage: run-benchmarks.sh BUILD_DIR}
 cd "$(dirname "$0")/.."
 mkdir -p out/bench
-"$build/bench/joule_bench" --benchmark_out=out/bench/joule_bench.json --benchmark_out_format=json
+for b in joule_bench joule_engine_bench; do
+  "$build/bench/$b" --benchmark_out="out/bench/$b.json" --benchmark_out_format=json
+done

@@ -31,6 +31,7 @@ JobSpec Timed(JobSpec j, TimeMs estimate) {
 
 Decisions Submit(Engine& e, TimeMs now, std::vector<JobSpec> jobs) {
   std::vector<Event> events;
+  events.reserve(jobs.size());
   for (JobSpec& j : jobs) events.push_back(JobSubmitted{std::move(j)});
   return e.Step(now, events);
 }

@@ -8,9 +8,8 @@ namespace {
 TaskShape Task(Millicores cpu, uint32_t gpus, MilliGpu milli) { return TaskShape{cpu, 0, gpus, milli}; }
 
 TEST(TypicalTasksTest, MostFrequentShapesUpToCoverage) {
-  std::vector<TaskShape> w;
-  for (int i = 0; i < 6; ++i) w.push_back(Task(4000, 1, 1000));
-  for (int i = 0; i < 3; ++i) w.push_back(Task(2000, 1, 500));
+  std::vector<TaskShape> w(6, Task(4000, 1, 1000));
+  w.insert(w.end(), 3, Task(2000, 1, 500));
   w.push_back(Task(8000, 8, 1000));
   std::vector<TypicalTask> t = TypicalTasks(w, 0.85);  // 6 + 3 = 90% >= 85%
   ASSERT_EQ(t.size(), 2u);

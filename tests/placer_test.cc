@@ -84,6 +84,7 @@ TEST(PlacerTest, RandomReachesEveryFeasibleNodeAndRepeatsWithTheSeed) {
     Rng rng(seed);
     Placer placer(state, PlacementPolicy::kRandom, {}, rng, 1);
     std::vector<uint32_t> nodes;
+    nodes.reserve(60);
     for (int i = 0; i < 60; ++i) nodes.push_back(placer.Choose(kWhole1, 0)->node.value());
     return nodes;
   };

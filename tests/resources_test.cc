@@ -15,9 +15,9 @@ TEST(ClusterStateTest, FitsChecksEveryResource) {
   Fleet fleet = FleetOf({GpuNode(c, 4, 32, 256)});
   ClusterState state(fleet);
   NodeId n(0);
-  EXPECT_TRUE(state.Fits(n, TaskShape{32'000, 256 * 1024, 4, 1000}));
+  EXPECT_TRUE(state.Fits(n, TaskShape{32'000, int64_t{256} * 1024, 4, 1000}));
   EXPECT_FALSE(state.Fits(n, TaskShape{32'001, 0, 1, 1000}));
-  EXPECT_FALSE(state.Fits(n, TaskShape{0, 256 * 1024 + 1, 1, 1000}));
+  EXPECT_FALSE(state.Fits(n, TaskShape{0, int64_t{256} * 1024 + 1, 1, 1000}));
   EXPECT_FALSE(state.Fits(n, TaskShape{0, 0, 5, 1000}));
   TypeSet h200_only;
   h200_only.Add(*c.FindAccelerator("h200"));

@@ -54,7 +54,7 @@ double PackingScore(std::span<const uint16_t> left, const TaskShape& task) {
     if (task.milli_per_gpu > left[d]) continue;
     --wanted;
     free_used += left[d] == kMilliPerGpu;
-    free_ratio += left[d] * 100 / kMilliPerGpu;
+    free_ratio += int64_t{left[d]} * 100 / kMilliPerGpu;
   }
   if (free_used > 0) return static_cast<double>(std::max(kMaxScore / 2 - free_used, kMaxScore / 3));
   return static_cast<double>(std::max(kMaxScore - free_ratio / 10, kMaxScore / 2));
@@ -72,7 +72,12 @@ void Normalize(std::vector<double>& scores) {
   auto [lo, hi] = std::minmax_element(scores.begin(), scores.end());
   const int64_t low = static_cast<int64_t>(*lo), range = static_cast<int64_t>(*hi) - low;
   for (double& s : scores) {
-    s = range == 0 ? 0 : static_cast<double>((static_cast<int64_t>(s) - low) * kMaxScore / range);
+    if (range == 0) {
+      s = 0;
+      continue;
+    }
+    const int64_t normalised = (static_cast<int64_t>(s) - low) * kMaxScore / range;  // integers, as the framework
+    s = static_cast<double>(normalised);
   }
 }
 
@@ -121,6 +126,7 @@ std::optional<PlacementChoice> Placer::Choose(const TaskShape& task, uint32_t sh
   }
   if (policy_ == PlacementPolicy::kBestFit) {
     std::vector<double> raw;
+    raw.reserve(scores.size());
     for (const Scored& s : scores) raw.push_back(s.score);
     Normalize(raw);
     for (size_t i = 0; i < raw.size(); ++i) scores[i].score = raw[i];

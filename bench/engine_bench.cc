@@ -70,7 +70,7 @@ std::vector<TenantSpec> Tenants() { return France().tenants; }
 void BM_PlaceSmallJobsFromEmpty(benchmark::State& state) {
   size_t placed = 0;
   double engine_bytes = 0;  // engine and its 100,000 jobs, after the pass
-  for (auto _ : state) {  // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop idiom
+  for (auto _ : state) {    // NOLINT(clang-analyzer-deadcode.DeadStores): Google Benchmark's loop idiom
     state.PauseTiming();
     Rng rng(42);
     std::vector<Event> events = SmallJobs(1, 100'000, rng);
@@ -85,8 +85,8 @@ void BM_PlaceSmallJobsFromEmpty(benchmark::State& state) {
     state.ResumeTiming();
   }
   state.counters["placed"] = static_cast<double>(placed);
-  state.counters["placements_per_s"] =
-      benchmark::Counter(static_cast<double>(placed) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["placements_per_s"] = benchmark::Counter(
+      static_cast<double>(placed) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["engine_MB"] = engine_bytes / 1e6;
 }
 BENCHMARK(BM_PlaceSmallJobsFromEmpty)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
@@ -167,8 +167,8 @@ void BM_SteadyPassWithQueueOn90PctBusy(benchmark::State& state) {
     engine.Step(now++, {});
   }
   state.counters["pending"] = static_cast<double>(engine.pending_count());
-  state.counters["busy_pct"] =
-      100.0 * static_cast<double>(engine.cluster().allocated_milli()) / static_cast<double>(engine.cluster().capacity_milli());
+  state.counters["busy_pct"] = 100.0 * static_cast<double>(engine.cluster().allocated_milli()) /
+                               static_cast<double>(engine.cluster().capacity_milli());
 }
 BENCHMARK(BM_SteadyPassWithQueueOn90PctBusy)->Unit(benchmark::kMillisecond)->Iterations(10);
 

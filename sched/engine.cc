@@ -85,6 +85,7 @@ Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
   Decisions out;
   DecayUsage(now);
   for (const Event& e : events) Apply(now, e, out);
+  FinishPreemptions(now);
   EnforceTimeLimits(now, out);
   SchedulingPass(now, out);
   for (auto& [id, job] : pending_) {
@@ -107,7 +108,7 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
     if (it == jobs_.end()) return;
     Job& job = it->second;
     if (job.state == JobState::kRunning) {
-      out.kills.push_back({job.spec.id, KillReason::kCancelled});
+      out.kills.push_back({job.spec.id, KillReason::kCancelled, now});
       Stop(job, JobState::kCancelled);
     } else if (job.state == JobState::kPending) {
       pending_.erase(job.spec.id);
@@ -120,7 +121,7 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
     }
   } else if (const auto* e = std::get_if<NodeDown>(&event)) {
     cluster_.SetSchedulable(e->node, false);
-    KillJobsOn(e->node, out);
+    KillJobsOn(now, e->node, out);
   } else if (const auto* e = std::get_if<NodeDrain>(&event)) {
     cluster_.SetSchedulable(e->node, false);
   } else if (const auto* e = std::get_if<NodeUp>(&event)) {
@@ -190,12 +191,14 @@ void Engine::Stop(Job& job, JobState end_state) {
   running_.erase(job.spec.id);
   if (job.spec.time_limit) deadlines_.erase({job.start + *job.spec.time_limit, job.spec.id});
   if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) expected_ends_.erase({end, job.spec.id});
+  if (job.preempt_at) preempting_.erase({*job.preempt_at, job.spec.id});
+  job.preempt_at.reset();
   job.state = end_state;
 }
 
 // Jobs with a worker on a failed node are killed and go back to the queue (issue: failures adds
 // restart policies and checkpoint-aware requeue).
-void Engine::KillJobsOn(NodeId node, Decisions& out) {
+void Engine::KillJobsOn(TimeMs now, NodeId node, Decisions& out) {
   std::vector<Job*> hit;
   for (auto& [id, job] : running_) {
     for (const WorkerPlacement& p : job->workers) {
@@ -206,7 +209,7 @@ void Engine::KillJobsOn(NodeId node, Decisions& out) {
     }
   }
   for (Job* job : hit) {
-    out.kills.push_back({job->spec.id, KillReason::kNodeDown});
+    out.kills.push_back({job->spec.id, KillReason::kNodeDown, now});
     Stop(*job, JobState::kPending);
     job->reason = PendingReason::kNone;
     pending_[job->spec.id] = job;
@@ -216,7 +219,7 @@ void Engine::KillJobsOn(NodeId node, Decisions& out) {
 void Engine::EnforceTimeLimits(TimeMs now, Decisions& out) {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     Job& job = jobs_.at(deadlines_.begin()->second);
-    out.kills.push_back({job.spec.id, KillReason::kTimeLimit});
+    out.kills.push_back({job.spec.id, KillReason::kTimeLimit, now});
     Stop(job, JobState::kFailed);
   }
 }
@@ -325,6 +328,8 @@ bool Engine::BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHol
 
 void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::vector<BackfillHold> holds;
+  uint32_t preemption_tries = 0;
+  pass_candidates_.clear();
   // Shapes that found no room this pass: the state only fills up during a pass, so an identical
   // request would fail again.
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int>> failed;
@@ -358,10 +363,198 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
     }
     failed.insert(key);
     job->reason = result.reason;
+    std::erase_if(job->waiting_for, [&](JobId v) { return !jobs_.at(v).preempt_at; });
+    if (!job->waiting_for.empty()) {
+      job->reason = PendingReason::kPreempting;  // its victims are still leaving
+    } else if (config_.preemption && preemption_tries < config_.preemption_depth) {
+      ++preemption_tries;
+      if (TryPreempt(now, *job, out)) continue;
+    }
     if (holds.size() < config_.backfill_depth) {
       if (std::optional<BackfillHold> r = Reserve(now, *job)) holds.push_back(*r);
     }
   }
+}
+
+// ---- Preemption ----
+
+void Engine::FinishPreemptions(TimeMs now) {
+  while (!preempting_.empty() && preempting_.begin()->first <= now) {
+    Job& victim = jobs_.at(preempting_.begin()->second);
+    Stop(victim, JobState::kPending);
+    victim.preemptions++;
+    victim.reason = PendingReason::kNone;
+    pending_[victim.spec.id] = &victim;
+  }
+}
+
+bool Engine::FitsInReservation(const Job& job) const {
+  const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
+  const uint64_t milli = static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * job.spec.workers;
+  for (const Reservation& r : tenant.reserved) {
+    if (!job.spec.worker.types.Allows(r.type)) continue;
+    if (in_use_[job.spec.tenant.value()][r.type.value()] + milli <= uint64_t{r.accelerators} * kMilliPerGpu)
+      return true;
+  }
+  return false;
+}
+
+// Whether the job's tenant uses more than its reservation of a type the job runs on.
+bool Engine::Borrowing(const Job& job) const {
+  const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
+  for (const WorkerPlacement& p : job.workers) {
+    std::optional<AcceleratorTypeId> type = cluster_.accelerator_type(p.node);
+    if (!type) continue;
+    uint64_t reserved = 0;
+    for (const Reservation& r : tenant.reserved) reserved += r.type == *type ? r.accelerators : 0;
+    if (in_use_[job.spec.tenant.value()][type->value()] > reserved * kMilliPerGpu) return true;
+  }
+  return false;
+}
+
+// Running jobs this job may evict: of lower priority, or borrowing when the job reclaims its
+// tenant's reservation. In running-job order (by id); TryPreempt ranks them.
+std::vector<Engine::Candidate> Engine::VictimCandidates(TimeMs now, const Job& job) const {
+  const bool reclaim = FitsInReservation(job);
+  // Per tenant and type, whether the tenant runs beyond its reservation there.
+  std::vector<std::vector<bool>> borrowing(tenants_.size(), std::vector<bool>(in_use_.empty() ? 0 : in_use_[0].size()));
+  if (reclaim) {
+    for (size_t t = 0; t < tenants_.size(); ++t) {
+      for (size_t a = 0; a < borrowing[t].size(); ++a) {
+        uint64_t reserved = 0;
+        for (const Reservation& r : tenants_[t].reserved) reserved += r.type.value() == a ? r.accelerators : 0;
+        borrowing[t][a] = in_use_[t][a] > reserved * kMilliPerGpu;
+      }
+    }
+  }
+  std::vector<Candidate> candidates;
+  for (const auto& [id, k] : running_) {
+    if (k->preempt_at || (!reclaim && k->spec.priority >= job.spec.priority)) continue;
+    bool useful = job.spec.worker.gpus == 0, borrowed = false;
+    for (const WorkerPlacement& p : k->workers) {
+      auto type = cluster_.accelerator_type(p.node);
+      if (!type) continue;
+      useful = useful || job.spec.worker.types.Allows(*type);
+      borrowed = borrowed ||
+                 (reclaim && k->spec.tenant != job.spec.tenant && borrowing[k->spec.tenant.value()][type->value()]);
+    }
+    if (!useful || (k->spec.priority >= job.spec.priority && !borrowed)) continue;
+    const TimeMs elapsed = now - k->start;
+    const TimeMs since_checkpoint = k->spec.checkpoint_interval ? elapsed % *k->spec.checkpoint_interval : elapsed;
+    const int64_t size = static_cast<int64_t>(Accelerators(*k));
+    candidates.push_back({k, !borrowed, since_checkpoint * size, size});
+  }
+  return candidates;
+}
+
+// Victim choice (docs/decisions/0002): the lowest priority ceiling that makes room — never
+// evict higher-priority work to spare lower — then the fewest victims, then the least work lost,
+// borrowed capacity first. Within a ceiling: one victim if one suffices (the best by borrowed,
+// then least work lost), else victims borrowed first and largest first until the job fits, then
+// victims the job can do without are spared. The cluster state is restored exactly: victims
+// keep their resources through the grace period.
+bool Engine::TryPreempt(TimeMs now, Job& job, Decisions& out) {
+  auto release = [&](const Job* v) { ReleaseGang(cluster_, v->spec, v->workers); };
+  auto restore = [&](const Job* v) {
+    for (const WorkerPlacement& p : v->workers) cluster_.Allocate(p.node, v->spec.worker, p.devices);
+  };
+  auto job_fits = [&] {
+    GangResult r = PlaceGang(cluster_, job.spec);
+    if (r.placed()) ReleaseGang(cluster_, job.spec, r.workers);
+    return r.placed();
+  };
+  constexpr size_t kSingleProbes = 64;
+  constexpr size_t kSparingProbes = 16;
+  const CandidateKey key{job.spec.priority, job.spec.tenant.value(), job.spec.worker.types.mask,
+                         job.spec.worker.gpus == 0};
+  auto cached = pass_candidates_.find(key);
+  if (cached == pass_candidates_.end()) {
+    cached = pass_candidates_.emplace(key, VictimCandidates(now, job)).first;
+  } else {
+    std::erase_if(cached->second,
+                  [](const Candidate& c) { return c.job->preempt_at || c.job->state != JobState::kRunning; });
+  }
+  const std::vector<Candidate>& all = cached->second;
+  // Counting before probing: a fit test costs a placement, a count costs nothing.
+  uint64_t free = 0;
+  for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
+    if (job.spec.worker.types.Allows(AcceleratorTypeId(t))) free += cluster_.free_whole(AcceleratorTypeId(t));
+  }
+  const uint64_t need = Accelerators(job);
+  const uint64_t shortfall = need > free ? need - free : 0;
+  std::vector<int32_t> ceilings;  // distinct priorities: a handful
+  for (const Candidate& c : all) {
+    if (std::find(ceilings.begin(), ceilings.end(), c.job->spec.priority) == ceilings.end()) {
+      ceilings.push_back(c.job->spec.priority);
+    }
+  }
+  std::sort(ceilings.begin(), ceilings.end());
+
+  std::vector<Job*> victims;
+  for (int32_t ceiling : ceilings) {
+    // One victim: the best few that could cover the shortfall alone.
+    std::vector<const Candidate*> singles;
+    for (const Candidate& c : all) {
+      if (c.job->spec.priority <= ceiling && static_cast<uint64_t>(c.size) >= shortfall) singles.push_back(&c);
+    }
+    auto better = [](const Candidate* a, const Candidate* b) {
+      return std::tie(a->not_borrowed, a->lost, a->job->spec.id) < std::tie(b->not_borrowed, b->lost, b->job->spec.id);
+    };
+    const size_t probes = std::min(singles.size(), kSingleProbes);
+    std::partial_sort(singles.begin(), singles.begin() + static_cast<std::ptrdiff_t>(probes), singles.end(), better);
+    for (size_t i = 0; i < probes && victims.empty(); ++i) {
+      release(singles[i]->job);
+      if (job_fits()) victims.push_back(singles[i]->job);
+      restore(singles[i]->job);
+    }
+    if (!victims.empty()) break;
+    // Several: borrowed first, largest first (bucketed by size: sizes are few), id order within.
+    std::map<std::pair<bool, int64_t>, std::vector<Job*>> buckets;
+    for (const Candidate& c : all) {
+      if (c.job->spec.priority <= ceiling) buckets[{c.not_borrowed, -c.size}].push_back(c.job);
+    }
+    bool fits = false;
+    uint64_t freed = 0;
+    for (auto& [key, jobs] : buckets) {
+      for (Job* v : jobs) {
+        release(v);
+        victims.push_back(v);
+        freed += static_cast<uint64_t>(-key.second);
+        if (freed >= shortfall && (fits = job_fits())) break;
+      }
+      if (fits) break;
+    }
+    if (fits) {
+      for (size_t i = victims.size(), tries = 0; i-- > 0 && tries < kSparingProbes; ++tries) {
+        restore(victims[i]);
+        if (job_fits()) {
+          victims.erase(victims.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+          release(victims[i]);
+        }
+      }
+      for (Job* v : victims) restore(v);
+      break;
+    }
+    for (Job* v : victims) restore(v);
+    victims.clear();
+  }
+  if (victims.empty()) return false;
+  const TimeMs deadline = now + config_.preemption_grace;
+  for (Job* v : victims) {
+    v->preempt_at = deadline;
+    preempting_.insert({deadline, v->spec.id});
+    out.kills.push_back({v->spec.id, KillReason::kPreempted, deadline});
+    job.waiting_for.push_back(v->spec.id);
+  }
+  job.reason = PendingReason::kPreempting;
+  if (config_.preemption_grace > 0) return true;
+  FinishPreemptions(now);
+  job.waiting_for.clear();
+  GangResult r = PlaceGang(cluster_, job.spec);
+  JOULE_CHECK(r.placed());
+  Started(now, job, std::move(r.workers), out);
+  return true;
 }
 
 void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out) {

@@ -12,8 +12,14 @@
 //             time enough accelerators of their types free up, from running jobs' expected ends.
 //             Later jobs start now only if they end before that time or leave the reserved
 //             accelerators free (EASY backfill at depth 1, conservative at depth N);
+//   preempt — the first `preemption_depth` jobs that cannot start may evict running jobs of lower
+//             priority, or, when the job fits in its tenant's reservation, jobs of tenants that
+//             borrow beyond theirs (reclaim). Victims are whole gangs: the lowest priority
+//             ceiling that makes room, then the fewest victims, then the least work lost since
+//             the last checkpoint, borrowed capacity first (docs/decisions/0002). They get the
+//             grace period, then their resources go back and they are requeued;
 //   commit  — decisions, and an invariant check of the cluster state when enabled.
-// Not yet: preemption (minimal victims, reclaim of borrowed capacity) and power budgets.
+// Not yet: power budgets.
 // Thread-safety: not thread-safe; one thread owns an Engine.
 #pragma once
 
@@ -21,6 +27,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "model/fleet.h"
@@ -33,7 +40,10 @@ namespace joule {
 struct EngineConfig {
   uint32_t backfill_depth = 1;                           // 0: no reservations (plain priority order, greedy)
   TimeMs fair_share_half_life = 7LL * 24 * 3600 * 1000;  // Slurm's PriorityDecayHalfLife default
-  bool check_invariants = false;                         // full consistency check after every pass (tests, debug)
+  bool preemption = true;
+  TimeMs preemption_grace = 30'000;  // SIGTERM to SIGKILL
+  uint32_t preemption_depth = 2;     // blocked jobs per pass that may look for victims
+  bool check_invariants = false;     // full consistency check after every pass (tests, debug)
 };
 
 class Engine {
@@ -58,13 +68,16 @@ class Engine {
     PendingReason reported = PendingReason::kNone;  // last reason put in decisions
     std::vector<WorkerPlacement> workers;
     TimeMs start = 0;
+    std::optional<TimeMs> preempt_at;  // running, being preempted: resources go back then
+    std::vector<JobId> waiting_for;    // pending, its preemption victims still leaving
+    uint32_t preemptions = 0;          // times this job was preempted
   };
   struct BackfillHold;
 
   void Apply(TimeMs now, const Event& event, Decisions& out);
   void Submit(TimeMs now, const JobSpec& spec, Decisions& out);
   void Stop(Job& job, JobState end_state);
-  void KillJobsOn(NodeId node, Decisions& out);
+  void KillJobsOn(TimeMs now, NodeId node, Decisions& out);
   void EnforceTimeLimits(TimeMs now, Decisions& out);
   void DecayUsage(TimeMs now);
   void SchedulingPass(TimeMs now, Decisions& out);
@@ -74,6 +87,21 @@ class Engine {
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
   bool BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHold>& holds) const;
   void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out);
+  void FinishPreemptions(TimeMs now);
+  bool TryPreempt(TimeMs now, Job& job, Decisions& out);
+  struct Candidate {
+    Job* job;
+    bool not_borrowed;  // false sorts first
+    int64_t lost;       // accelerator-ms since the last checkpoint
+    int64_t size;       // accelerators
+  };
+  std::vector<Candidate> VictimCandidates(TimeMs now, const Job& job) const;
+  // Candidates depend on the preempting job's priority, tenant and types only; within one pass
+  // jobs alike share one list (victims already chosen are skipped when it is reused).
+  using CandidateKey = std::tuple<int32_t, uint32_t, uint64_t, uint32_t>;
+  std::map<CandidateKey, std::vector<Candidate>> pass_candidates_;
+  bool FitsInReservation(const Job& job) const;
+  bool Borrowing(const Job& job) const;
   uint64_t Accelerators(const Job& job) const;
   void CheckInvariants() const;
 
@@ -96,6 +124,7 @@ class Engine {
   std::map<JobId, Job*> running_;
   std::set<std::pair<TimeMs, JobId>> deadlines_;      // running jobs with a time limit, by deadline
   std::set<std::pair<TimeMs, JobId>> expected_ends_;  // running jobs with an estimate or limit
+  std::set<std::pair<TimeMs, JobId>> preempting_;     // victims in their grace period, by deadline
   // Per tenant and accelerator type: whole accelerators in use (for quotas).
   std::vector<std::vector<uint64_t>> in_use_;
   std::vector<double> decayed_usage_;  // per tenant, accelerator-milliseconds, decayed

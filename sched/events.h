@@ -45,11 +45,15 @@ struct StartJob {
   std::vector<WorkerPlacement> workers;  // one per worker, in rank order
 };
 
-enum class KillReason { kCancelled, kNodeDown, kTimeLimit };
+enum class KillReason { kCancelled, kNodeDown, kTimeLimit, kPreempted };
 
+// Stop every process of the job: SIGTERM now, SIGKILL at `deadline` (the preemption grace
+// period; equal to the step's time for immediate kills). A preempted job keeps its resources
+// until the deadline and is then requeued.
 struct KillJob {
   JobId job = 0;
   KillReason reason = KillReason::kCancelled;
+  TimeMs deadline = 0;
 };
 
 struct PendingChange {

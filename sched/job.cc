@@ -18,6 +18,8 @@ std::string_view PendingReasonName(PendingReason reason) {
       return "Dependency";
     case PendingReason::kDependencyNeverSatisfied:
       return "DependencyNeverSatisfied";
+    case PendingReason::kPreempting:
+      return "Preempting";
   }
   return "?";
 }

@@ -47,6 +47,7 @@ enum class PendingReason {
   kQuotaExceeded,             // its tenant is at its reservation plus borrowing limit
   kDependency,                // waits for jobs in after_ok
   kDependencyNeverSatisfied,  // a job in after_ok failed or was cancelled
+  kPreempting,                // lower-priority or borrowed work is being preempted to make room for it
 };
 
 std::string_view PendingReasonName(PendingReason reason);

@@ -169,7 +169,7 @@ TEST(EngineTest, AfterOkWaitsAndNeverSatisfiedOnFailure) {
 // waits. At t=100 the gang starts on time.
 TEST(EngineTest, EasyBackfillNeverDelaysTheReservation) {
   TwoNodes f;
-  Engine e(f.fleet, OneTenant(), {.check_invariants = true});
+  Engine e(f.fleet, OneTenant(), {.preemption = false, .check_invariants = true});
   Submit(e, 0, {Timed(Job(1, 1, 8), 100)});
   Decisions d = Submit(e, 1, {Timed(Job(2, 2, 8, 5), 1000), Timed(Job(3, 1, 4), 49), Timed(Job(4, 1, 4), 500)});
   EXPECT_FALSE(Started(d, 2));
@@ -184,7 +184,7 @@ TEST(EngineTest, EasyBackfillNeverDelaysTheReservation) {
 
 TEST(EngineTest, WithoutReservationsSmallJobsCanStarveTheGang) {
   TwoNodes f;
-  Engine e(f.fleet, OneTenant(), {.backfill_depth = 0});
+  Engine e(f.fleet, OneTenant(), {.backfill_depth = 0, .preemption = false});
   Submit(e, 0, {Timed(Job(1, 1, 8), 100)});
   Decisions d = Submit(e, 1, {Timed(Job(2, 2, 8, 5), 1000), Timed(Job(4, 1, 4), 500)});
   EXPECT_TRUE(Started(d, 4));  // the long job takes the free GPUs: the gang will wait past t=100
@@ -245,6 +245,95 @@ TEST(EngineTest, CancelStopsRunningAndPendingJobs) {
   EXPECT_EQ(e.state(1), JobState::kCancelled);
   EXPECT_EQ(e.state(2), JobState::kCancelled);
   EXPECT_EQ(e.cluster().allocated_milli(), 0);
+}
+
+// ---- Preemption ----
+
+// Node 0: job 1 (8 GPUs). Node 1: jobs 2 and 3 (4 GPUs each). All priority 0 unless given.
+struct Busy {
+  TwoNodes f;
+  Engine e;
+  explicit Busy(EngineConfig config, int32_t p1 = 0, int32_t p2 = 0, int32_t p3 = 0) : e(f.fleet, OneTenant(), config) {
+    Submit(e, 0, {Job(1, 1, 8, p1)});
+    Submit(e, 0, {Job(2, 1, 4, p2), Job(3, 1, 4, p3)});
+  }
+};
+
+std::vector<JobId> Killed(const Decisions& d, KillReason reason) {
+  std::vector<JobId> ids;
+  for (const KillJob& k : d.kills) {
+    if (k.reason == reason) ids.push_back(k.job);
+  }
+  return ids;
+}
+
+TEST(PreemptionTest, FewestVictimsThenGraceThenRequeue) {
+  Busy b({.preemption_grace = 30, .check_invariants = true});
+  Decisions d = Submit(b.e, 10, {Job(9, 1, 8, 5)});
+  EXPECT_EQ(Killed(d, KillReason::kPreempted), std::vector<JobId>{1});  // one victim, not two
+  EXPECT_EQ(d.kills[0].deadline, 40);
+  EXPECT_EQ(b.e.pending_reason(9), PendingReason::kPreempting);
+  d = b.e.Step(39, {});
+  EXPECT_FALSE(Started(d, 9));  // the victim keeps its GPUs through the grace period
+  EXPECT_EQ(b.e.state(1), JobState::kRunning);
+  d = b.e.Step(40, {});
+  EXPECT_TRUE(Started(d, 9));
+  EXPECT_EQ(b.e.state(1), JobState::kPending);  // requeued
+}
+
+TEST(PreemptionTest, LowestPriorityGoesFirst) {
+  Busy b({.preemption_grace = 0, .check_invariants = true}, /*p1=*/3, /*p2=*/1, /*p3=*/1);
+  Decisions d = Submit(b.e, 10, {Job(9, 1, 8, 5)});
+  // Jobs 2 and 3 (priority 1) make room together; job 1 (priority 3) is spared.
+  EXPECT_EQ(Killed(d, KillReason::kPreempted), (std::vector<JobId>{2, 3}));
+  EXPECT_TRUE(Started(d, 9));  // no grace: starts in the same pass
+}
+
+TEST(PreemptionTest, SparesVictimsTheJobDoesNotNeed) {
+  Busy b({.preemption_grace = 0, .check_invariants = true}, 0, 0, 0);
+  // A 4-GPU job needs one victim of 4 GPUs, not the 8-GPU job nor both small ones.
+  Decisions d = Submit(b.e, 10, {Job(9, 1, 4, 5)});
+  ASSERT_EQ(Killed(d, KillReason::kPreempted).size(), 1u);
+  EXPECT_NE(Killed(d, KillReason::kPreempted)[0], 1u);
+}
+
+TEST(PreemptionTest, LeastWorkLostSinceCheckpointGoesFirst) {
+  TwoNodes f;
+  Engine e(f.fleet, OneTenant(), {.preemption_grace = 0});
+  JobSpec a = Job(1, 1, 8);
+  a.checkpoint_interval = 100;  // at t=150 it has lost 50 ms since its checkpoint
+  JobSpec b = Job(2, 1, 8);     // no checkpoint: loses all 150 ms
+  Submit(e, 0, {a, b});
+  Decisions d = Submit(e, 150, {Job(9, 1, 8, 5)});
+  EXPECT_EQ(Killed(d, KillReason::kPreempted), std::vector<JobId>{1});
+}
+
+TEST(PreemptionTest, EqualPriorityIsNotPreemptedAndGangsDieWhole) {
+  TwoNodes f;
+  Engine e(f.fleet, OneTenant(), {.preemption_grace = 0, .check_invariants = true});
+  Submit(e, 0, {Job(1, 2, 8, 1)});  // one gang over both nodes
+  Decisions d = Submit(e, 1, {Job(2, 1, 8, 1)});
+  EXPECT_TRUE(d.kills.empty());
+  d = Submit(e, 2, {Job(3, 1, 4, 2)});
+  EXPECT_EQ(Killed(d, KillReason::kPreempted), std::vector<JobId>{1});
+  EXPECT_EQ(e.placement(1), nullptr);  // both workers gone
+  EXPECT_TRUE(Started(d, 3));
+}
+
+TEST(PreemptionTest, OwnerReclaimsBorrowedCapacity) {
+  TwoNodes f;
+  AcceleratorTypeId h100 = *f.catalog.FindAccelerator("h100-sxm");
+  std::vector<TenantSpec> tenants = {TenantSpec{"owner", {{h100, 8}}}, TenantSpec{"borrower"}};
+  Engine e(f.fleet, tenants, {.preemption_grace = 0, .check_invariants = true});
+  JobSpec b1 = Job(1, 1, 8), b2 = Job(2, 1, 8);
+  b1.tenant = b2.tenant = TenantId(1);
+  Submit(e, 0, {b1, b2});                      // the borrower holds all 16 GPUs, 8 of them reserved for the owner
+  Decisions d = Submit(e, 1, {Job(3, 1, 8)});  // same priority, within the owner's reservation
+  EXPECT_EQ(Killed(d, KillReason::kPreempted).size(), 1u);
+  EXPECT_TRUE(Started(d, 3));
+  // Beyond its reservation, the owner cannot reclaim.
+  d = Submit(e, 2, {Job(4, 1, 8)});
+  EXPECT_TRUE(d.kills.empty());
 }
 
 // ---- Property test: random fleets and workloads, decisions checked against an independent
@@ -309,8 +398,13 @@ TEST(EnginePropertyTest, RandomWorkloadsNeverDoubleBookAndGangsStayWhole) {
     }
     Fleet fleet = FleetOf(types, 2);
     std::vector<TenantSpec> tenants = {TenantSpec{"a", {}, 12}, TenantSpec{"b"}};
-    Engine engine(fleet, tenants, {.backfill_depth = static_cast<uint32_t>(rng.Uniform(3)), .check_invariants = true});
+    Engine engine(fleet, tenants,
+                  {.backfill_depth = static_cast<uint32_t>(rng.Uniform(3)),
+                   .preemption = rng.Uniform(4) != 0,
+                   .preemption_grace = static_cast<TimeMs>(rng.Uniform(6)),
+                   .check_invariants = true});
     Ledger ledger(fleet);
+    std::multimap<TimeMs, JobId> releases;  // preempted jobs hold their resources until then
     std::map<JobId, JobSpec> submitted;
     JobId next = 1;
     for (TimeMs now = 0; now < 200; ++now) {
@@ -340,8 +434,18 @@ TEST(EnginePropertyTest, RandomWorkloadsNeverDoubleBookAndGangsStayWhole) {
       for (const Event& ev : events) {
         if (const auto* f = std::get_if<JobFinished>(&ev)) ledger.End(f->job);
       }
+      while (!releases.empty() && releases.begin()->first <= now) {
+        ledger.End(releases.begin()->second);
+        releases.erase(releases.begin());
+      }
       Decisions d = engine.Step(now, events);
-      for (const KillJob& k : d.kills) ledger.End(k.job);
+      for (const KillJob& k : d.kills) {
+        if (k.reason == KillReason::kPreempted && k.deadline > now) {
+          releases.insert({k.deadline, k.job});
+        } else {
+          ledger.End(k.job);
+        }
+      }
       for (const StartJob& s : d.starts) {
         ledger.Start(submitted.at(s.job), s.workers);
         if (::testing::Test::HasFatalFailure()) return;

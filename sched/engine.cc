@@ -330,6 +330,7 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::vector<BackfillHold> holds;
   uint32_t preemption_tries = 0;
   pass_candidates_.clear();
+  shared_placer_.reset();
   // Shapes that found no room this pass: the state only fills up during a pass, so an identical
   // request would fail again.
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int>> failed;
@@ -350,7 +351,7 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
     if (failed.count(key)) {
       result.reason = job->reason == PendingReason::kNone ? PendingReason::kResources : job->reason;
     } else {
-      result = PlaceGang(cluster_, job->spec);
+      result = PlaceGang(cluster_, job->spec, w.Shared() ? SharedPlacer() : nullptr);
     }
     if (result.placed()) {
       const uint64_t need = Accelerators(*job);
@@ -374,6 +375,20 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
       if (std::optional<BackfillHold> r = Reserve(now, *job)) holds.push_back(*r);
     }
   }
+}
+
+// The typical tasks are the worker shapes of everything queued or running now: the workload the
+// fleet must keep room for.
+Placer* Engine::SharedPlacer() {
+  if (!shared_placer_) {
+    std::vector<TaskShape> workload;
+    workload.reserve(pending_.size() + running_.size());
+    for (const auto& [id, job] : pending_) workload.push_back(job->spec.worker);
+    for (const auto& [id, job] : running_) workload.push_back(job->spec.worker);
+    shared_placer_ = std::make_unique<Placer>(cluster_, config_.shared_policy, TypicalTasks(workload, 0.95),
+                                              shared_rng_, /*shapes=*/0);
+  }
+  return shared_placer_.get();
 }
 
 // ---- Preemption ----

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <span>
@@ -33,6 +34,7 @@
 #include "model/fleet.h"
 #include "model/tenant.h"
 #include "sched/events.h"
+#include "sched/placement/placer.h"
 #include "sched/resources.h"
 
 namespace joule {
@@ -44,6 +46,10 @@ struct EngineConfig {
   TimeMs preemption_grace = 30'000;  // SIGTERM to SIGKILL
   uint32_t preemption_depth = 2;     // blocked jobs per pass that may look for victims
   bool check_invariants = false;     // full consistency check after every pass (tests, debug)
+  // How shared fractions of an accelerator are placed: a fragmentation-gradient scorer over the
+  // typical tasks of the queued and running work (FGD, Weng et al. ATC'23, reproduced in
+  // docs/benchmarks.md), or Joule's variant.
+  PlacementPolicy shared_policy = PlacementPolicy::kFgd;
 };
 
 class Engine {
@@ -100,6 +106,10 @@ class Engine {
   // jobs alike share one list (victims already chosen are skipped when it is reused).
   using CandidateKey = std::tuple<int32_t, uint32_t, uint64_t, uint32_t>;
   std::map<CandidateKey, std::vector<Candidate>> pass_candidates_;
+  // The fragmentation-aware placer for shared fractions, built per pass when needed.
+  std::unique_ptr<Placer> shared_placer_;
+  Rng shared_rng_{0};  // only the Random policy draws; the engine's choices are deterministic
+  Placer* SharedPlacer();
   bool FitsInReservation(const Job& job) const;
   bool Borrowing(const Job& job) const;
   uint64_t Accelerators(const Job& job) const;

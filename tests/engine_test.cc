@@ -247,6 +247,24 @@ TEST(EngineTest, CancelStopsRunningAndPendingJobs) {
   EXPECT_EQ(e.cluster().allocated_milli(), 0);
 }
 
+TEST(EngineTest, SharedFractionsFillPartlyUsedDevicesFirst) {
+  TwoNodes f;
+  for (PlacementPolicy policy : {PlacementPolicy::kFgd, PlacementPolicy::kJoule}) {
+    Engine e(f.fleet, OneTenant(), {.check_invariants = true, .shared_policy = policy});
+    JobSpec half = Job(1, 1, 1);
+    half.worker.milli_per_gpu = 500;
+    JobSpec third = Job(2, 1, 1);
+    third.worker.milli_per_gpu = 300;
+    Decisions d = Submit(e, 0, {half, Job(3, 1, 1), Job(4, 1, 1)});
+    ASSERT_TRUE(Started(d, 1));
+    const WorkerPlacement first = e.placement(1)->at(0);
+    d = Submit(e, 1, {third});
+    ASSERT_TRUE(Started(d, 2)) << PolicyName(policy);
+    EXPECT_EQ(e.placement(2)->at(0).node, first.node) << PolicyName(policy);
+    EXPECT_EQ(e.placement(2)->at(0).devices, first.devices) << PolicyName(policy);
+  }
+}
+
 // ---- Preemption ----
 
 // Node 0: job 1 (8 GPUs). Node 1: jobs 2 and 3 (4 GPUs each). All priority 0 unless given.

@@ -15,7 +15,8 @@ struct Unit {
 
 class Gang {
  public:
-  Gang(ClusterState& state, const JobSpec& job) : state_(state), fleet_(state.fleet()), job_(job) {}
+  Gang(ClusterState& state, const JobSpec& job, Placer* shared)
+      : state_(state), fleet_(state.fleet()), job_(job), shared_(shared) {}
 
   GangResult Place() {
     const TaskShape& w = job_.worker;
@@ -166,6 +167,15 @@ class Gang {
   // node with room. Each worker is allocated before the next is placed.
   bool PlaceOneByOne() {
     for (uint32_t i = 0; i < job_.workers; ++i) {
+      if (shared_ && job_.worker.Shared()) {
+        std::optional<PlacementChoice> c = shared_->Choose(job_.worker, 0);
+        if (!c) {
+          reason_ = PendingReason::kResources;
+          return false;
+        }
+        Take(c->node, std::move(c->devices));
+        continue;
+      }
       std::optional<NodeId> best;
       uint32_t best_left = UINT32_MAX;
       for (uint32_t n = 0; n < fleet_.nodes().size(); ++n) {
@@ -194,13 +204,16 @@ class Gang {
   ClusterState& state_;
   const Fleet& fleet_;
   const JobSpec& job_;
+  Placer* shared_;
   std::vector<WorkerPlacement> placed_;
   PendingReason reason_ = PendingReason::kResources;
 };
 
 }  // namespace
 
-GangResult PlaceGang(ClusterState& state, const JobSpec& job) { return Gang(state, job).Place(); }
+GangResult PlaceGang(ClusterState& state, const JobSpec& job, Placer* shared) {
+  return Gang(state, job, shared).Place();
+}
 
 void ReleaseGang(ClusterState& state, const JobSpec& job, const std::vector<WorkerPlacement>& workers) {
   for (const WorkerPlacement& p : workers) state.Release(p.node, job.worker, p.devices);

@@ -12,6 +12,7 @@
 
 #include "sched/events.h"
 #include "sched/job.h"
+#include "sched/placement/placer.h"
 #include "sched/resources.h"
 
 namespace joule {
@@ -23,7 +24,10 @@ struct GangResult {
   bool placed() const { return !workers.empty(); }
 };
 
-GangResult PlaceGang(ClusterState& state, const JobSpec& job);
+// `shared`, when given, chooses nodes and devices for shared fractions (a fragmentation-aware
+// Placer); without it they take the tightest device that fits. REQUIRES: `shared` places on
+// `state`.
+GangResult PlaceGang(ClusterState& state, const JobSpec& job, Placer* shared = nullptr);
 
 // Releases what PlaceGang allocated for the job.
 void ReleaseGang(ClusterState& state, const JobSpec& job, const std::vector<WorkerPlacement>& workers);

@@ -107,7 +107,7 @@ Placer::Placer(const ClusterState& state, PlacementPolicy policy, std::vector<Ty
 }
 
 std::optional<PlacementChoice> Placer::Choose(const TaskShape& task, uint32_t shape_id) {
-  JOULE_CHECK(shape_id < shapes_);
+  JOULE_CHECK(shapes_ == 0 || shape_id < shapes_);
   std::vector<NodeId> feasible;
   for (uint32_t i = 0; i < state_.fleet().nodes().size(); ++i) {
     if (state_.Fits(NodeId(i), task)) feasible.push_back(NodeId(i));

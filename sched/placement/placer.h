@@ -32,7 +32,8 @@ struct PlacementChoice {
 class Placer {
  public:
   // `typical` is the workload's typical tasks (only FGD and Joule's scorer use it). `rng` must
-  // outlive the Placer. `shapes` bounds the shape ids passed to Choose (for per-node caching).
+  // outlive the Placer. `shapes` bounds the shape ids passed to Choose, for caching scores per
+  // node and shape; 0 turns that cache off (large fleets: it costs nodes x shapes entries).
   Placer(const ClusterState& state, PlacementPolicy policy, std::vector<TypicalTask> typical, Rng& rng,
          uint32_t shapes);
 

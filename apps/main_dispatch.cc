@@ -10,6 +10,7 @@ int Main(int argc, char** argv) {
   CommandFn run;
   AddFleetCommand(app, run);
   AddPlaceCommand(app, run);
+  AddScheduleCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

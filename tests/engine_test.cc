@@ -136,7 +136,14 @@ TEST(EngineTest, NvlinkDomainRequirementKeepsTheGangInOneRack) {
               }()});
   EXPECT_TRUE(Started(d, 2));
   EXPECT_FALSE(Started(d, 3));
-  EXPECT_EQ(e.pending_reason(3), PendingReason::kTopology);
+  EXPECT_EQ(e.pending_reason(3), PendingReason::kResources);  // no free GB200 anywhere
+  // 8 GPUs free on each rack: 16 in all, but not 16 in one domain.
+  JobSpec small = j;
+  small.id = 4;
+  small.workers = 4;
+  d = Submit(e, 2, {small});
+  EXPECT_FALSE(Started(d, 4));
+  EXPECT_EQ(e.pending_reason(4), PendingReason::kTopology);
 }
 
 TEST(EngineTest, HigherPriorityGoesFirst) {

@@ -91,7 +91,12 @@ class Gang {
         Rollback();
       }
     }
-    reason_ = domain_only ? PendingReason::kTopology : PendingReason::kResources;
+    // Topology only when the accelerators exist but not together where the job needs them.
+    uint64_t free = 0;
+    for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
+      if (job_.worker.types.Allows(AcceleratorTypeId(t))) free += state_.free_whole(AcceleratorTypeId(t));
+    }
+    reason_ = domain_only && free >= need ? PendingReason::kTopology : PendingReason::kResources;
     return false;
   }
 

@@ -1,0 +1,91 @@
+// `joule schedule`: drives the engine through an event script on a scenario's fleet and prints
+// every decision, one per line — the golden tests' format and a way to watch the engine think.
+#include <iostream>
+#include <memory>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "io/event_script.h"
+#include "io/scenario.h"
+#include "sched/engine.h"
+
+namespace joule::apps {
+namespace {
+
+struct ScheduleOptions {
+  std::string scenario;
+  std::string events;
+};
+
+std::string_view KillReasonName(KillReason r) {
+  switch (r) {
+    case KillReason::kCancelled:
+      return "Cancelled";
+    case KillReason::kNodeDown:
+      return "NodeDown";
+    case KillReason::kTimeLimit:
+      return "TimeLimit";
+    case KillReason::kPreempted:
+      return "Preempted";
+  }
+  return "?";
+}
+
+std::string Workers(const Fleet& fleet, const std::vector<WorkerPlacement>& workers) {
+  std::string out;
+  for (const WorkerPlacement& w : workers) {
+    out += fmt::format(" {}[{}]", fleet.NodeName(w.node), fmt::join(w.devices, ","));
+  }
+  return out;
+}
+
+void Print(TimeMs at, const Decisions& d, const Fleet& fleet) {
+  for (const Rejection& r : d.rejections) fmt::print("t={} reject {}: {}\n", at, r.job, r.reason);
+  for (const KillJob& k : d.kills) {
+    fmt::print("t={} kill {} {}{}\n", at, k.job, KillReasonName(k.reason),
+               k.deadline > at ? fmt::format(" sigkill_at={}", k.deadline) : "");
+  }
+  for (const StartJob& s : d.starts) fmt::print("t={} start {}{}\n", at, s.job, Workers(fleet, s.workers));
+  for (const PendingChange& p : d.pending) fmt::print("t={} pending {} {}\n", at, p.job, PendingReasonName(p.reason));
+}
+
+int RunSchedule(const ScheduleOptions& o) {
+  Result<io::Scenario> scenario = io::LoadScenario(o.scenario);
+  if (!scenario.ok()) {
+    std::cerr << scenario.status().message() << "\n";
+    return kExitBadInput;
+  }
+  Result<io::EventScript> script = io::LoadEventScript(o.events, scenario.value());
+  if (!script.ok()) {
+    std::cerr << script.status().message() << "\n";
+    return kExitBadInput;
+  }
+  std::vector<TenantSpec> tenants = scenario->tenants;
+  if (tenants.empty()) tenants.push_back(TenantSpec{"default"});
+  Engine engine(scenario->fleet, tenants, script->config);
+  std::set<JobId> submitted;
+  for (const io::ScriptStep& step : script->steps) {
+    for (const Event& e : step.events) {
+      if (const auto* s = std::get_if<JobSubmitted>(&e)) submitted.insert(s->spec.id);
+    }
+    Print(step.at, engine.Step(step.at, step.events), scenario->fleet);
+  }
+  for (JobId id : submitted) {
+    if (std::optional<JobState> state = engine.state(id)) fmt::print("end {} {}\n", id, JobStateName(*state));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddScheduleCommand(CLI::App& app, CommandFn& run) {
+  auto o = std::make_shared<ScheduleOptions>();
+  CLI::App* cmd = app.add_subcommand("schedule", "Run the scheduling engine through an event script");
+  cmd->add_option("--scenario", o->scenario, "Scenario file (YAML) giving the fleet and tenants")->required();
+  cmd->add_option("--events", o->events, "Event script (YAML, docs/event-script.md)")->required();
+  cmd->callback([&run, o] { run = [o] { return RunSchedule(*o); }; });
+}
+
+}  // namespace joule::apps

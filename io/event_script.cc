@@ -1,0 +1,178 @@
+#include "io/event_script.h"
+
+#include <cmath>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "io/yaml_fields.h"
+
+namespace joule::io {
+namespace {
+
+std::string Indexed(const std::string& path, size_t i) { return fmt::format("{}[{}]", path, i); }
+
+class ScriptParser {
+ public:
+  ScriptParser(std::string path, const Scenario& scenario) : path_(std::move(path)), scenario_(scenario) {
+    const Fleet& fleet = scenario.fleet;
+    for (uint32_t n = 0; n < fleet.nodes().size(); ++n) nodes_.emplace(std::string(fleet.NodeName(NodeId(n))), n);
+  }
+
+  Result<EventScript> Load() {
+    try {
+      YAML::Node root = YAML::LoadFile(path_);
+      Fields top(root, "", {"config", "steps"});
+      EventScript script;
+      if (top.Has("config")) script.config = Config(Fields(top.Get("config"), "config", kConfigKeys));
+      YAML::Node steps = top.List("steps");
+      for (size_t i = 0; i < steps.size(); ++i) script.steps.push_back(Step(steps[i], Indexed("steps", i), script));
+      return script;
+    } catch (const YAML::BadFile&) {
+      return Status::Error(fmt::format("{}: cannot open event script", path_));
+    } catch (const YAML::ParserException& e) {
+      return Status::Error(fmt::format("{}:{}:{}: syntax: {}", path_, e.mark.line + 1, e.mark.column + 1, e.msg));
+    } catch (const YamlError& e) {
+      return Status::Error(e.Format(path_));
+    }
+  }
+
+ private:
+  static inline const std::vector<std::string_view> kConfigKeys = {
+      "backfill_depth", "preemption", "preemption_grace_ms", "preemption_depth", "shared_policy"};
+
+  EngineConfig Config(const Fields& f) {
+    EngineConfig c;
+    c.check_invariants = true;
+    if (f.Has("backfill_depth")) c.backfill_depth = static_cast<uint32_t>(f.Number("backfill_depth", 0, 1000));
+    if (f.Has("preemption")) c.preemption = Bool(f, "preemption");
+    if (f.Has("preemption_grace_ms")) c.preemption_grace = std::llround(f.Number("preemption_grace_ms", 0, 1e12));
+    if (f.Has("preemption_depth")) c.preemption_depth = f.Count("preemption_depth");
+    if (f.Has("shared_policy")) {
+      std::string name = f.String("shared_policy");
+      std::optional<PlacementPolicy> p = ParsePlacementPolicy(name);
+      if (!p) f.Fail("shared_policy", fmt::format("unknown policy '{}'", name));
+      c.shared_policy = *p;
+    }
+    return c;
+  }
+
+  static bool Bool(const Fields& f, std::string_view key) {
+    bool b = false;
+    if (!YAML::convert<bool>::decode(f.Get(key), b)) f.Fail(key, "must be true or false");
+    return b;
+  }
+
+  ScriptStep Step(const YAML::Node& node, const std::string& path, const EventScript& script) {
+    Fields f(node, path, {"at_ms", "submit", "finish", "fail", "cancel", "node_down", "node_up", "drain"});
+    ScriptStep step{std::llround(f.Number("at_ms", 0, 1e15)), {}};
+    if (!script.steps.empty() && step.at < script.steps.back().at) {
+      f.Fail("at_ms", fmt::format("steps must be in time order (previous step at {})", script.steps.back().at));
+    }
+    if (f.Has("submit")) {
+      YAML::Node jobs = f.List("submit");
+      for (size_t i = 0; i < jobs.size(); ++i)
+        step.events.push_back(JobSubmitted{Job(jobs[i], Indexed(f.PathOf("submit"), i))});
+    }
+    for (const char* key : {"finish", "fail", "cancel"}) {
+      if (!f.Has(key)) continue;
+      YAML::Node ids = f.List(key);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        JobId id = Id(ids[i], Indexed(f.PathOf(key), i));
+        if (std::string_view(key) == "cancel") {
+          step.events.push_back(JobCancelled{id});
+        } else {
+          step.events.push_back(JobFinished{id, std::string_view(key) == "finish"});
+        }
+      }
+    }
+    for (const char* key : {"node_down", "node_up", "drain"}) {
+      if (!f.Has(key)) continue;
+      YAML::Node names = f.List(key);
+      for (size_t i = 0; i < names.size(); ++i) {
+        NodeId n = NodeNamed(names[i], Indexed(f.PathOf(key), i));
+        if (std::string_view(key) == "node_down") step.events.push_back(NodeDown{n});
+        if (std::string_view(key) == "node_up") step.events.push_back(NodeUp{n});
+        if (std::string_view(key) == "drain") step.events.push_back(NodeDrain{n});
+      }
+    }
+    return step;
+  }
+
+  static JobId Id(const YAML::Node& node, const std::string& path) {
+    uint64_t id = 0;
+    if (!node.IsScalar() || !YAML::convert<uint64_t>::decode(node, id)) ThrowAt(node, path, "must be a job id");
+    return id;
+  }
+
+  NodeId NodeNamed(const YAML::Node& node, const std::string& path) {
+    auto it = node.IsScalar() ? nodes_.find(node.Scalar()) : nodes_.end();
+    if (it == nodes_.end()) ThrowAt(node, path, fmt::format("unknown node '{}'", node.IsScalar() ? node.Scalar() : ""));
+    return NodeId(it->second);
+  }
+
+  JobSpec Job(const YAML::Node& node, const std::string& path) {
+    Fields f(node, path,
+             {"id", "tenant", "workers", "gpus", "milli", "cpu", "memory_gib", "types", "priority", "topology",
+              "estimate_ms", "time_limit_ms", "checkpoint_ms", "after_ok"});
+    JobSpec j;
+    if (!f.Has("id")) f.FailMissing("id");
+    j.id = Id(f.Get("id"), f.PathOf("id"));
+    j.tenant = TenantNamed(f);
+    j.workers = f.OptCount("workers").value_or(1);
+    j.worker.gpus = static_cast<uint32_t>(f.Has("gpus") ? f.Number("gpus", 0, 1024) : 0);
+    j.worker.milli_per_gpu = j.worker.gpus == 0 ? 0 : std::llround(f.Has("milli") ? f.Number("milli", 1, 1000) : 1000);
+    j.worker.cpu = std::llround((f.Has("cpu") ? f.Number("cpu", 0, 1e6) : 1) * 1000);
+    j.worker.memory = std::llround((f.Has("memory_gib") ? f.Number("memory_gib", 0, 1e6) : 1) * 1024);
+    if (f.Has("types")) {
+      YAML::Node types = f.List("types");
+      for (size_t i = 0; i < types.size(); ++i) {
+        auto id = types[i].IsScalar() ? scenario_.fleet.catalog().FindAccelerator(types[i].Scalar()) : std::nullopt;
+        if (!id) ThrowAt(types[i], Indexed(f.PathOf("types"), i), "unknown accelerator type");
+        j.worker.types.Add(*id);
+      }
+    }
+    j.priority = static_cast<int32_t>(f.Has("priority") ? f.Number("priority", -1e6, 1e6) : 0);
+    if (f.Has("topology")) {
+      std::string t = f.String("topology");
+      if (t == "any")
+        j.topology = TopologyRule::kAny;
+      else if (t == "prefer-compact")
+        j.topology = TopologyRule::kPreferCompact;
+      else if (t == "require-nvlink-domain")
+        j.topology = TopologyRule::kRequireNvlinkDomain;
+      else
+        f.Fail("topology", "must be any, prefer-compact or require-nvlink-domain");
+    }
+    if (f.Has("estimate_ms")) j.runtime_estimate = std::llround(f.Number("estimate_ms", 1, 1e15));
+    if (f.Has("time_limit_ms")) j.time_limit = std::llround(f.Number("time_limit_ms", 1, 1e15));
+    if (f.Has("checkpoint_ms")) j.checkpoint_interval = std::llround(f.Number("checkpoint_ms", 1, 1e15));
+    if (f.Has("after_ok")) {
+      YAML::Node deps = f.List("after_ok");
+      for (size_t i = 0; i < deps.size(); ++i) j.after_ok.push_back(Id(deps[i], Indexed(f.PathOf("after_ok"), i)));
+    }
+    return j;
+  }
+
+  TenantId TenantNamed(const Fields& f) {
+    if (!f.Has("tenant")) return TenantId(0);
+    std::string name = f.String("tenant");
+    for (uint32_t t = 0; t < scenario_.tenants.size(); ++t) {
+      if (scenario_.tenants[t].name == name) return TenantId(t);
+    }
+    f.Fail("tenant", fmt::format("unknown tenant '{}'", name));
+  }
+
+  std::string path_;
+  const Scenario& scenario_;
+  std::unordered_map<std::string, uint32_t> nodes_;
+};
+
+}  // namespace
+
+Result<EventScript> LoadEventScript(const std::string& path, const Scenario& scenario) {
+  return ScriptParser(path, scenario).Load();
+}
+
+}  // namespace joule::io

@@ -19,20 +19,6 @@ struct ScheduleOptions {
   std::string events;
 };
 
-std::string_view KillReasonName(KillReason r) {
-  switch (r) {
-    case KillReason::kCancelled:
-      return "Cancelled";
-    case KillReason::kNodeDown:
-      return "NodeDown";
-    case KillReason::kTimeLimit:
-      return "TimeLimit";
-    case KillReason::kPreempted:
-      return "Preempted";
-  }
-  return "?";
-}
-
 std::string Workers(const Fleet& fleet, const std::vector<WorkerPlacement>& workers) {
   std::string out;
   for (const WorkerPlacement& w : workers) {

@@ -21,21 +21,14 @@ class ScriptParser {
   }
 
   Result<EventScript> Load() {
-    try {
-      YAML::Node root = YAML::LoadFile(path_);
+    return ParseYamlFile<EventScript>(path_, "event script", [&](const YAML::Node& root) {
       Fields top(root, "", {"config", "steps"});
       EventScript script;
       if (top.Has("config")) script.config = Config(Fields(top.Get("config"), "config", kConfigKeys));
       YAML::Node steps = top.List("steps");
       for (size_t i = 0; i < steps.size(); ++i) script.steps.push_back(Step(steps[i], Indexed("steps", i), script));
       return script;
-    } catch (const YAML::BadFile&) {
-      return Status::Error(fmt::format("{}: cannot open event script", path_));
-    } catch (const YAML::ParserException& e) {
-      return Status::Error(fmt::format("{}:{}:{}: syntax: {}", path_, e.mark.line + 1, e.mark.column + 1, e.msg));
-    } catch (const YamlError& e) {
-      return Status::Error(e.Format(path_));
-    }
+    });
   }
 
  private:
@@ -134,17 +127,7 @@ class ScriptParser {
       }
     }
     j.priority = static_cast<int32_t>(f.Has("priority") ? f.Number("priority", -1e6, 1e6) : 0);
-    if (f.Has("topology")) {
-      std::string t = f.String("topology");
-      if (t == "any")
-        j.topology = TopologyRule::kAny;
-      else if (t == "prefer-compact")
-        j.topology = TopologyRule::kPreferCompact;
-      else if (t == "require-nvlink-domain")
-        j.topology = TopologyRule::kRequireNvlinkDomain;
-      else
-        f.Fail("topology", "must be any, prefer-compact or require-nvlink-domain");
-    }
+    if (f.Has("topology")) j.topology = Topology(f);
     if (f.Has("estimate_ms")) j.runtime_estimate = std::llround(f.Number("estimate_ms", 1, 1e15));
     if (f.Has("time_limit_ms")) j.time_limit = std::llround(f.Number("time_limit_ms", 1, 1e15));
     if (f.Has("checkpoint_ms")) j.checkpoint_interval = std::llround(f.Number("checkpoint_ms", 1, 1e15));
@@ -153,6 +136,19 @@ class ScriptParser {
       for (size_t i = 0; i < deps.size(); ++i) j.after_ok.push_back(Id(deps[i], Indexed(f.PathOf("after_ok"), i)));
     }
     return j;
+  }
+
+  static TopologyRule Topology(const Fields& f) {
+    static constexpr std::pair<std::string_view, TopologyRule> kRules[] = {
+        {"any", TopologyRule::kAny},
+        {"prefer-compact", TopologyRule::kPreferCompact},
+        {"require-nvlink-domain", TopologyRule::kRequireNvlinkDomain},
+    };
+    std::string name = f.String("topology");
+    for (auto [n, rule] : kRules) {
+      if (n == name) return rule;
+    }
+    f.Fail("topology", "must be any, prefer-compact or require-nvlink-domain");
   }
 
   TenantId TenantNamed(const Fields& f) {

@@ -32,18 +32,7 @@ class Parser {
   Parser(std::string path, LoadOptions options) : path_(std::move(path)), options_(std::move(options)) {}
 
   Result<Scenario> Load() {
-    try {
-      YAML::Node root = YAML::LoadFile(path_);
-      return Parse(root);
-    } catch (const YAML::BadFile&) {
-      return Status::Error(fmt::format("{}: cannot open scenario file", path_));
-    } catch (const YAML::ParserException& e) {
-      return Status::Error(fmt::format("{}:{}:{}: syntax: {}", path_, e.mark.line + 1, e.mark.column + 1, e.msg));
-    } catch (const YamlError& e) {
-      return Status::Error(e.Format(path_));
-    } catch (const Status& s) {
-      return s;
-    }
+    return ParseYamlFile<Scenario>(path_, "scenario file", [&](const YAML::Node& root) { return Parse(root); });
   }
 
  private:

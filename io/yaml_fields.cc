@@ -12,6 +12,20 @@ std::string YamlError::Format(std::string_view file) const {
   return fmt::format("{}:{}:{}: {}: {}", file, mark.line + 1, mark.column + 1, path.empty() ? "(top)" : path, message);
 }
 
+Status CurrentParseError(const std::string& path, std::string_view what) {
+  try {
+    throw;
+  } catch (const YAML::BadFile&) {
+    return Status::Error(fmt::format("{}: cannot open {}", path, what));
+  } catch (const YAML::ParserException& e) {
+    return Status::Error(fmt::format("{}:{}:{}: syntax: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
+  } catch (const YamlError& e) {
+    return Status::Error(e.Format(path));
+  } catch (const Status& s) {
+    return s;
+  }
+}
+
 void ThrowAt(const YAML::Node& node, std::string path, std::string message) {
   throw YamlError{node.Mark(), std::move(path), std::move(message)};
 }

@@ -12,6 +12,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "base/status.h"
+
 namespace joule::io {
 
 struct YamlError {
@@ -24,6 +26,21 @@ struct YamlError {
 };
 
 [[noreturn]] void ThrowAt(const YAML::Node& node, std::string path, std::string message);
+
+// The Status for the exception being handled, naming `path`: an unreadable file ("cannot open
+// <what>"), a YAML syntax error, a YamlError, or a Status thrown by a parser. Other exceptions
+// propagate. REQUIRES: called inside a catch block.
+Status CurrentParseError(const std::string& path, std::string_view what);
+
+// Loads `path` and returns `parse(root)`, turning every parsing failure into a located Status.
+template <typename T, typename Parse>
+Result<T> ParseYamlFile(const std::string& path, std::string_view what, Parse&& parse) {
+  try {
+    return parse(YAML::LoadFile(path));
+  } catch (...) {
+    return CurrentParseError(path, what);
+  }
+}
 
 // Where a value was written, kept for checks made after parsing. (Kept as a Mark: assigning a
 // YAML::Node rebinds the document node it refers to, not the handle.)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -46,6 +47,8 @@ struct StartJob {
 };
 
 enum class KillReason { kCancelled, kNodeDown, kTimeLimit, kPreempted };
+
+std::string_view KillReasonName(KillReason reason);
 
 // Stop every process of the job: SIGTERM now, SIGKILL at `deadline` (the preemption grace
 // period; equal to the step's time for immediate kills). A preempted job keeps its resources

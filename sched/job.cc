@@ -1,4 +1,7 @@
+// Names of the engine's enums, as users see them (Slurm's words where Slurm has them).
 #include "sched/job.h"
+
+#include "sched/events.h"
 
 namespace joule {
 
@@ -20,6 +23,20 @@ std::string_view PendingReasonName(PendingReason reason) {
       return "DependencyNeverSatisfied";
     case PendingReason::kPreempting:
       return "Preempting";
+  }
+  return "?";
+}
+
+std::string_view KillReasonName(KillReason reason) {
+  switch (reason) {
+    case KillReason::kCancelled:
+      return "Cancelled";
+    case KillReason::kNodeDown:
+      return "NodeDown";
+    case KillReason::kTimeLimit:
+      return "TimeLimit";
+    case KillReason::kPreempted:
+      return "Preempted";
   }
   return "?";
 }

@@ -107,8 +107,8 @@ class ScriptParser {
 
   JobSpec Job(const YAML::Node& node, const std::string& path) {
     Fields f(node, path,
-             {"id", "tenant", "workers", "gpus", "milli", "cpu", "memory_gib", "types", "priority", "topology",
-              "estimate_ms", "time_limit_ms", "checkpoint_ms", "after_ok"});
+             {"id", "tenant", "workers", "gpus", "milli", "cpu", "memory_gib", "types", "halls", "node_types",
+              "priority", "topology", "estimate_ms", "time_limit_ms", "checkpoint_ms", "after_ok"});
     JobSpec j;
     if (!f.Has("id")) f.FailMissing("id");
     j.id = Id(f.Get("id"), f.PathOf("id"));
@@ -126,6 +126,8 @@ class ScriptParser {
         j.worker.types.Add(*id);
       }
     }
+    if (f.Has("halls")) j.worker.halls = Selector(f, "halls");
+    if (f.Has("node_types")) j.worker.node_types = Selector(f, "node_types");
     j.priority = static_cast<int32_t>(f.Has("priority") ? f.Number("priority", -1e6, 1e6) : 0);
     if (f.Has("topology")) j.topology = Topology(f);
     if (f.Has("estimate_ms")) j.runtime_estimate = std::llround(f.Number("estimate_ms", 1, 1e15));
@@ -136,6 +138,30 @@ class ScriptParser {
       for (size_t i = 0; i < deps.size(); ++i) j.after_ok.push_back(Id(deps[i], Indexed(f.PathOf("after_ok"), i)));
     }
     return j;
+  }
+
+  // A node selector: hall or node type names, as a bit mask over their ids.
+  uint64_t Selector(const Fields& f, std::string_view key) const {
+    const Fleet& fleet = scenario_.fleet;
+    uint64_t mask = 0;
+    YAML::Node names = f.List(key);
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::optional<uint32_t> id;
+      const std::string name = names[i].IsScalar() ? names[i].Scalar() : "";
+      if (key == "halls") {
+        for (uint32_t h = 0; h < fleet.halls().size(); ++h) {
+          if (fleet.halls()[h].name == name) id = h;
+        }
+      } else if (auto t = fleet.catalog().FindNode(name)) {
+        id = t->value();
+      }
+      if (!id)
+        ThrowAt(names[i], Indexed(f.PathOf(key), i),
+                fmt::format("unknown {} '{}'", key == "halls" ? "hall" : "node type", name));
+      if (*id >= 64) ThrowAt(names[i], Indexed(f.PathOf(key), i), "selectors reach the first 64 only");
+      mask |= uint64_t{1} << *id;
+    }
+    return mask;
   }
 
   static TopologyRule Topology(const Fields& f) {

@@ -155,8 +155,12 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
     capacity += facts_.accelerators[t];
     largest_domain = std::max(largest_domain, facts_.largest_domain[t]);
   }
+  if (w.halls != 0 && (w.halls >> std::min<size_t>(fleet_.halls().size(), 63)) != 0) {
+    return reject("worker.halls: names a hall the fleet does not have");
+  }
   for (NodeTypeId id : facts_.node_types) {
     const NodeType& t = fleet_.catalog().node(id);
+    if (w.node_types != 0 && !((w.node_types >> id.value()) & 1)) continue;
     bool type_ok = w.gpus == 0 || (t.accelerator && w.types.Allows(*t.accelerator));
     worker_fits = worker_fits || (type_ok && t.cpu >= w.cpu && t.memory >= w.memory && t.accelerators >= w.gpus);
   }
@@ -333,7 +337,7 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   shared_placer_.reset();
   // Shapes that found no room this pass: the state only fills up during a pass, so an identical
   // request would fail again.
-  std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int>> failed;
+  std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
     if (!WithinQuota(*job)) {
@@ -346,7 +350,7 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
     }
     const TaskShape& w = job->spec.worker;
     auto key = std::make_tuple(job->spec.workers, w.gpus, w.milli_per_gpu, w.cpu, w.memory, w.types.mask,
-                               static_cast<int>(job->spec.topology));
+                               static_cast<int>(job->spec.topology), w.halls, w.node_types);
     GangResult result;
     if (failed.count(key)) {
       result.reason = job->reason == PendingReason::kNone ? PendingReason::kResources : job->reason;

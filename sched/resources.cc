@@ -70,6 +70,8 @@ std::span<const uint16_t> ClusterState::gpu_left(NodeId n) const {
 bool ClusterState::Fits(NodeId n, const TaskShape& task) const {
   if (!schedulable_[n.value()]) return false;
   if (cpu_left_[n.value()] < task.cpu || memory_left_[n.value()] < task.memory) return false;
+  if (task.node_types != 0 && !((task.node_types >> fleet_.node(n).type.value()) & 1)) return false;
+  if (task.halls != 0 && !((task.halls >> fleet_.HallOf(fleet_.node(n).rack).value()) & 1)) return false;
   if (task.gpus == 0) return true;
   std::optional<AcceleratorTypeId> type = accelerator_type(n);
   if (!type || !task.types.Allows(*type)) return false;

@@ -34,6 +34,10 @@ struct TaskShape {
   uint32_t gpus = 0;
   MilliGpu milli_per_gpu = 0;
   TypeSet types;
+  // Node selectors, as bit masks over HallId and NodeTypeId (0: any). Campuses have fewer than
+  // 64 halls and node types; the engine refuses selectors naming more.
+  uint64_t halls = 0;
+  uint64_t node_types = 0;
 
   MilliGpu TotalMilliGpu() const { return gpus * milli_per_gpu; }
   bool Shared() const { return gpus == 1 && milli_per_gpu < kMilliPerGpu; }

@@ -272,6 +272,33 @@ TEST(EngineTest, SharedFractionsFillPartlyUsedDevicesFirst) {
   }
 }
 
+TEST(EngineTest, NodeSelectorsRestrictHallsAndNodeTypes) {
+  FleetSpec spec;
+  spec.catalog = Catalog::BuiltIn();
+  spec.campus = {"t", "", 10 * kWattsPerMw, 1.1, 0.8, 45};
+  RackTypeId h100 = *spec.catalog.FindRack("hgx-h100-rack");
+  RackTypeId h200 = *spec.catalog.FindRack("hgx-h200-rack");
+  spec.halls.push_back(HallSpec{"a", std::nullopt, {RowSpec{"a-r01", std::nullopt, h100, 1, {}, 0}}});
+  spec.halls.push_back(
+      HallSpec{"b",
+               std::nullopt,
+               {RowSpec{"b-r01", std::nullopt, h100, 1, {}, 0}, RowSpec{"b-r02", std::nullopt, h200, 1, {}, 0}}});
+  Fleet fleet = Fleet::Build(std::move(spec));
+  Engine e(fleet, OneTenant(), {.check_invariants = true});
+  JobSpec in_b = Job(1, 1, 8);
+  in_b.worker.halls = uint64_t{1} << 1;
+  JobSpec on_h200 = Job(2, 1, 8);
+  on_h200.worker.node_types = uint64_t{1} << fleet.catalog().FindNode("hgx-h200")->value();
+  JobSpec nowhere = Job(3, 1, 8);
+  nowhere.worker.halls = uint64_t{1} << 5;
+  Decisions d = Submit(e, 0, {in_b, on_h200, nowhere});
+  ASSERT_TRUE(Started(d, 1) && Started(d, 2));
+  EXPECT_EQ(fleet.HallOf(fleet.node(e.placement(1)->at(0).node).rack), HallId(1));
+  EXPECT_EQ(fleet.node_type(e.placement(2)->at(0).node).name, "hgx-h200");
+  ASSERT_EQ(d.rejections.size(), 1u);
+  EXPECT_EQ(d.rejections[0].reason, "worker.halls: names a hall the fleet does not have");
+}
+
 // ---- Preemption ----
 
 // Node 0: job 1 (8 GPUs). Node 1: jobs 2 and 3 (4 GPUs each). All priority 0 unless given.

@@ -33,7 +33,9 @@ struct JobSpec {
   std::optional<TimeMs> time_limit;        // killed when exceeded
   std::optional<TimeMs> runtime_estimate;  // for backfill; the time limit when absent
   std::optional<TimeMs> checkpoint_interval;
-  std::vector<JobId> after_ok;  // start only once these completed successfully
+  // Start only once these completed successfully. They must name jobs the engine already
+  // accepted (and never the job itself), so dependency cycles cannot form.
+  std::vector<JobId> after_ok;
 
   MilliGpu TotalMilliGpu() const { return worker.TotalMilliGpu() * workers; }
 };

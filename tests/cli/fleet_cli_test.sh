@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # `joule fleet` as a user runs it: exit codes, the error line on bad input, the output on good input.
 set -uo pipefail
-joule=${1:?usage: fleet_cli_test.sh JOULE_BINARY SOURCE_DIR}
-src=${2:?usage: fleet_cli_test.sh JOULE_BINARY SOURCE_DIR}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
+source "$(dirname "$0")/common.sh"
 
 # expect NAME WANT_RC WANT_STDERR_SUBSTRING command...
 expect() {
@@ -14,8 +10,7 @@ expect() {
   "$@" >"$tmp/out" 2>"$tmp/err"
   local rc=$?
   if [ "$rc" -ne "$want_rc" ] || { [ -n "$want_err" ] && ! grep -qF -- "$want_err" "$tmp/err"; }; then
-    echo "FAIL $name: rc=$rc (want $want_rc), stderr: $(cat "$tmp/err")"
-    fails=$((fails + 1))
+    fail "$name: rc=$rc (want $want_rc), stderr: $(cat "$tmp/err")"
   else
     echo "ok   $name"
   fi
@@ -46,21 +41,10 @@ expect unknown-flag 2 "--bogus" "$joule" fleet "$src/scenarios/dev.yaml" --bogus
 expect no-subcommand 2 "subcommand" "$joule"
 
 expect good-text 0 "" "$joule" fleet "$src/scenarios/dev.yaml"
-if ! grep -q "104 accelerators" "$tmp/out"; then
-  echo "FAIL good-text: no accelerator count in: $(cat "$tmp/out")"
-  fails=$((fails + 1))
-fi
+grep -q "104 accelerators" "$tmp/out" || fail "good-text: no accelerator count in: $(cat "$tmp/out")"
 expect good-json 0 "" "$joule" fleet "$src/scenarios/dev.yaml" --json
-if ! grep -q '"schema": "joule.fleet.v1"' "$tmp/out"; then
-  echo "FAIL good-json: no schema line"
-  fails=$((fails + 1))
-fi
+grep -q '"schema": "joule.fleet.v1"' "$tmp/out" || fail "good-json: no schema line"
 "$joule" fleet "$src/scenarios/dev.yaml" --json >"$tmp/a.json"
 "$joule" fleet "$src/scenarios/dev.yaml" --json >"$tmp/b.json"
-if ! cmp -s "$tmp/a.json" "$tmp/b.json"; then
-  echo "FAIL json-deterministic: two runs differ"
-  fails=$((fails + 1))
-fi
-
-echo "fleet_cli: $fails failed"
-[ "$fails" -eq 0 ]
+cmp -s "$tmp/a.json" "$tmp/b.json" || fail "json-deterministic: two runs differ"
+finish fleet_cli

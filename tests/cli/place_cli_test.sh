@@ -2,15 +2,7 @@
 # `joule place` as a user runs it: bad flags and files exit 2 with a message; a small run works
 # and is deterministic.
 set -uo pipefail
-joule=${1:?usage: place_cli_test.sh JOULE_BINARY SOURCE_DIR}
-src=${2:?usage: place_cli_test.sh JOULE_BINARY SOURCE_DIR}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() {
-  echo "FAIL $*"
-  fails=$((fails + 1))
-}
+source "$(dirname "$0")/common.sh"
 
 printf 'name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\na,4000,1024,1,1000,\nb,2000,512,1,300,\nc,8000,2048,8,1000,\n' >"$tmp/tasks.csv"
 printf 'name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\na,4000,1024,two,1000,\n' >"$tmp/bad.csv"
@@ -33,5 +25,4 @@ cmp -s "$tmp/a.json" "$tmp/b.json" || fail "two runs differ"
 grep -q '"schema": "joule.place.v1"' "$tmp/a.json" || fail "no schema in output"
 [ "$(grep -c '"policy":' "$tmp/a.json")" -eq 6 ] || fail "expected six policies"
 
-echo "place_cli: $fails failed"
-[ "$fails" -eq 0 ]
+finish place_cli

@@ -155,9 +155,10 @@ class ScriptParser {
       } else if (auto t = fleet.catalog().FindNode(name)) {
         id = t->value();
       }
-      if (!id)
+      if (!id) {
         ThrowAt(names[i], Indexed(f.PathOf(key), i),
                 fmt::format("unknown {} '{}'", key == "halls" ? "hall" : "node type", name));
+      }
       if (*id >= 64) ThrowAt(names[i], Indexed(f.PathOf(key), i), "selectors reach the first 64 only");
       mask |= uint64_t{1} << *id;
     }

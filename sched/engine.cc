@@ -1,6 +1,7 @@
 #include "sched/engine.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <set>
 #include <tuple>
@@ -332,7 +333,7 @@ bool Engine::BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHol
 
 void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::vector<BackfillHold> holds;
-  uint32_t preemption_tries = 0;
+  uint32_t preemption_tries = 0, reclaim_tries = 0;
   pass_candidates_.clear();
   shared_placer_.reset();
   // Shapes that found no room this pass: the state only fills up during a pass, so an identical
@@ -371,9 +372,15 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
     std::erase_if(job->waiting_for, [&](JobId v) { return !jobs_.at(v).preempt_at; });
     if (!job->waiting_for.empty()) {
       job->reason = PendingReason::kPreempting;  // its victims are still leaving
-    } else if (config_.preemption && preemption_tries < config_.preemption_depth) {
-      ++preemption_tries;
-      if (TryPreempt(now, *job, out)) continue;
+    } else if (config_.preemption) {
+      // Reclaim has its own budget, so higher-priority work queued ahead cannot use up the tries
+      // a reservation is owed; other preemption shares `preemption_depth` tries per pass.
+      const bool reclaim = FitsInReservation(*job) && OthersBorrow(*job);
+      uint32_t& tries = reclaim ? reclaim_tries : preemption_tries;
+      if (tries < (reclaim ? config_.reclaim_depth : config_.preemption_depth)) {
+        ++tries;
+        if (TryPreempt(now, *job, out)) continue;
+      }
     }
     if (holds.size() < config_.backfill_depth) {
       if (std::optional<BackfillHold> r = Reserve(now, *job)) holds.push_back(*r);
@@ -418,6 +425,21 @@ bool Engine::FitsInReservation(const Job& job) const {
   return false;
 }
 
+// Whether another tenant uses more than its reservation of a type the job may run on: only then
+// can reclaim find victims.
+bool Engine::OthersBorrow(const Job& job) const {
+  for (uint32_t u = 0; u < tenants_.size(); ++u) {
+    if (u == job.spec.tenant.value()) continue;
+    for (uint32_t t = 0; t < in_use_[u].size(); ++t) {
+      if (!job.spec.worker.types.Allows(AcceleratorTypeId(t))) continue;
+      uint64_t reserved = 0;
+      for (const Reservation& r : tenants_[u].reserved) reserved += r.type.value() == t ? r.accelerators : 0;
+      if (in_use_[u][t] > reserved * kMilliPerGpu) return true;
+    }
+  }
+  return false;
+}
+
 // Whether the job's tenant uses more than its reservation of a type the job runs on.
 bool Engine::Borrowing(const Job& job) const {
   const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
@@ -431,33 +453,50 @@ bool Engine::Borrowing(const Job& job) const {
   return false;
 }
 
-// Running jobs this job may evict: of lower priority, or borrowing when the job reclaims its
-// tenant's reservation. In running-job order (by id); TryPreempt ranks them.
+// Running jobs this job may evict: its own tenant's jobs of lower priority; other tenants' jobs
+// only while those tenants run beyond their reservation, and then when of lower priority or when
+// the job reclaims its own reservation. In running-job order (by id); TryPreempt ranks them.
 std::vector<Engine::Candidate> Engine::VictimCandidates(TimeMs now, const Job& job) const {
   const bool reclaim = FitsInReservation(job);
   // Per tenant and type, whether the tenant runs beyond its reservation there.
   std::vector<std::vector<bool>> borrowing(tenants_.size(), std::vector<bool>(in_use_.empty() ? 0 : in_use_[0].size()));
-  if (reclaim) {
-    for (size_t t = 0; t < tenants_.size(); ++t) {
-      for (size_t a = 0; a < borrowing[t].size(); ++a) {
-        uint64_t reserved = 0;
-        for (const Reservation& r : tenants_[t].reserved) reserved += r.type.value() == a ? r.accelerators : 0;
-        borrowing[t][a] = in_use_[t][a] > reserved * kMilliPerGpu;
-      }
+  for (size_t t = 0; t < tenants_.size(); ++t) {
+    for (size_t a = 0; a < borrowing[t].size(); ++a) {
+      uint64_t reserved = 0;
+      for (const Reservation& r : tenants_[t].reserved) reserved += r.type.value() == a ? r.accelerators : 0;
+      borrowing[t][a] = in_use_[t][a] > reserved * kMilliPerGpu;
+    }
+  }
+  // Node types that could hold one worker of the job when empty: a victim elsewhere cannot help.
+  uint64_t hostable = 0;
+  const TaskShape& w = job.spec.worker;
+  for (NodeTypeId id : facts_.node_types) {
+    const NodeType& t = fleet_.catalog().node(id);
+    const bool type_ok = w.gpus == 0 || (t.accelerator && w.types.Allows(*t.accelerator));
+    const bool selected = w.node_types == 0 || ((w.node_types >> id.value()) & 1);
+    if (type_ok && selected && t.accelerators >= w.gpus && t.cpu >= w.cpu && t.memory >= w.memory) {
+      hostable |= id.value() < 64 ? uint64_t{1} << id.value() : ~uint64_t{0};
     }
   }
   std::vector<Candidate> candidates;
   for (const auto& [id, k] : running_) {
     if (k->preempt_at || (!reclaim && k->spec.priority >= job.spec.priority)) continue;
-    bool useful = job.spec.worker.gpus == 0, borrowed = false;
-    for (const WorkerPlacement& p : k->workers) {
-      auto type = cluster_.accelerator_type(p.node);
-      if (!type) continue;
-      useful = useful || job.spec.worker.types.Allows(*type);
-      borrowed = borrowed ||
-                 (reclaim && k->spec.tenant != job.spec.tenant && borrowing[k->spec.tenant.value()][type->value()]);
+    if ((k->used_node_types & hostable) == 0) continue;
+    const uint64_t held = k->used_types.mask;
+    const uint64_t wanted = job.spec.worker.types.Any() ? ~uint64_t{0} : job.spec.worker.types.mask;
+    const bool useful = job.spec.worker.gpus == 0 || (held & wanted) != 0;
+    // Another tenant's job is fair game only while that tenant runs beyond its reservation on the
+    // victim's types: work inside a reservation is guaranteed against other tenants.
+    const bool other_tenant = k->spec.tenant != job.spec.tenant;
+    bool borrowed = false;
+    if (other_tenant) {
+      for (uint64_t bits = held; bits != 0 && !borrowed; bits &= bits - 1) {
+        borrowed = borrowing[k->spec.tenant.value()][static_cast<size_t>(std::countr_zero(bits))];
+      }
     }
-    if (!useful || (k->spec.priority >= job.spec.priority && !borrowed)) continue;
+    const bool lower = k->spec.priority < job.spec.priority;
+    const bool eligible = other_tenant ? borrowed && (lower || reclaim) : lower;
+    if (!useful || !eligible) continue;
     const TimeMs elapsed = now - k->start;
     const TimeMs since_checkpoint = k->spec.checkpoint_interval ? elapsed % *k->spec.checkpoint_interval : elapsed;
     const int64_t size = static_cast<int64_t>(Accelerators(*k));
@@ -577,9 +616,14 @@ bool Engine::TryPreempt(TimeMs now, Job& job, Decisions& out) {
 }
 
 void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out) {
+  job.used_types = TypeSet{};
+  job.used_node_types = 0;
   for (const WorkerPlacement& p : workers) {
+    const uint32_t node_type = fleet_.node(p.node).type.value();
+    job.used_node_types |= node_type < 64 ? uint64_t{1} << node_type : ~uint64_t{0};
     if (auto type = cluster_.accelerator_type(p.node)) {
       in_use_[job.spec.tenant.value()][type->value()] += job.spec.worker.TotalMilliGpu();
+      if (job.spec.worker.gpus > 0) job.used_types.Add(*type);
     }
   }
   job.workers = std::move(workers);

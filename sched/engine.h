@@ -12,12 +12,14 @@
 //             time enough accelerators of their types free up, from running jobs' expected ends.
 //             Later jobs start now only if they end before that time or leave the reserved
 //             accelerators free (EASY backfill at depth 1, conservative at depth N);
-//   preempt — the first `preemption_depth` jobs that cannot start may evict running jobs of lower
-//             priority, or, when the job fits in its tenant's reservation, jobs of tenants that
-//             borrow beyond theirs (reclaim). Victims are whole gangs: the lowest priority
-//             ceiling that makes room, then the fewest victims, then the least work lost since
-//             the last checkpoint, borrowed capacity first (docs/decisions/0002). They get the
-//             grace period, then their resources go back and they are requeued;
+//   preempt — the first `reclaim_depth` jobs within their tenant's reservation, and the first
+//             `preemption_depth` other jobs that cannot start, may evict running jobs: of their
+//             own tenant when of lower priority; of other tenants only while those borrow beyond
+//             their reservation — when of lower priority, or to reclaim the job's reservation.
+//             Work inside a reservation is never preempted by another tenant. Victims are whole gangs: the lowest
+//             priority ceiling that makes room, then the fewest victims, then the least work lost since the last
+//             checkpoint, borrowed capacity first (docs/decisions/0002). They get the grace period, then their
+//             resources go back and they are requeued;
 //   commit  — decisions, and an invariant check of the cluster state when enabled.
 // Not yet: power budgets.
 // Thread-safety: not thread-safe; one thread owns an Engine.
@@ -45,6 +47,7 @@ struct EngineConfig {
   bool preemption = true;
   TimeMs preemption_grace = 30'000;  // SIGTERM to SIGKILL
   uint32_t preemption_depth = 2;     // blocked jobs per pass that may look for victims
+  uint32_t reclaim_depth = 2;        // and, separately, jobs reclaiming their tenant's reservation
   bool check_invariants = false;     // full consistency check after every pass (tests, debug)
   // How shared fractions of an accelerator are placed: a fragmentation-gradient scorer over the
   // typical tasks of the queued and running work (FGD, Weng et al. ATC'23, reproduced in
@@ -75,6 +78,8 @@ class Engine {
     std::vector<WorkerPlacement> workers;
     TimeMs start = 0;
     std::optional<TimeMs> preempt_at;  // running, being preempted: resources go back then
+    TypeSet used_types;                // running: the accelerator types its workers hold
+    uint64_t used_node_types = 0;      // running: its workers' node types (bits; all set beyond 63)
     std::vector<JobId> waiting_for;    // pending, its preemption victims still leaving
     uint32_t preemptions = 0;          // times this job was preempted
   };
@@ -112,6 +117,7 @@ class Engine {
   Placer* SharedPlacer();
   bool FitsInReservation(const Job& job) const;
   bool Borrowing(const Job& job) const;
+  bool OthersBorrow(const Job& job) const;
   uint64_t Accelerators(const Job& job) const;
   void CheckInvariants() const;
 

@@ -526,3 +526,104 @@ TEST(EnginePropertyTest, SameEventsSameDecisions) {
 
 }  // namespace
 }  // namespace joule
+
+namespace joule {
+namespace {
+
+// Reservations honoured: 8-GPU nodes, node-sized jobs that finish exactly at their estimates,
+// a steady stream of them. A high-priority gang of k nodes arrives; from what runs at that
+// moment, the latest it can need to wait is T* = the end of the (k - free)-th earliest-ending
+// running job (or now, with k nodes free). EASY backfill must start it by T*, whatever arrives
+// afterwards.
+TEST(EnginePropertyTest, LargeGangStartsByItsReservationTime) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Rng rng(seed);
+    Catalog c = Catalog::BuiltIn();
+    const uint32_t nodes = 4 + static_cast<uint32_t>(rng.Uniform(8));
+    Fleet fleet = FleetOf(std::vector<NodeType>(nodes, GpuNode(c, 8, 96, 512)), 4);
+    Engine e(fleet, OneTenant(), {.backfill_depth = 1, .preemption = false, .check_invariants = true});
+    std::map<JobId, TimeMs> estimate;  // every small job's runtime, which is also its estimate
+    std::map<JobId, TimeMs> ends;      // running small jobs -> end time
+    JobId next = 1;
+    const JobId gang = 1'000'000;
+    const uint32_t k = 1 + static_cast<uint32_t>(rng.Uniform(nodes));
+    const TimeMs gang_at = 50 + static_cast<TimeMs>(rng.Uniform(50));
+    std::optional<TimeMs> deadline, started;
+    for (TimeMs now = 0; now < 5000 && !started; ++now) {
+      std::vector<Event> events;
+      for (auto it = ends.begin(); it != ends.end();) {
+        if (it->second == now) {
+          events.push_back(JobFinished{it->first, true});
+          it = ends.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (now % 3 == 0) {
+        estimate[next] = 5 + static_cast<TimeMs>(rng.Uniform(60));
+        events.push_back(JobSubmitted{Timed(Job(next, 1, 8), estimate[next])});
+        ++next;
+      }
+      if (now == gang_at) {
+        std::vector<TimeMs> running;
+        for (const auto& [id, end] : ends) {
+          if (end > now) running.push_back(end);
+        }
+        std::sort(running.begin(), running.end());
+        const uint32_t free = nodes - static_cast<uint32_t>(running.size());
+        deadline = free >= k ? now : running[k - free - 1];
+        events.push_back(JobSubmitted{Timed(Job(gang, k, 8, 10), 1000)});
+      }
+      Decisions d = e.Step(now, events);
+      for (const StartJob& s : d.starts) {
+        if (s.job == gang) {
+          started = now;
+        } else {
+          ends[s.job] = now + estimate.at(s.job);
+        }
+      }
+    }
+    ASSERT_TRUE(deadline.has_value());
+    ASSERT_TRUE(started.has_value()) << "seed " << seed;
+    EXPECT_LE(*started, *deadline) << "seed " << seed << ", gang of " << k << " on " << nodes << " nodes";
+  }
+}
+
+// Reclaim happens: the owner reserved R GPUs; a borrower fills the fleet with node-sized jobs. With
+// no grace, an owner's job that fits in what the owner has left of its reservation starts in the
+// very pass it is submitted.
+TEST(EnginePropertyTest, OwnerJobsWithinReservationStartAtOnce) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Rng rng(seed);
+    Catalog c = Catalog::BuiltIn();
+    const uint32_t nodes = 3 + static_cast<uint32_t>(rng.Uniform(6));
+    Fleet fleet = FleetOf(std::vector<NodeType>(nodes, GpuNode(c, 8, 96, 512)), 4);
+    const uint32_t reserved_nodes = 1 + static_cast<uint32_t>(rng.Uniform(nodes - 1));
+    std::vector<TenantSpec> tenants = {TenantSpec{"owner", {{*c.FindAccelerator("h100-sxm"), 8 * reserved_nodes}}},
+                                       TenantSpec{"borrower"}};
+    Engine e(fleet, tenants, {.preemption_grace = 0, .check_invariants = true});
+    JobId next = 1;
+    uint32_t owner_nodes = 0;
+    for (TimeMs now = 0; now < 300; ++now) {
+      std::vector<Event> events;
+      JobSpec b = Job(next++, 1, 8, static_cast<int32_t>(rng.Uniform(3)));
+      b.tenant = TenantId(1);
+      events.push_back(JobSubmitted{b});
+      const bool owner_submits = rng.Uniform(10) == 0 && owner_nodes < reserved_nodes;
+      const JobId owner_job = next++;
+      if (owner_submits) {
+        JobSpec o = Job(owner_job, 1, 8);
+        o.tenant = TenantId(0);
+        events.push_back(JobSubmitted{o});
+      }
+      Decisions d = e.Step(now, events);
+      if (owner_submits) {
+        ASSERT_EQ(e.state(owner_job), JobState::kRunning) << "seed " << seed << " at " << now;
+        ++owner_nodes;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace joule

@@ -64,7 +64,13 @@ Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig
       config_(config),
       cluster_(fleet),
       in_use_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
-      decayed_usage_(tenants_.size(), 0.0) {}
+      reserved_milli_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
+      decayed_usage_(tenants_.size(), 0.0) {
+  for (size_t u = 0; u < tenants_.size(); ++u) {
+    for (const Reservation& r : tenants_[u].reserved)
+      reserved_milli_[u][r.type.value()] += uint64_t{r.accelerators} * kMilliPerGpu;
+  }
+}
 
 std::optional<JobState> Engine::state(JobId job) const {
   auto it = jobs_.find(job);
@@ -284,8 +290,7 @@ bool Engine::WithinQuota(const Job& job) const {
   auto borrowed = [&](std::optional<uint32_t> extra_type, uint64_t extra_milli) {
     uint64_t total = 0;
     for (uint32_t t = 0; t < use.size(); ++t) {
-      uint64_t reserved = 0;
-      for (const Reservation& r : tenant.reserved) reserved += r.type.value() == t ? r.accelerators : 0;
+      const uint64_t reserved = reserved_milli_[job.spec.tenant.value()][t] / kMilliPerGpu;
       uint64_t milli = use[t] + (extra_type == t ? extra_milli : 0);
       uint64_t accelerators = (milli + kMilliPerGpu - 1) / kMilliPerGpu;
       total += accelerators > reserved ? accelerators - reserved : 0;
@@ -415,12 +420,13 @@ void Engine::FinishPreemptions(TimeMs now) {
 }
 
 bool Engine::FitsInReservation(const Job& job) const {
-  const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
+  const uint32_t u = job.spec.tenant.value();
   const uint64_t milli = static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * job.spec.workers;
-  for (const Reservation& r : tenant.reserved) {
-    if (!job.spec.worker.types.Allows(r.type)) continue;
-    if (in_use_[job.spec.tenant.value()][r.type.value()] + milli <= uint64_t{r.accelerators} * kMilliPerGpu)
+  for (uint32_t t = 0; t < reserved_milli_[u].size(); ++t) {
+    const uint64_t reserved = reserved_milli_[u][t];
+    if (reserved > 0 && job.spec.worker.types.Allows(AcceleratorTypeId(t)) && in_use_[u][t] + milli <= reserved) {
       return true;
+    }
   }
   return false;
 }
@@ -431,24 +437,8 @@ bool Engine::OthersBorrow(const Job& job) const {
   for (uint32_t u = 0; u < tenants_.size(); ++u) {
     if (u == job.spec.tenant.value()) continue;
     for (uint32_t t = 0; t < in_use_[u].size(); ++t) {
-      if (!job.spec.worker.types.Allows(AcceleratorTypeId(t))) continue;
-      uint64_t reserved = 0;
-      for (const Reservation& r : tenants_[u].reserved) reserved += r.type.value() == t ? r.accelerators : 0;
-      if (in_use_[u][t] > reserved * kMilliPerGpu) return true;
+      if (job.spec.worker.types.Allows(AcceleratorTypeId(t)) && BorrowingOn(u, t)) return true;
     }
-  }
-  return false;
-}
-
-// Whether the job's tenant uses more than its reservation of a type the job runs on.
-bool Engine::Borrowing(const Job& job) const {
-  const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
-  for (const WorkerPlacement& p : job.workers) {
-    std::optional<AcceleratorTypeId> type = cluster_.accelerator_type(p.node);
-    if (!type) continue;
-    uint64_t reserved = 0;
-    for (const Reservation& r : tenant.reserved) reserved += r.type == *type ? r.accelerators : 0;
-    if (in_use_[job.spec.tenant.value()][type->value()] > reserved * kMilliPerGpu) return true;
   }
   return false;
 }
@@ -458,15 +448,6 @@ bool Engine::Borrowing(const Job& job) const {
 // the job reclaims its own reservation. In running-job order (by id); TryPreempt ranks them.
 std::vector<Engine::Candidate> Engine::VictimCandidates(TimeMs now, const Job& job) const {
   const bool reclaim = FitsInReservation(job);
-  // Per tenant and type, whether the tenant runs beyond its reservation there.
-  std::vector<std::vector<bool>> borrowing(tenants_.size(), std::vector<bool>(in_use_.empty() ? 0 : in_use_[0].size()));
-  for (size_t t = 0; t < tenants_.size(); ++t) {
-    for (size_t a = 0; a < borrowing[t].size(); ++a) {
-      uint64_t reserved = 0;
-      for (const Reservation& r : tenants_[t].reserved) reserved += r.type.value() == a ? r.accelerators : 0;
-      borrowing[t][a] = in_use_[t][a] > reserved * kMilliPerGpu;
-    }
-  }
   // Node types that could hold one worker of the job when empty: a victim elsewhere cannot help.
   uint64_t hostable = 0;
   const TaskShape& w = job.spec.worker;
@@ -491,7 +472,7 @@ std::vector<Engine::Candidate> Engine::VictimCandidates(TimeMs now, const Job& j
     bool borrowed = false;
     if (other_tenant) {
       for (uint64_t bits = held; bits != 0 && !borrowed; bits &= bits - 1) {
-        borrowed = borrowing[k->spec.tenant.value()][static_cast<size_t>(std::countr_zero(bits))];
+        borrowed = BorrowingOn(k->spec.tenant.value(), static_cast<uint32_t>(std::countr_zero(bits)));
       }
     }
     const bool lower = k->spec.priority < job.spec.priority;

@@ -116,8 +116,9 @@ class Engine {
   Rng shared_rng_{0};  // only the Random policy draws; the engine's choices are deterministic
   Placer* SharedPlacer();
   bool FitsInReservation(const Job& job) const;
-  bool Borrowing(const Job& job) const;
   bool OthersBorrow(const Job& job) const;
+  // Whether tenant u runs beyond its reservation of accelerator type t.
+  bool BorrowingOn(uint32_t u, uint32_t t) const { return in_use_[u][t] > reserved_milli_[u][t]; }
   uint64_t Accelerators(const Job& job) const;
   void CheckInvariants() const;
 
@@ -143,6 +144,8 @@ class Engine {
   std::set<std::pair<TimeMs, JobId>> preempting_;     // victims in their grace period, by deadline
   // Per tenant and accelerator type: whole accelerators in use (for quotas).
   std::vector<std::vector<uint64_t>> in_use_;
+  // Per tenant and accelerator type: milli-accelerators reserved (from the tenants' specs).
+  std::vector<std::vector<uint64_t>> reserved_milli_;
   std::vector<double> decayed_usage_;  // per tenant, accelerator-milliseconds, decayed
   TimeMs last_decay_ = 0;
 };

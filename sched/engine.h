@@ -50,9 +50,9 @@ struct EngineConfig {
   uint32_t reclaim_depth = 2;        // and, separately, jobs reclaiming their tenant's reservation
   bool check_invariants = false;     // full consistency check after every pass (tests, debug)
   // How shared fractions of an accelerator are placed: a fragmentation-gradient scorer over the
-  // typical tasks of the queued and running work (FGD, Weng et al. ATC'23, reproduced in
-  // docs/benchmarks.md), or Joule's variant.
-  PlacementPolicy shared_policy = PlacementPolicy::kFgd;
+  // typical tasks of the queued and running work. Joule's (FGD's gradient, ties to the busiest
+  // node) leaves less capacity stranded than FGD on all ten openb lists (docs/decisions/0003).
+  PlacementPolicy shared_policy = PlacementPolicy::kJoule;
 };
 
 class Engine {

@@ -67,6 +67,30 @@ TEST(PlacerTest, FragmentationScorersFillPartialDevicesFirst) {
   }
 }
 
+// Three idle-looking 8-GPU nodes that FGD scores alike for a whole-GPU workload: node 0 idle,
+// node 1 with 2 GPUs taken, node 2 with its GPUs idle but 3/4 of its CPU taken. FGD takes the
+// first node; Joule's scorer the one whose dominant resource is most in use: node 2 (CPU 75%)
+// before node 1 (GPU 25%).
+TEST(PlacerTest, JouleBreaksFragmentationTiesOnTheBusiestNode) {
+  Catalog catalog = Catalog::BuiltIn();
+  Fleet fleet = FleetOf({GpuNode(catalog, 8, 96, 512), GpuNode(catalog, 8, 96, 512), GpuNode(catalog, 8, 96, 512)});
+  ClusterState state(fleet);
+  std::vector<uint32_t> d01{0, 1};
+  state.Allocate(NodeId(1), TaskShape{2000, 0, 2, 1000}, d01);
+  state.Allocate(NodeId(2), TaskShape{72'000, 0, 0, 0}, {});
+  std::vector<TypicalTask> typical = {{TaskShape{1000, 0, 1, 1000}, 1.0}};
+  Rng rng(1);
+  auto place = [&](PlacementPolicy p) {
+    Placer placer(state, p, typical, rng, 1);
+    return placer.Choose(kWhole1, 0)->node;
+  };
+  EXPECT_EQ(place(PlacementPolicy::kFgd), NodeId(0));
+  EXPECT_EQ(place(PlacementPolicy::kJoule), NodeId(2));
+  // With node 2's CPU freed, node 1 (GPUs 25% in use) is the busiest.
+  state.Release(NodeId(2), TaskShape{72'000, 0, 0, 0}, {});
+  EXPECT_EQ(place(PlacementPolicy::kJoule), NodeId(1));
+}
+
 TEST(PlacerTest, NothingFitsGivesNoChoice) {
   Fixture f;
   for (PlacementPolicy p : {PlacementPolicy::kRandom, PlacementPolicy::kDotProduct, PlacementPolicy::kPacking,

@@ -12,10 +12,6 @@ namespace {
 constexpr int64_t kMaxScore = 100;
 constexpr double kMaxSpecCpu = 128'000;
 constexpr double kMaxSpecGpu = 8'000;
-// Joule's scorer reads the fragmentation gradient in 50 levels rather than FGD's 100: the
-// gradient is estimated from a sample of typical tasks, so differences below ~0.08 accelerator
-// near zero are noise, and treating them as ties lets packing decide (docs/decisions/0001).
-constexpr double kJouleGradientLevels = 50;
 
 constexpr std::array<std::pair<std::string_view, PlacementPolicy>, 6> kPolicyNames = {{
     {"random", PlacementPolicy::kRandom},
@@ -58,6 +54,23 @@ double PackingScore(std::span<const uint16_t> left, const TaskShape& task) {
   }
   if (free_used > 0) return static_cast<double>(std::max(kMaxScore / 2 - free_used, kMaxScore / 3));
   return static_cast<double>(std::max(kMaxScore - free_ratio / 10, kMaxScore / 2));
+}
+
+// The node's dominant share in use, 0..1: the larger of its allocated accelerator and CPU shares.
+// Joule's tie-break among nodes of equal fragmentation score: the busiest node first, so work
+// piles onto nodes already in use and idle nodes stay whole, whatever their size
+// (docs/decisions/0003).
+double DominantShareInUse(const ClusterState& state, NodeId node) {
+  const NodeType& type = state.fleet().node_type(node);
+  const std::span<const uint16_t> left = state.gpu_left(node);
+  double gpu_used = 0;
+  if (!left.empty()) {
+    const double capacity = static_cast<double>(left.size()) * kMilliPerGpu;
+    gpu_used = 1.0 - static_cast<double>(TotalLeft(left)) / capacity;
+  }
+  double cpu_used = 0;
+  if (type.cpu > 0) cpu_used = 1.0 - static_cast<double>(state.cpu_left(node)) / static_cast<double>(type.cpu);
+  return std::max(gpu_used, cpu_used);
 }
 
 double BestFitRawScore(const ClusterState& state, NodeId node, const TaskShape& task) {
@@ -178,9 +191,9 @@ Placer::Scored Placer::Score(NodeId node, const TaskShape& task) {
     case PlacementPolicy::kBestFit:
       return {BestFitRawScore(state_, node, task), FirstFitDevices(left, task)};
     case PlacementPolicy::kFgd:
-      return ScoreFragmentation(node, task, /*pack_ties=*/false);
+      return ScoreFragmentation(node, task, /*busiest_first=*/false);
     case PlacementPolicy::kJoule:
-      return ScoreFragmentation(node, task, /*pack_ties=*/true);
+      return ScoreFragmentation(node, task, /*busiest_first=*/true);
     case PlacementPolicy::kRandom:
       break;
   }
@@ -198,9 +211,10 @@ double Placer::Fragmentation(NodeId node) {
 }
 
 // Fragmentation gradient: how much the node's expected unusable capacity grows if the task lands
-// there, mapped through sigmoid(-growth / 1000) to integer levels: 0..100 for FGD, as its
-// simulator does; 0..50 for Joule's scorer, which then breaks ties by packing.
-Placer::Scored Placer::ScoreFragmentation(NodeId node, const TaskShape& task, bool pack_ties) {
+// there, mapped through sigmoid(-growth / 1000) to integer levels 0..100, as FGD's simulator
+// does. FGD leaves ties to fleet order; Joule's scorer breaks them by the node's dominant share in
+// use (busiest first), then fleet order.
+Placer::Scored Placer::ScoreFragmentation(NodeId node, const TaskShape& task, bool busiest_first) {
   const double before = Fragmentation(node);
   std::span<const uint16_t> left = state_.gpu_left(node);
   std::array<uint16_t, 64> after_left{};
@@ -209,31 +223,25 @@ Placer::Scored Placer::ScoreFragmentation(NodeId node, const TaskShape& task, bo
   std::span<uint16_t> after(after_left.data(), left.size());
   const Millicores cpu_after = state_.cpu_left(node) - task.cpu;
   const std::optional<AcceleratorTypeId> type = state_.accelerator_type(node);
-  const double levels = pack_ties ? kJouleGradientLevels : kMaxScore;
   auto score_of = [&](double frag_after) {
     double gain = before - frag_after;
-    return static_cast<double>(static_cast<int64_t>(1.0 / (1.0 + std::exp(-gain / 1000)) * levels));
+    return static_cast<double>(static_cast<int64_t>(1.0 / (1.0 + std::exp(-gain / 1000)) * kMaxScore));
   };
-  // Joule's tie-break: pack — least accelerator capacity left, then least CPU left, afterwards.
-  auto tiebreak_of = [&](std::span<const uint16_t> left_after) {
-    if (!pack_ties) return 0.0;
-    return -static_cast<double>(TotalLeft(left_after)) * kMaxSpecCpu - static_cast<double>(cpu_after);
-  };
+  const double tiebreak = busiest_first ? DominantShareInUse(state_, node) : 0.0;
   if (task.Shared()) {
-    Scored best{-1e300, {}};
+    Scored best{-1e300, {}, tiebreak};
     for (uint32_t d = 0; d < left.size(); ++d) {
       if (left[d] < task.milli_per_gpu) continue;
       after[d] = static_cast<uint16_t>(left[d] - task.milli_per_gpu);
       double s = score_of(NodeFragmentation(after, cpu_after, type, typical_));
-      double t = tiebreak_of(after);
       after[d] = left[d];
-      if (best.devices.empty() || s > best.score || (s == best.score && t > best.tiebreak)) best = {s, {d}, t};
+      if (best.devices.empty() || s > best.score) best = {s, {d}, tiebreak};
     }
     return best;
   }
   std::vector<uint32_t> devices = FirstFitDevices(left, task);
   for (uint32_t d : devices) after[d] = static_cast<uint16_t>(after[d] - task.milli_per_gpu);
-  return {score_of(NodeFragmentation(after, cpu_after, type, typical_)), std::move(devices), tiebreak_of(after)};
+  return {score_of(NodeFragmentation(after, cpu_after, type, typical_)), std::move(devices), tiebreak};
 }
 
 }  // namespace joule

@@ -2,7 +2,8 @@
 //   filter:    ClusterState::Fits (type, CPU, memory, accelerators);
 //   score:     one policy per run — the FGD paper's baselines (Random, DotProd, Packing,
 //              BestFit, FGD) scored as in its Kubernetes-based simulator (integer scores 0..100),
-//              or Joule's scorer: FGD's fragmentation gradient with ties broken by packing;
+//              or Joule's scorer: FGD's fragmentation gradient with ties going to the node
+//              whose dominant resource (accelerators or CPU) is most in use;
 //   selection: the best score, then the best tie-break, then the first node in fleet order.
 // Random draws from `rng`; every other policy is deterministic.
 // The chosen devices within the node come with the choice. Choose() does not allocate.
@@ -53,7 +54,7 @@ class Placer {
   };
 
   Scored Score(NodeId node, const TaskShape& task);
-  Scored ScoreFragmentation(NodeId node, const TaskShape& task, bool pack_ties);
+  Scored ScoreFragmentation(NodeId node, const TaskShape& task, bool busiest_first);
   const Scored& Cached(NodeId node, const TaskShape& task, uint32_t shape_id);
   double Fragmentation(NodeId node);
   std::optional<PlacementChoice> ChooseRandom(const TaskShape& task, const std::vector<NodeId>& feasible);

@@ -16,8 +16,13 @@ debug: deps
 	@cmake --preset debug >/dev/null
 	@cmake --build --preset debug -j $(JOBS)
 
+WORKLOAD ?= scenarios/france-1gw-workload.yaml
+DAYS ?= 7
+
+# The flagship: the france-1gw campus under its tenants' workload model for a simulated week.
 run: release
 	@build/release/apps/joule fleet $(SCENARIO)
+	@build/release/apps/joule sim --scenario $(SCENARIO) --workload $(WORKLOAD) --days $(DAYS) --seed 1 --out out/sim/france-1gw
 
 test: debug
 	@scripts/check-format.sh

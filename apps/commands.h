@@ -18,6 +18,7 @@ using CommandFn = std::function<int()>;
 void AddFleetCommand(CLI::App& app, CommandFn& run);
 void AddPlaceCommand(CLI::App& app, CommandFn& run);
 void AddScheduleCommand(CLI::App& app, CommandFn& run);
+void AddSimCommand(CLI::App& app, CommandFn& run);
 
 int Main(int argc, char** argv);
 

@@ -11,6 +11,7 @@ int Main(int argc, char** argv) {
   AddFleetCommand(app, run);
   AddPlaceCommand(app, run);
   AddScheduleCommand(app, run);
+  AddSimCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

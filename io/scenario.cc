@@ -282,7 +282,13 @@ class Parser {
     for (size_t i = 0; i < list.size(); ++i) {
       Fields f(list[i], Indexed("tenants", i), {"name", "reserved", "borrow_limit", "weight"});
       CheckNew(f, names);
-      TenantSpec t{f.String("name"), {}, f.OptCount("borrow_limit"), f.OptPositive("weight").value_or(1.0)};
+      // A borrow limit of 0 makes the reservation a hard partition (a virtual cluster).
+      std::optional<uint32_t> borrow;
+      if (std::optional<double> b = f.OptNumber("borrow_limit", 0, 4e9)) {
+        if (*b != std::floor(*b)) f.Fail("borrow_limit", "must be a whole number of accelerators");
+        borrow = static_cast<uint32_t>(*b);
+      }
+      TenantSpec t{f.String("name"), {}, borrow, f.OptPositive("weight").value_or(1.0)};
       if (f.Has("reserved")) {
         std::vector<std::string_view> keys;
         for (const AcceleratorType& type : fleet.catalog().accelerators()) keys.push_back(type.name);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <tuple>
 
@@ -258,10 +259,22 @@ std::vector<Engine::Job*> Engine::OrderedPending() {
     const TenantSpec& t = tenants_[j->spec.tenant.value()];
     return decayed_usage_[j->spec.tenant.value()] / t.weight;
   };
-  std::stable_sort(order.begin(), order.end(), [&](const Job* a, const Job* b) {
-    return std::make_tuple(-a->spec.priority, share(a), a->spec.submit_time, a->spec.id) <
-           std::make_tuple(-b->spec.priority, share(b), b->spec.submit_time, b->spec.id);
-  });
+  // Jobs with neither an estimate nor a time limit sort last under shortest-first.
+  auto expected = [](const Job* j) {
+    return j->spec.runtime_estimate.value_or(j->spec.time_limit.value_or(std::numeric_limits<TimeMs>::max()));
+  };
+  auto key = [&](const Job* j) {
+    switch (config_.order) {
+      case QueueOrder::kFifo:
+        return std::make_tuple(int32_t{0}, 0.0, TimeMs{0}, j->spec.submit_time, j->spec.id);
+      case QueueOrder::kShortestFirst:
+        return std::make_tuple(int32_t{0}, 0.0, expected(j), j->spec.submit_time, j->spec.id);
+      case QueueOrder::kPriorityFairShareAge:
+        break;
+    }
+    return std::make_tuple(-j->spec.priority, share(j), TimeMs{0}, j->spec.submit_time, j->spec.id);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](const Job* a, const Job* b) { return key(a) < key(b); });
   return order;
 }
 

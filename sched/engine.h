@@ -5,7 +5,8 @@
 // A pass is a list of named stages:
 //   admit   — drop jobs whose dependencies failed to their reason, hold those still waiting;
 //   order   — priority (high first), then fair share (tenant's decayed usage / weight, low
-//             first), then submit time, then id;
+//             first), then submit time, then id (EngineConfig::order picks FIFO or
+//             shortest-first instead);
 //   place   — in that order, each job's gang all-or-nothing (sched/placement/gang.h), within its
 //             tenant's reservation plus borrowing limit;
 //   reserve — the first `backfill_depth` jobs that cannot start get a reservation: the earliest
@@ -41,7 +42,13 @@
 
 namespace joule {
 
+// The order of the queue's pass. Joule's: priority (high first), fair share, then age. FIFO and
+// shortest-first (by runtime estimate, else time limit) are the classic baselines the twin compares
+// against (Helios, SC'21); they ignore priority and fair share.
+enum class QueueOrder { kPriorityFairShareAge, kFifo, kShortestFirst };
+
 struct EngineConfig {
+  QueueOrder order = QueueOrder::kPriorityFairShareAge;
   uint32_t backfill_depth = 1;                           // 0: no reservations (plain priority order, greedy)
   TimeMs fair_share_half_life = 7LL * 24 * 3600 * 1000;  // Slurm's PriorityDecayHalfLife default
   bool preemption = true;

@@ -1,0 +1,158 @@
+// `joule sim`: the digital twin. Replays a trace or a tenant workload model on a scenario's
+// campus through the scheduling engine and writes summary.json, timeseries.csv and report.html.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "io/job_traces.h"
+#include "io/scenario.h"
+#include "io/sim_output.h"
+#include "io/workload_model.h"
+#include "sim/metrics.h"
+#include "sim/simulator.h"
+
+namespace joule::apps {
+namespace {
+
+struct SimCommandOptions {
+  std::string scenario;
+  std::string workload;
+  std::string format = "auto";
+  std::optional<double> days;
+  uint64_t seed = 1;
+  std::string out;
+  std::string order = "joule";
+  double tick_s = 10;
+  std::optional<std::string> phase;
+};
+
+// The workload file's kind: a YAML tenant model, or a CSV told apart by its header.
+Result<std::string> DetectFormat(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".yaml" || ext == ".yml") return std::string("model");
+  std::ifstream in(path);
+  if (!in) return Status::Error(fmt::format("{}: cannot open workload", path));
+  std::string header;
+  std::getline(in, header);
+  if (header.find("submit_s") != std::string::npos) return std::string("csv");
+  if (header.find("num_gpus") != std::string::npos && header.find("cluster") != std::string::npos) {
+    return std::string("philly");
+  }
+  if (header.find("creation_time") != std::string::npos && header.find("gpu_milli") != std::string::npos) {
+    return std::string("openb");
+  }
+  return Status::Error(fmt::format(
+      "{}:1: cannot tell the workload's format from its header; give --format model, philly, openb or csv", path));
+}
+
+Result<sim::Workload> LoadWorkload(const SimCommandOptions& o, const io::Scenario& scenario, TimeMs horizon) {
+  Result<std::string> format = o.format == "auto" ? DetectFormat(o.workload) : Result<std::string>(o.format);
+  if (!format.ok()) return format.status();
+  if (*format == "philly") return io::ReadPhillyTrace(o.workload, scenario);
+  if (*format == "openb") return io::ReadOpenbTrace(o.workload, scenario);
+  if (*format == "csv") return io::ReadJobCsv(o.workload, scenario);
+  Result<sim::WorkloadModel> model = io::LoadWorkloadModel(o.workload, scenario);
+  if (!model.ok()) return model.status();
+  return sim::Generate(*model, scenario.tenants, horizon, o.seed);
+}
+
+Result<QueueOrder> ParseOrder(const std::string& name) {
+  if (name == "joule") return QueueOrder::kPriorityFairShareAge;
+  if (name == "fifo") return QueueOrder::kFifo;
+  if (name == "sjf") return QueueOrder::kShortestFirst;
+  return Status::Error(fmt::format("--order: unknown order '{}' (known: joule, fifo, sjf)", name));
+}
+
+void PrintSummary(const sim::Summary& s, const sim::SimResult& r, const std::string& out) {
+  fmt::print("{} jobs submitted, {} started, {} completed, {} rejected; {} accelerators\n", s.all.submitted,
+             s.all.started, s.all.completed, s.all.rejected, r.capacity);
+  fmt::print(
+      "allocation {:.1f}% of the campus on average; queue {:.1f} jobs on average; {} preemptions; "
+      "{} reservation breaches\n",
+      s.utilisation * 100, s.mean_pending_jobs, s.preemptions, s.reservation_breaches);
+  fmt::print("{:<22} {:>9} {:>12} {:>12} {:>8}\n", "tenant", "jobs", "p95 wait s", "mean JCT s", "alloc %");
+  for (size_t t = 0; t < r.tenant_names.size(); ++t) {
+    const sim::GroupFigures& g = s.by_tenant[t];
+    if (g.submitted == 0) continue;
+    fmt::print("{:<22} {:>9} {:>12.0f} {:>12.0f} {:>8.1f}\n", r.tenant_names[t], g.submitted, g.wait_s.p95,
+               g.jct_s.mean, s.tenant_utilisation[t] * 100);
+  }
+  fmt::print("report: {}/report.html\n", out);
+}
+
+int RunSim(const SimCommandOptions& o) {
+  Result<QueueOrder> order = ParseOrder(o.order);
+  if (!order.ok()) {
+    std::cerr << order.status().message() << "\n";
+    return kExitBadInput;
+  }
+  Result<io::Scenario> scenario = io::LoadScenario(o.scenario, io::LoadOptions{o.phase});
+  if (!scenario.ok()) {
+    std::cerr << scenario.status().message() << "\n";
+    return kExitBadInput;
+  }
+  if (scenario->tenants.empty()) scenario->tenants.push_back(TenantSpec{"default"});
+  constexpr double kMsPerDay = 86'400'000.0;
+  const bool model = std::filesystem::path(o.workload).extension() == ".yaml" ||
+                     std::filesystem::path(o.workload).extension() == ".yml" || o.format == "model";
+  // A model runs for --days (7 by default); a trace runs to completion unless --days cuts it.
+  const TimeMs horizon = o.days  ? static_cast<TimeMs>(*o.days * kMsPerDay)
+                         : model ? static_cast<TimeMs>(7 * kMsPerDay)
+                                 : sim::SimOptions::kRunToCompletion;
+  Result<sim::Workload> workload = LoadWorkload(o, *scenario, horizon);
+  if (!workload.ok()) {
+    std::cerr << workload.status().message() << "\n";
+    return kExitBadInput;
+  }
+  sim::SimOptions options;
+  options.end = horizon;
+  options.tick = static_cast<TimeMs>(o.tick_s * 1000);
+  options.engine.order = *order;
+  options.oracle_estimates = *order == QueueOrder::kShortestFirst;
+  sim::Simulator simulator(scenario->fleet, scenario->tenants, options);
+  sim::SimResult result = simulator.Run(*workload);
+  sim::Summary summary = sim::Summarize(result);
+  const double days = static_cast<double>(result.end) / kMsPerDay;
+  io::RunInfo info{o.scenario, o.workload, o.seed, days, o.order};
+  if (Status s = io::WriteSimOutputs(o.out, info, summary, result); !s.ok()) {
+    std::cerr << s.message() << "\n";
+    return kExitFailure;
+  }
+  PrintSummary(summary, result, o.out);
+  if (summary.all.rejected > 0) {
+    fmt::print(
+        "{} jobs could never run on this campus (more accelerators or a type it does not have): see "
+        "summary.json, jobs.rejected\n",
+        summary.all.rejected);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddSimCommand(CLI::App& app, CommandFn& run) {
+  auto o = std::make_shared<SimCommandOptions>();
+  CLI::App* cmd = app.add_subcommand("sim", "Run the digital twin: a workload on a scenario's campus");
+  cmd->add_option("--scenario", o->scenario, "Scenario file (YAML) giving the campus and tenants")->required();
+  cmd->add_option("--workload", o->workload, "Tenant workload model (YAML) or job trace (CSV)")->required();
+  cmd->add_option("--format", o->format, "Workload format: auto, model, philly, openb, csv")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "model", "philly", "openb", "csv"}));
+  cmd->add_option("--days", o->days, "Simulated days (default: 7 for a model; a trace runs to completion)")
+      ->check(CLI::Range(0.0001, 3650.0));
+  cmd->add_option("--seed", o->seed, "Seed of the workload model")->capture_default_str();
+  cmd->add_option("--out", o->out, "Folder for summary.json, timeseries.csv and report.html")->required();
+  cmd->add_option("--order", o->order, "Queue order: joule (priority, fair share, age), fifo, sjf (true durations)")
+      ->capture_default_str();
+  cmd->add_option("--tick-s", o->tick_s, "Scheduling cycle in seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
+  cmd->add_option("--phase", o->phase, "Build-out phase of the scenario");
+  cmd->callback([&run, o] { run = [o] { return RunSim(*o); }; });
+}
+
+}  // namespace joule::apps

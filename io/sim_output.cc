@@ -1,0 +1,286 @@
+#include "io/sim_output.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+namespace joule::io {
+namespace {
+
+using nlohmann::ordered_json;
+
+// Rounded to 6 significant decimals so the JSON is stable and readable.
+double Round(double x) { return std::round(x * 1e6) / 1e6; }
+
+ordered_json DistributionJson(const sim::Distribution& d) {
+  return {{"count", d.count},    {"mean", Round(d.mean)}, {"p50", Round(d.p50)},
+          {"p95", Round(d.p95)}, {"p99", Round(d.p99)},   {"max", Round(d.max)}};
+}
+
+ordered_json GroupJson(const sim::GroupFigures& g) {
+  return {{"submitted", g.submitted},
+          {"started", g.started},
+          {"completed", g.completed},
+          {"killed_at_time_limit", g.time_limit},
+          {"rejected", g.rejected},
+          {"wait_s", DistributionJson(g.wait_s)},
+          {"jct_s", DistributionJson(g.jct_s)},
+          {"mean_bounded_slowdown", Round(g.mean_bounded_slowdown)}};
+}
+
+std::string Escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// ---- SVG charts: fixed size, data scaled into a plot area, axes with a few labels ----
+
+constexpr double kW = 860, kH = 260, kLeft = 70, kRight = 150, kTop = 12, kBottom = 34;
+constexpr const char* kColors[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
+                                   "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+
+struct Axes {
+  double x0, x1, y0, y1;
+  double X(double x) const { return kLeft + (x - x0) / std::max(x1 - x0, 1e-9) * (kW - kLeft - kRight); }
+  double Y(double y) const { return kH - kBottom - (y - y0) / std::max(y1 - y0, 1e-9) * (kH - kTop - kBottom); }
+};
+
+std::string AxesSvg(const Axes& a, const std::string& x_label, const std::string& y_label, bool log_x = false) {
+  std::string s = fmt::format(
+      R"svg(<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#333"/><line x1="{0}" y1="{3}" x2="{0}" y2="{1}" stroke="#333"/>)svg",
+      kLeft, kH - kBottom, kW - kRight, kTop);
+  for (int i = 0; i <= 4; ++i) {
+    const double y = a.y0 + (a.y1 - a.y0) * i / 4;
+    s += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="end">{:.4g}</text>)svg", kLeft - 4,
+                     a.Y(y) + 4, y);
+    const double x = a.x0 + (a.x1 - a.x0) * i / 4;
+    const double shown = log_x ? std::pow(10.0, x) : x;
+    s += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="middle">{:.4g}</text>)svg", a.X(x),
+                     kH - kBottom + 14, shown);
+  }
+  s += fmt::format(R"svg(<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>)svg",
+                   (kLeft + kW - kRight) / 2, kH - 4, Escape(x_label));
+  s += fmt::format(
+      R"svg(<text x="12" y="{}" font-size="12" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>)svg",
+      (kTop + kH - kBottom) / 2, (kTop + kH - kBottom) / 2, Escape(y_label));
+  return s;
+}
+
+std::string Legend(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const double y = kTop + 14 * static_cast<double>(i);
+    s += fmt::format(
+        R"svg(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}" font-size="11">{}</text>)svg",
+        kW - kRight + 10, y, kColors[i % 10], kW - kRight + 24, y + 9, Escape(names[i]));
+  }
+  return s;
+}
+
+std::string Svg(const std::string& body) {
+  return fmt::format(
+      R"svg(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}">{}</svg>)svg", kW, kH,
+      kW, kH, body);
+}
+
+double Days(TimeMs t) { return static_cast<double>(t) / 86'400'000.0; }
+
+std::string AllocationChart(const sim::SimResult& r) {
+  if (r.samples.empty()) return "<p>No samples.</p>";
+  Axes a{0, Days(r.samples.back().at), 0, static_cast<double>(r.capacity)};
+  std::string body = AxesSvg(a, "simulated days", "accelerators allocated");
+  std::vector<double> base(r.samples.size(), 0.0);
+  for (size_t t = 0; t < r.tenant_names.size(); ++t) {
+    std::string top, bottom;
+    for (size_t i = 0; i < r.samples.size(); ++i) {
+      base[i] += static_cast<double>(r.samples[i].tenant_milli[t]) / 1000.0;
+      top += fmt::format("{:.1f},{:.1f} ", a.X(Days(r.samples[i].at)), a.Y(base[i]));
+    }
+    for (size_t i = r.samples.size(); i-- > 0;) {
+      const double lo = base[i] - static_cast<double>(r.samples[i].tenant_milli[t]) / 1000.0;
+      bottom += fmt::format("{:.1f},{:.1f} ", a.X(Days(r.samples[i].at)), a.Y(lo));
+    }
+    body +=
+        fmt::format(R"svg(<polygon points="{}{}" fill="{}" fill-opacity="0.85"/>)svg", top, bottom, kColors[t % 10]);
+  }
+  return Svg(body + Legend(r.tenant_names));
+}
+
+std::string QueueChart(const sim::SimResult& r) {
+  if (r.samples.empty()) return "<p>No samples.</p>";
+  double most = 1;
+  for (const sim::Sample& s : r.samples) most = std::max(most, static_cast<double>(s.pending_jobs));
+  Axes a{0, Days(r.samples.back().at), 0, most};
+  std::string points;
+  for (const sim::Sample& s : r.samples) points += fmt::format("{:.1f},{:.1f} ", a.X(Days(s.at)), a.Y(s.pending_jobs));
+  return Svg(
+      AxesSvg(a, "simulated days", "jobs queued") +
+      fmt::format(R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>)svg", points, kColors[0]));
+}
+
+// Empirical CDF of wait (log10 seconds, waits under 1 s drawn at 1 s) per size class.
+std::string WaitCdfChart(const sim::SimResult& r) {
+  std::array<std::vector<double>, sim::kSizeClasses> waits;
+  double most = 1;
+  for (const sim::JobRecord& j : r.jobs) {
+    if (!j.first_start) continue;
+    const double w = std::log10(std::max(1.0, static_cast<double>(*j.first_start - j.submit) / 1000.0));
+    waits[sim::SizeClass(j.accelerators)].push_back(w);
+    most = std::max(most, w);
+  }
+  Axes a{0, std::ceil(most), 0, 1};
+  std::string body = AxesSvg(a, "wait (seconds, log scale)", "share of started jobs", /*log_x=*/true);
+  std::vector<std::string> names;
+  for (int c = 0; c < sim::kSizeClasses; ++c) {
+    std::vector<double>& v = waits[c];
+    names.push_back(fmt::format("{} accelerators ({} jobs)", sim::SizeClassName(c), v.size()));
+    if (v.empty()) continue;
+    std::sort(v.begin(), v.end());
+    std::string points;
+    const size_t step = std::max<size_t>(1, v.size() / 400);  // at most ~400 points a curve
+    for (size_t i = 0; i < v.size(); i += step) {
+      points +=
+          fmt::format("{:.1f},{:.1f} ", a.X(v[i]), a.Y(static_cast<double>(i + 1) / static_cast<double>(v.size())));
+    }
+    points += fmt::format("{:.1f},{:.1f}", a.X(v.back()), a.Y(1.0));
+    body +=
+        fmt::format(R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.8"/>)svg", points, kColors[c]);
+  }
+  // Legend colours follow the size classes.
+  return Svg(body + Legend(names));
+}
+
+std::string FiguresTable(const sim::Summary& s, const sim::SimResult& r) {
+  std::string rows;
+  auto row = [&](const std::string& name, const sim::GroupFigures& g) {
+    rows += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</"
+        "td><td>{:.2f}</td></tr>",
+        Escape(name), g.submitted, g.started, g.completed, g.wait_s.mean, g.wait_s.p95, g.jct_s.mean, g.jct_s.p95,
+        g.mean_bounded_slowdown);
+  };
+  row("all jobs", s.all);
+  for (int c = 0; c < sim::kSizeClasses; ++c) row(fmt::format("{} accelerators", sim::SizeClassName(c)), s.by_size[c]);
+  for (size_t t = 0; t < r.tenant_names.size(); ++t) row("tenant " + r.tenant_names[t], s.by_tenant[t]);
+  return "<table><tr><th></th><th>submitted</th><th>started</th><th>completed</th><th>mean wait s</th><th>p95 wait "
+         "s</th>"
+         "<th>mean JCT s</th><th>p95 JCT s</th><th>bounded slowdown</th></tr>" +
+         rows + "</table>";
+}
+
+}  // namespace
+
+ordered_json SummaryJson(const RunInfo& info, const sim::Summary& s, const sim::SimResult& r) {
+  ordered_json by_size = ordered_json::object();
+  for (int c = 0; c < sim::kSizeClasses; ++c) by_size[sim::SizeClassName(c)] = GroupJson(s.by_size[c]);
+  ordered_json by_tenant = ordered_json::object();
+  for (size_t t = 0; t < r.tenant_names.size(); ++t) {
+    ordered_json g = GroupJson(s.by_tenant[t]);
+    g["utilisation"] = Round(s.tenant_utilisation[t]);
+    by_tenant[r.tenant_names[t]] = g;
+  }
+  return {{"schema", "joule.sim.summary/1"},
+          {"run",
+           {{"scenario", info.scenario},
+            {"workload", info.workload},
+            {"seed", info.seed},
+            {"days", Round(info.days)},
+            {"policy", info.policy},
+            {"tick_s", Round(r.tick / 1000.0)}}},
+          {"campus", {{"accelerators", r.capacity}}},
+          {"engine", {{"steps", r.steps}, {"events", r.events}}},
+          {"jobs", GroupJson(s.all)},
+          {"by_size", by_size},
+          {"by_tenant", by_tenant},
+          {"utilisation", Round(s.utilisation)},
+          {"busy", Round(s.busy)},
+          {"queue", {{"mean_jobs", Round(s.mean_pending_jobs)}, {"max_jobs", s.max_pending_jobs}}},
+          {"mean_fragmented_accelerators", Round(s.mean_fragmented_accelerators)},
+          {"preemptions", s.preemptions},
+          {"lost_accelerator_hours", Round(s.lost_accelerator_hours)},
+          {"reservation_breaches", s.reservation_breaches},
+          {"longest_giant_gang_wait_s", Round(s.longest_giant_wait_s)}};
+}
+
+Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::Summary& summary,
+                       const sim::SimResult& r) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Error(fmt::format("--out: cannot create '{}': {}", dir, ec.message()));
+  auto open = [&](const char* name, std::ofstream& out) {
+    out.open(std::filesystem::path(dir) / name, std::ios::binary);
+    return out.good() ? Status::Ok() : Status::Error(fmt::format("--out: cannot write '{}/{}'", dir, name));
+  };
+  std::ofstream json, csv, html;
+  for (auto [name, out] :
+       {std::pair{"summary.json", &json}, std::pair{"timeseries.csv", &csv}, std::pair{"report.html", &html}}) {
+    if (Status s = open(name, *out); !s.ok()) return s;
+  }
+  json << SummaryJson(info, summary, r).dump(2) << "\n";
+
+  csv << "time_s,pending_jobs,running_jobs,pending_accelerators,allocated,busy,fragmented";
+  for (const std::string& t : r.tenant_names) csv << ",tenant:" << t;
+  for (const std::string& t : r.type_names) csv << ",type:" << t;
+  csv << "\n";
+  auto acc = [](uint64_t milli) { return fmt::format("{:.3f}", static_cast<double>(milli) / 1000.0); };
+  for (const sim::Sample& s : r.samples) {
+    csv << s.at / 1000 << ',' << s.pending_jobs << ',' << s.running_jobs << ',' << acc(s.pending_milli) << ','
+        << acc(s.allocated_milli) << ',' << acc(s.busy_milli) << ',' << acc(s.fragmented_milli);
+    for (uint64_t m : s.tenant_milli) csv << ',' << acc(m);
+    for (uint64_t m : s.type_milli) csv << ',' << acc(m);
+    csv << "\n";
+  }
+
+  html << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Joule twin report</title><style>"
+          "body{font-family:sans-serif;max-width:900px;margin:1em "
+          "auto;color:#222}table{border-collapse:collapse;font-size:13px}"
+          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}"
+          "section{margin:1.2em 0}.todo{color:#777}</style></head><body>\n";
+  html << fmt::format(
+      "<h1>Joule twin report</h1><p>Scenario <b>{}</b>, workload <b>{}</b>, seed {}, {:.4g} simulated days, "
+      "policy {}. {} accelerators; {} jobs submitted, {} started, {} completed.</p>\n",
+      Escape(info.scenario), Escape(info.workload), info.seed, info.days, Escape(info.policy), r.capacity,
+      summary.all.submitted, summary.all.started, summary.all.completed);
+  html << fmt::format(
+      "<p>Mean allocation {:.1f}% (busy {:.1f}%); mean queue {:.1f} jobs (max {}); mean fragmented {:.0f} "
+      "accelerators; {} preemptions losing {:.1f} accelerator-hours; {} reservation breaches; longest wait "
+      "of a gang over 1,024 accelerators {:.0f} s.</p>\n",
+      summary.utilisation * 100, summary.busy * 100, summary.mean_pending_jobs, summary.max_pending_jobs,
+      summary.mean_fragmented_accelerators, summary.preemptions, summary.lost_accelerator_hours,
+      summary.reservation_breaches, summary.longest_giant_wait_s);
+  html << "<section><h2>Accelerators allocated, by tenant</h2>" << AllocationChart(r) << "</section>\n";
+  html << "<section><h2>Queue length</h2>" << QueueChart(r) << "</section>\n";
+  html << "<section><h2>Wait time CDF, by job size</h2>" << WaitCdfChart(r) << "</section>\n";
+  html << "<section><h2>Figures</h2>" << FiguresTable(summary, r) << "</section>\n";
+  html << "<section><h2>Power and heat</h2><p class=\"todo\">Not modelled in this run.</p></section>\n";
+  html << "<section><h2>Failures</h2><p class=\"todo\">Not modelled in this run.</p></section>\n";
+  html << "</body></html>\n";
+  for (std::ofstream* out : {&json, &csv, &html}) {
+    out->flush();
+    if (!out->good()) return Status::Error(fmt::format("--out: writing into '{}' failed", dir));
+  }
+  return Status::Ok();
+}
+
+}  // namespace joule::io

@@ -1,0 +1,58 @@
+// What one twin run recorded: every job's outcome and a time series of the campus. The raw
+// material of sim/metrics.h and of the report writers (io/sim_output.h). Plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sched/job.h"
+
+namespace joule::sim {
+
+enum class Outcome : uint8_t { kQueued, kRunning, kCompleted, kTimeLimit, kRejected };
+
+struct JobRecord {
+  JobId id = 0;
+  TenantId tenant;
+  uint32_t accelerators = 0;  // asked for; a shared fraction counts as one
+  TimeMs submit = 0;
+  TimeMs duration = 0;  // true run time
+  std::optional<TimeMs> first_start;
+  std::optional<TimeMs> end;  // completed or killed at its time limit
+  Outcome outcome = Outcome::kQueued;
+  uint32_t preemptions = 0;
+  bool guaranteed = false;  // fitted in its tenant's unused reservation when it arrived
+};
+
+// The campus at one instant. Milli-accelerators throughout.
+struct Sample {
+  TimeMs at = 0;
+  uint32_t pending_jobs = 0;
+  uint32_t running_jobs = 0;
+  uint64_t pending_milli = 0;          // asked by queued jobs
+  uint64_t allocated_milli = 0;        // held by jobs
+  uint64_t busy_milli = 0;             // held by jobs not being stopped (preemption grace excluded)
+  uint64_t fragmented_milli = 0;       // free whole accelerators no queued job can use (metrics.h)
+  std::vector<uint64_t> tenant_milli;  // allocated, per tenant
+  std::vector<uint64_t> type_milli;    // allocated, per accelerator type
+};
+
+struct SimResult {
+  TimeMs end = 0;  // the horizon
+  TimeMs tick = 0;
+  std::vector<std::string> tenant_names;
+  std::vector<std::string> type_names;  // accelerator types of the catalog
+  std::vector<uint64_t> type_capacity;  // accelerators per type in the fleet
+  uint64_t capacity = 0;                // accelerators in the fleet
+  std::vector<JobRecord> jobs;          // workload order
+  std::vector<Sample> samples;
+  uint64_t steps = 0;   // engine steps
+  uint64_t events = 0;  // events handed to the engine
+  uint64_t preemptions = 0;
+  double lost_accelerator_hours = 0;  // work since the last checkpoint, lost to preemption
+  uint64_t reservation_breaches = 0;  // guaranteed jobs not started within grace + 2 ticks
+};
+
+}  // namespace joule::sim

@@ -1,0 +1,304 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <bit>
+#include <functional>
+#include <limits>
+
+namespace joule::sim {
+namespace {
+
+constexpr TimeMs kNever = std::numeric_limits<TimeMs>::max();
+constexpr double kMsPerHour = 3'600'000.0;
+
+uint64_t WorkerMilli(const JobSpec& spec) { return static_cast<uint64_t>(spec.worker.TotalMilliGpu()); }
+
+}  // namespace
+
+Simulator::Simulator(const Fleet& fleet, std::vector<TenantSpec> tenants, SimOptions options)
+    : fleet_(fleet), tenants_(std::move(tenants)), options_(std::move(options)) {
+  JOULE_CHECK(!tenants_.empty() && options_.tick > 0 && options_.sample_interval > 0);
+}
+
+SimResult Simulator::Run(const Workload& workload) {
+  workload_ = &workload;
+  engine_.emplace(fleet_, tenants_, options_.engine);
+  const size_t types = fleet_.catalog().accelerators().size();
+  result_ = SimResult{};
+  result_.end = options_.end;
+  result_.tick = options_.tick;
+  for (const TenantSpec& t : tenants_) result_.tenant_names.push_back(t.name);
+  for (const AcceleratorType& t : fleet_.catalog().accelerators()) result_.type_names.push_back(t.name);
+  result_.type_capacity.assign(types, 0);
+  for (NodeId n(0); n.value() < fleet_.nodes().size(); n = NodeId(n.value() + 1)) {
+    const NodeType& type = fleet_.node_type(n);
+    if (type.accelerator) result_.type_capacity[type.accelerator->value()] += type.accelerators;
+  }
+  result_.capacity = fleet_.accelerator_count();
+  tenant_milli_.assign(tenants_.size(), 0);
+  type_milli_.assign(types, 0);
+  reserved_.assign(tenants_.size(), std::vector<uint64_t>(types, 0));
+  held_ = queued_guaranteed_ = reserved_;
+  for (size_t u = 0; u < tenants_.size(); ++u) {
+    for (const Reservation& r : tenants_[u].reserved) reserved_[u][r.type.value()] += uint64_t{r.accelerators} * 1000;
+  }
+  live_.assign(workload.jobs.size(), LiveJob{});
+  guarantee_due_.assign(workload.jobs.size(), kNever);
+  guarantee_type_.assign(workload.jobs.size(), 0);
+  result_.jobs.reserve(workload.jobs.size());
+  index_.reserve(workload.jobs.size());
+  for (uint32_t i = 0; i < workload.jobs.size(); ++i) {
+    const WorkloadJob& w = workload.jobs[i];
+    JOULE_CHECK(w.spec.tenant.value() < tenants_.size() && w.duration > 0);
+    JOULE_CHECK(i == 0 || workload.jobs[i - 1].spec.submit_time <= w.spec.submit_time);
+    JOULE_CHECK(index_.emplace(w.spec.id, i).second);
+    result_.jobs.push_back(JobRecord{w.spec.id, w.spec.tenant,
+                                     static_cast<uint32_t>(std::max<uint64_t>(Accelerators(w.spec), 1)),
+                                     w.spec.submit_time, w.duration});
+    live_[i].remaining = w.duration;
+  }
+
+  size_t next_job = 0;
+  TimeMs next_sample = 0;
+  std::vector<Event> events;
+  while (true) {
+    TimeMs first = kNever;
+    if (next_job < workload.jobs.size()) first = workload.jobs[next_job].spec.submit_time;
+    if (!timers_.empty()) first = std::min(first, timers_.front().at);
+    const TimeMs at = first == kNever ? kNever : NextTick(first);
+    if (at == kNever && options_.end == kNever) {  // run to completion: stop when nothing is left
+      TakeSample(next_sample);
+      result_.end = next_sample;
+      break;
+    }
+    while (next_sample <= options_.end && next_sample < at) {
+      TakeSample(next_sample);
+      next_sample += options_.sample_interval;
+    }
+    if (at > options_.end) break;
+    events.clear();
+    while (next_job < workload.jobs.size() && workload.jobs[next_job].spec.submit_time <= at) {
+      Submit(at, static_cast<uint32_t>(next_job++), events);
+    }
+    while (!timers_.empty() && timers_.front().at <= at) {
+      std::pop_heap(timers_.begin(), timers_.end(), std::greater<>());
+      const Timer timer = timers_.back();
+      timers_.pop_back();
+      LiveJob& run = live_[timer.job];
+      if (timer.kind == TimerKind::kFinish && timer.generation == run.generation && run.holding && !run.stopping) {
+        JobRecord& record = result_.jobs[timer.job];
+        record.end = timer.at;
+        record.outcome = Outcome::kCompleted;
+        events.push_back(JobFinished{record.id, true});
+        Release(timer.job);
+      } else if (timer.kind == TimerKind::kWake && run.stopping && timer.generation == run.generation) {
+        // The SIGKILL deadline: the engine frees the accelerators and requeues the job.
+        Release(timer.job);
+        PendingShape(timer.job, +1);
+      }
+    }
+    result_.events += events.size();
+    result_.steps++;
+    Apply(at, engine_->Step(at, events));
+  }
+  for (uint32_t i = 0; i < result_.jobs.size(); ++i) {
+    JobRecord& record = result_.jobs[i];
+    if (guarantee_due_[i] != kNever && !record.first_start && guarantee_due_[i] <= result_.end) {
+      result_.reservation_breaches++;
+    }
+  }
+  return std::move(result_);
+}
+
+void Simulator::Submit(TimeMs now, uint32_t job, std::vector<Event>& events) {
+  JobSpec spec = workload_->jobs[job].spec;
+  if (options_.oracle_estimates) spec.runtime_estimate = workload_->jobs[job].duration;
+  if (std::optional<uint32_t> type = Guaranteed(spec)) {
+    result_.jobs[job].guaranteed = true;
+    guarantee_type_[job] = *type;
+    // Victims get their grace period; the start follows within two scheduling cycles.
+    guarantee_due_[job] = now + options_.engine.preemption_grace + 2 * options_.tick;
+  }
+  PendingShape(job, +1);
+  events.push_back(JobSubmitted{std::move(spec)});
+}
+
+// Whether the job fits in its tenant's reservation of one type beside what the tenant holds and
+// has queued under guarantee already: then the engine owes it a start (reclaiming if need be).
+std::optional<uint32_t> Simulator::Guaranteed(const JobSpec& spec) {
+  if (!spec.after_ok.empty() || spec.worker.gpus == 0) return std::nullopt;
+  const uint32_t u = spec.tenant.value();
+  const uint64_t milli = WorkerMilli(spec) * spec.workers;
+  for (uint32_t t = 0; t < reserved_[u].size(); ++t) {
+    if (!spec.worker.types.Allows(AcceleratorTypeId(t)) || reserved_[u][t] == 0) continue;
+    if (!spec.worker.types.Any() && std::popcount(spec.worker.types.mask) != 1) return std::nullopt;
+    if (held_[u][t] + queued_guaranteed_[u][t] + milli <= reserved_[u][t]) {
+      queued_guaranteed_[u][t] += milli;
+      return t;
+    }
+  }
+  return std::nullopt;
+}
+
+void Simulator::EndGuarantee(uint32_t job) {
+  if (guarantee_due_[job] == kNever) return;
+  const JobSpec& spec = workload_->jobs[job].spec;
+  uint64_t& queued = queued_guaranteed_[spec.tenant.value()][guarantee_type_[job]];
+  queued -= std::min(queued, WorkerMilli(spec) * spec.workers);
+  guarantee_due_[job] = kNever;
+}
+
+void Simulator::Apply(TimeMs now, const Decisions& decisions) {
+  for (const Rejection& r : decisions.rejections) {
+    const uint32_t job = index_.at(r.job);
+    result_.jobs[job].outcome = Outcome::kRejected;
+    PendingShape(job, -1);
+    EndGuarantee(job);
+  }
+  for (const KillJob& k : decisions.kills) Kill(now, k);
+  for (const StartJob& s : decisions.starts) Start(now, s);
+}
+
+void Simulator::Start(TimeMs now, const StartJob& start) {
+  const uint32_t job = index_.at(start.job);
+  const JobSpec& spec = workload_->jobs[job].spec;
+  JobRecord& record = result_.jobs[job];
+  LiveJob& run = live_[job];
+  PendingShape(job, -1);
+  if (!record.first_start) {
+    record.first_start = now;
+    if (guarantee_due_[job] != kNever && now > guarantee_due_[job]) result_.reservation_breaches++;
+    EndGuarantee(job);
+  }
+  record.outcome = Outcome::kRunning;
+  run.started = now;
+  run.holding = true;
+  run.stopping = false;
+  run.generation++;
+  run.held.clear();
+  for (const WorkerPlacement& w : start.workers) {
+    const std::optional<AcceleratorTypeId> type = fleet_.node_type(w.node).accelerator;
+    if (!type) continue;
+    const uint64_t milli = WorkerMilli(spec);
+    if (!run.held.empty() && run.held.back().first == type->value()) {
+      run.held.back().second += milli;
+    } else {
+      run.held.emplace_back(type->value(), milli);
+    }
+  }
+  for (auto [type, milli] : run.held) {
+    type_milli_[type] += milli;
+    tenant_milli_[spec.tenant.value()] += milli;
+    held_[spec.tenant.value()][type] += milli;
+    allocated_milli_ += milli;
+  }
+  Schedule(now + run.remaining, TimerKind::kFinish, job);
+  // The engine kills at the time limit only when it steps then: make sure it does.
+  if (spec.time_limit && *spec.time_limit < run.remaining) Schedule(now + *spec.time_limit, TimerKind::kWake, job);
+}
+
+void Simulator::Kill(TimeMs now, const KillJob& kill) {
+  const uint32_t job = index_.at(kill.job);
+  const JobSpec& spec = workload_->jobs[job].spec;
+  LiveJob& run = live_[job];
+  JobRecord& record = result_.jobs[job];
+  if (!run.holding) return;
+  run.generation++;
+  if (kill.reason == KillReason::kPreempted) {
+    const TimeMs progress = now - run.started;
+    const TimeMs saved =
+        spec.checkpoint_interval ? progress / *spec.checkpoint_interval * *spec.checkpoint_interval : 0;
+    run.remaining -= saved;
+    record.preemptions++;
+    result_.preemptions++;
+    uint64_t milli = 0;
+    for (auto [type, m] : run.held) milli += m;
+    result_.lost_accelerator_hours +=
+        static_cast<double>(progress - saved) * static_cast<double>(milli) / 1000.0 / kMsPerHour;
+    run.stopping = true;
+    stopping_milli_ += milli;
+    Schedule(kill.deadline, TimerKind::kWake, job);
+    return;
+  }
+  // Time limit (the twin injects no cancellations or node failures yet): the job ends now.
+  record.end = now;
+  record.outcome = kill.reason == KillReason::kTimeLimit ? Outcome::kTimeLimit : Outcome::kCompleted;
+  Release(job);
+}
+
+void Simulator::Release(uint32_t job) {
+  LiveJob& run = live_[job];
+  const uint32_t tenant = workload_->jobs[job].spec.tenant.value();
+  uint64_t total = 0;
+  for (auto [type, milli] : run.held) {
+    type_milli_[type] -= milli;
+    tenant_milli_[tenant] -= milli;
+    held_[tenant][type] -= milli;
+    allocated_milli_ -= milli;
+    total += milli;
+  }
+  if (run.stopping) {
+    stopping_milli_ -= total;
+    result_.jobs[job].outcome = Outcome::kQueued;
+  }
+  run.held.clear();
+  run.held.shrink_to_fit();
+  run.holding = false;
+  run.stopping = false;
+}
+
+void Simulator::Schedule(TimeMs at, TimerKind kind, uint32_t job) {
+  timers_.push_back(Timer{at, seq_++, kind, job, live_[job].generation});
+  std::push_heap(timers_.begin(), timers_.end(), std::greater<>());
+}
+
+// Queued whole-accelerator shapes, for the fragmentation measure; pending_milli_ for all.
+void Simulator::PendingShape(uint32_t job, int delta) {
+  const JobSpec& spec = workload_->jobs[job].spec;
+  const uint64_t milli = WorkerMilli(spec) * spec.workers;
+  pending_milli_ = delta > 0 ? pending_milli_ + milli : pending_milli_ - milli;
+  if (spec.worker.gpus == 0 || spec.worker.Shared()) return;
+  auto key = std::make_pair(spec.worker.types.mask, spec.worker.gpus);
+  if (delta > 0) {
+    pending_shapes_[key]++;
+  } else if (--pending_shapes_[key] == 0) {
+    pending_shapes_.erase(key);
+  }
+}
+
+// Free whole accelerators that no queued job could use: per type, those on nodes with fewer free
+// than the smallest per-worker ask of any queued job allowed on that type. Types no queued job
+// allows are not counted (idle by demand, not fragmented). Partly used shared devices are not
+// counted.
+uint64_t Simulator::FragmentedMilli() const {
+  const ClusterState& cluster = engine_->cluster();
+  uint64_t fragmented = 0;
+  for (uint32_t t = 0; t < type_milli_.size(); ++t) {
+    uint32_t smallest = std::numeric_limits<uint32_t>::max();
+    for (const auto& [key, count] : pending_shapes_) {
+      if (TypeSet{key.first}.Allows(AcceleratorTypeId(t))) smallest = std::min(smallest, key.second);
+    }
+    if (smallest == std::numeric_limits<uint32_t>::max()) continue;
+    for (auto [free, node] : cluster.nodes_by_free(AcceleratorTypeId(t))) {
+      if (free >= smallest) break;
+      fragmented += uint64_t{free} * 1000;
+    }
+  }
+  return fragmented;
+}
+
+void Simulator::TakeSample(TimeMs at) {
+  Sample s;
+  s.at = at;
+  s.pending_jobs = static_cast<uint32_t>(engine_->pending_count());
+  s.running_jobs = static_cast<uint32_t>(engine_->running_count());
+  s.pending_milli = pending_milli_;
+  s.allocated_milli = allocated_milli_;
+  s.busy_milli = allocated_milli_ - stopping_milli_;
+  s.fragmented_milli = FragmentedMilli();
+  s.tenant_milli = tenant_milli_;
+  s.type_milli = type_milli_;
+  result_.samples.push_back(std::move(s));
+}
+
+}  // namespace joule::sim

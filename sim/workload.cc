@@ -1,0 +1,27 @@
+#include "sim/workload.h"
+
+#include <algorithm>
+
+namespace joule::sim {
+
+void SortBySubmit(Workload& workload) {
+  std::sort(workload.jobs.begin(), workload.jobs.end(), [](const WorkloadJob& a, const WorkloadJob& b) {
+    return a.spec.submit_time != b.spec.submit_time ? a.spec.submit_time < b.spec.submit_time : a.spec.id < b.spec.id;
+  });
+}
+
+int SizeClass(uint64_t accelerators) {
+  if (accelerators <= 8) return 0;
+  if (accelerators <= 128) return 1;
+  if (accelerators <= 1024) return 2;
+  return 3;
+}
+
+const char* SizeClassName(int size_class) {
+  static constexpr const char* kNames[kSizeClasses] = {"1-8", "9-128", "129-1024", "1025+"};
+  return kNames[size_class];
+}
+
+uint64_t Accelerators(const JobSpec& spec) { return uint64_t{spec.workers} * spec.worker.gpus; }
+
+}  // namespace joule::sim

@@ -1,0 +1,38 @@
+// What the twin replays: jobs with the truth the engine never sees — how long each really runs.
+// Trace readers (io/) and the tenant workload model (sim/tenant_model.h) produce a Workload; the
+// simulator feeds its jobs to the engine at their submit times. Plain values; thread-safe to copy.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sched/job.h"
+
+namespace joule::sim {
+
+struct WorkloadJob {
+  JobSpec spec;         // spec.submit_time is the arrival time
+  TimeMs duration = 0;  // run time if never interrupted, > 0
+  std::string source;   // where it came from, for reports: "philly.csv:12", "mistral-ai/pretrain"
+};
+
+// Jobs by submit time, then id. Rows that could never run anywhere are kept here too: the engine
+// rejects them with a reason and the simulator counts them.
+struct Workload {
+  std::vector<WorkloadJob> jobs;
+  std::vector<std::string> tenant_names;  // TenantId -> name, as the engine's tenants
+};
+
+// Sorts jobs by (submit time, id); ids must be unique.
+void SortBySubmit(Workload& workload);
+
+// Job-size classes the metrics break figures down by, by accelerators asked (fractions count as
+// one): one node (1-8), one rack or NVLink domain (9-128), one pod (129-1,024), more ("giant").
+inline constexpr int kSizeClasses = 4;
+int SizeClass(uint64_t accelerators);
+const char* SizeClassName(int size_class);
+
+// Accelerators a job asks for, counting a shared fraction as one.
+uint64_t Accelerators(const JobSpec& spec);
+
+}  // namespace joule::sim

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `joule sim` as a user runs it: a model and a job CSV on the dev campus give the three outputs,
+# the same seed gives a byte-identical summary.json, bad input exits 2 naming file and line.
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+
+cat >"$tmp/model.yaml" <<'YAML'
+tenants:
+  - tenant: lab-a
+    jobs:
+      - {class: train, per_day: 20, accelerators: [16, 64], per_worker: 8, type: h100-sxm, duration_h: [1, 6], checkpoint_min: 30, priority: 5}
+      - {class: eval, per_day: 400, accelerators: [1, 8], per_worker: 4, duration_min: [5, 60]}
+  - tenant: lab-b
+    jobs:
+      - {class: eval, per_day: 300, accelerators: [1, 4], per_worker: 4, duration_min: [5, 60], priority: 1}
+    services:
+      - {name: chat, replicas_at_peak: 6, accelerators_per_replica: 4, burstiness: 0.2, priority: 10}
+YAML
+printf 'submit_s,duration_s,gpus_per_worker,workers,tenant\n0,600,8,2,lab-a\n10,60,1,1,lab-b\n20,60,8,20,lab-b\n' >"$tmp/jobs.csv"
+printf 'submit_s,duration_s,gpus_per_worker\n0,sixty,1\n' >"$tmp/bad.csv"
+
+run() { "$joule" sim --scenario "$src/scenarios/dev.yaml" "$@"; }
+
+run --workload "$tmp/model.yaml" --days 2 --seed 5 --out "$tmp/a" >"$tmp/out" || fail "model run: $(cat "$tmp/out")"
+for f in summary.json timeseries.csv report.html; do [ -s "$tmp/a/$f" ] || fail "no $f"; done
+grep -q "report: $tmp/a/report.html" "$tmp/out" || fail "no report path printed"
+grep -q '"schema": "joule.sim.summary/1"' "$tmp/a/summary.json" || fail "no schema"
+grep -q '<svg' "$tmp/a/report.html" || fail "report has no chart"
+grep -q '<script' "$tmp/a/report.html" && fail "report carries a script"
+[ "$(wc -l <"$tmp/a/timeseries.csv")" -eq 578 ] || fail "expected 577 samples over 2 days at 5 min, got $(($(wc -l <"$tmp/a/timeseries.csv") - 1))"
+run --workload "$tmp/model.yaml" --days 2 --seed 5 --out "$tmp/b" >/dev/null
+cmp -s "$tmp/a/summary.json" "$tmp/b/summary.json" || fail "same seed, different summary.json"
+cmp -s "$tmp/a/report.html" "$tmp/b/report.html" || fail "same seed, different report.html"
+run --workload "$tmp/model.yaml" --days 2 --seed 6 --out "$tmp/c" >/dev/null
+cmp -s "$tmp/a/summary.json" "$tmp/c/summary.json" && fail "another seed, same summary.json"
+
+run --workload "$tmp/jobs.csv" --out "$tmp/csv" >"$tmp/out" || fail "csv run"
+grep -q "3 jobs submitted, 2 started, 2 completed, 1 rejected" "$tmp/out" || fail "csv summary: $(cat "$tmp/out")"
+grep -q "1 jobs could never run" "$tmp/out" || fail "rejected job not reported"
+
+run --workload "$tmp/bad.csv" --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -qF "$tmp/bad.csv:2: duration_s: 'sixty'" "$tmp/err" || fail "bad row: $(cat "$tmp/err")"
+run --workload "$tmp/none.yaml" --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "cannot open" "$tmp/err" || fail "missing model: $(cat "$tmp/err")"
+run --workload "$tmp/jobs.csv" --order lifo --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "unknown order 'lifo'" "$tmp/err" || fail "bad order: $(cat "$tmp/err")"
+
+finish sim_cli

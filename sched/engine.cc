@@ -67,6 +67,7 @@ Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig
       in_use_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
       reserved_milli_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
       decayed_usage_(tenants_.size(), 0.0) {
+  ends_by_type_.resize(fleet.catalog().accelerators().size());
   for (size_t u = 0; u < tenants_.size(); ++u) {
     for (const Reservation& r : tenants_[u].reserved)
       reserved_milli_[u][r.type.value()] += uint64_t{r.accelerators} * kMilliPerGpu;
@@ -74,9 +75,17 @@ Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig
 }
 
 std::optional<JobState> Engine::state(JobId job) const {
+  if (auto it = jobs_.find(job); it != jobs_.end()) return it->second.state;
+  if (auto it = ended_.find(job); it != ended_.end()) return it->second;
+  return std::nullopt;
+}
+
+// A job that ended keeps only its final state (for after_ok and state()): a campus sees millions
+// of jobs a month, and the engine's memory must not grow with its history.
+void Engine::Retire(JobId job) {
   auto it = jobs_.find(job);
-  if (it == jobs_.end()) return std::nullopt;
-  return it->second.state;
+  ended_.emplace(job, it->second.state);
+  jobs_.erase(it);
 }
 
 PendingReason Engine::pending_reason(JobId job) const {
@@ -118,14 +127,17 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
     if (job.state == JobState::kRunning) {
       out.kills.push_back({job.spec.id, KillReason::kCancelled, now});
       Stop(job, JobState::kCancelled);
+      Retire(e->job);
     } else if (job.state == JobState::kPending) {
       pending_.erase(job.spec.id);
       job.state = JobState::kCancelled;
+      Retire(e->job);
     }
   } else if (const auto* e = std::get_if<JobFinished>(&event)) {
     auto it = jobs_.find(e->job);
     if (it != jobs_.end() && it->second.state == JobState::kRunning) {
       Stop(it->second, e->ok ? JobState::kCompleted : JobState::kFailed);
+      Retire(e->job);
     }
   } else if (const auto* e = std::get_if<NodeDown>(&event)) {
     cluster_.SetSchedulable(e->node, false);
@@ -139,7 +151,7 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
 
 void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
   auto reject = [&](std::string why) { out.rejections.push_back({spec.id, std::move(why)}); };
-  if (jobs_.count(spec.id)) return reject(fmt::format("id: job {} already exists", spec.id));
+  if (jobs_.count(spec.id) || ended_.count(spec.id)) return reject(fmt::format("id: job {} already exists", spec.id));
   if (spec.tenant.value() >= tenants_.size()) return reject("tenant: unknown tenant");
   if (spec.workers == 0) return reject("workers: must be > 0");
   const TaskShape& w = spec.worker;
@@ -183,7 +195,7 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
   }
   for (JobId dep : spec.after_ok) {
     if (dep == spec.id) return reject("after_ok: a job cannot depend on itself");
-    if (!jobs_.count(dep)) return reject(fmt::format("after_ok: unknown job {}", dep));
+    if (!state(dep)) return reject(fmt::format("after_ok: unknown job {}", dep));
   }
   Job& job = jobs_[spec.id];
   job.spec = spec;
@@ -202,7 +214,11 @@ void Engine::Stop(Job& job, JobState end_state) {
   job.workers.clear();
   running_.erase(job.spec.id);
   if (job.spec.time_limit) deadlines_.erase({job.start + *job.spec.time_limit, job.spec.id});
-  if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) expected_ends_.erase({end, job.spec.id});
+  if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) {
+    for (uint32_t t = 0; t < ends_by_type_.size(); ++t) {
+      if ((job.used_types.mask >> t) & 1) ends_by_type_[t].erase({end, job.spec.id, &job});
+    }
+  }
   if (job.preempt_at) preempting_.erase({*job.preempt_at, job.spec.id});
   job.preempt_at.reset();
   job.state = end_state;
@@ -233,6 +249,7 @@ void Engine::EnforceTimeLimits(TimeMs now, Decisions& out) {
     Job& job = jobs_.at(deadlines_.begin()->second);
     out.kills.push_back({job.spec.id, KillReason::kTimeLimit, now});
     Stop(job, JobState::kFailed);
+    Retire(job.spec.id);
   }
 }
 
@@ -280,7 +297,7 @@ std::vector<Engine::Job*> Engine::OrderedPending() {
 
 bool Engine::DependenciesMet(Job& job) {
   for (JobId dep : job.spec.after_ok) {
-    JobState s = jobs_.at(dep).state;
+    JobState s = *state(dep);
     if (s == JobState::kCompleted) continue;
     bool never = s == JobState::kFailed || s == JobState::kCancelled || s == JobState::kRejected;
     job.reason = never ? PendingReason::kDependencyNeverSatisfied : PendingReason::kDependency;
@@ -325,14 +342,29 @@ std::optional<Engine::BackfillHold> Engine::Reserve(TimeMs now, const Job& job) 
   for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
     if (types.Allows(AcceleratorTypeId(t))) free += cluster_.free_whole(AcceleratorTypeId(t));
   }
+  // Merge the allowed types' end lists in time order (a job on several types is counted once
+  // per type, for its workers of that type).
+  using EndIt = std::set<std::tuple<TimeMs, JobId, const Job*>>::const_iterator;
+  std::vector<std::pair<EndIt, uint32_t>> heads;  // (next entry, type)
+  for (uint32_t t = 0; t < ends_by_type_.size(); ++t) {
+    if (types.Allows(AcceleratorTypeId(t)) && !ends_by_type_[t].empty())
+      heads.emplace_back(ends_by_type_[t].begin(), t);
+  }
   TimeMs start = now;
-  for (auto it = expected_ends_.begin(); it != expected_ends_.end() && free < need; ++it) {
-    const Job& running = jobs_.at(it->second);
-    for (const WorkerPlacement& p : running.workers) {
-      auto type = cluster_.accelerator_type(p.node);
-      if (type && types.Allows(*type) && cluster_.schedulable(p.node)) free += running.spec.worker.gpus;
+  while (free < need && !heads.empty()) {
+    size_t next = 0;
+    for (size_t i = 1; i < heads.size(); ++i) {
+      if (*heads[i].first < *heads[next].first) next = i;
     }
-    start = std::max(it->first, now);
+    auto& [it, type] = heads[next];
+    const auto& [end, id, running] = *it;
+    for (const WorkerPlacement& p : running->workers) {
+      if (cluster_.accelerator_type(p.node) == AcceleratorTypeId(type) && cluster_.schedulable(p.node)) {
+        free += running->spec.worker.gpus;
+      }
+    }
+    start = std::max(end, now);
+    if (++it == ends_by_type_[type].end()) heads.erase(heads.begin() + static_cast<std::ptrdiff_t>(next));
   }
   if (free < need) return std::nullopt;
   return BackfillHold{job.spec.id, start, types, free - need};
@@ -387,7 +419,10 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
     }
     failed.insert(key);
     job->reason = result.reason;
-    std::erase_if(job->waiting_for, [&](JobId v) { return !jobs_.at(v).preempt_at; });
+    std::erase_if(job->waiting_for, [&](JobId v) {
+      auto it = jobs_.find(v);
+      return it == jobs_.end() || !it->second.preempt_at;
+    });
     if (!job->waiting_for.empty()) {
       job->reason = PendingReason::kPreempting;  // its victims are still leaving
     } else if (config_.preemption) {
@@ -628,7 +663,11 @@ void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers,
   pending_.erase(job.spec.id);
   running_[job.spec.id] = &job;
   if (job.spec.time_limit) deadlines_.insert({now + *job.spec.time_limit, job.spec.id});
-  if (TimeMs end = ExpectedEnd(now, job.spec); end != kNever) expected_ends_.insert({end, job.spec.id});
+  if (TimeMs end = ExpectedEnd(now, job.spec); end != kNever) {
+    for (uint32_t t = 0; t < ends_by_type_.size(); ++t) {
+      if ((job.used_types.mask >> t) & 1) ends_by_type_[t].insert({end, job.spec.id, &job});
+    }
+  }
   out.starts.push_back({job.spec.id, job.workers});
 }
 

@@ -32,6 +32,7 @@
 #include <set>
 #include <span>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "model/fleet.h"
@@ -95,6 +96,7 @@ class Engine {
   void Apply(TimeMs now, const Event& event, Decisions& out);
   void Submit(TimeMs now, const JobSpec& spec, Decisions& out);
   void Stop(Job& job, JobState end_state);
+  void Retire(JobId job);
   void KillJobsOn(TimeMs now, NodeId node, Decisions& out);
   void EnforceTimeLimits(TimeMs now, Decisions& out);
   void DecayUsage(TimeMs now);
@@ -143,12 +145,15 @@ class Engine {
   std::vector<TenantSpec> tenants_;
   EngineConfig config_;
   ClusterState cluster_;
-  std::map<JobId, Job> jobs_;
+  std::map<JobId, Job> jobs_;                  // pending and running (and being preempted)
+  std::unordered_map<JobId, JobState> ended_;  // completed, failed, cancelled: final state only
   std::map<JobId, Job*> pending_;
   std::map<JobId, Job*> running_;
-  std::set<std::pair<TimeMs, JobId>> deadlines_;      // running jobs with a time limit, by deadline
-  std::set<std::pair<TimeMs, JobId>> expected_ends_;  // running jobs with an estimate or limit
-  std::set<std::pair<TimeMs, JobId>> preempting_;     // victims in their grace period, by deadline
+  std::set<std::pair<TimeMs, JobId>> deadlines_;  // running jobs with a time limit, by deadline
+  // Per accelerator type, running jobs with an estimate or limit that hold that type, by expected
+  // end: what Reserve walks to find when enough of a blocked job's types free up.
+  std::vector<std::set<std::tuple<TimeMs, JobId, const Job*>>> ends_by_type_;
+  std::set<std::pair<TimeMs, JobId>> preempting_;  // victims in their grace period, by deadline
   // Per tenant and accelerator type: whole accelerators in use (for quotas).
   std::vector<std::vector<uint64_t>> in_use_;
   // Per tenant and accelerator type: milli-accelerators reserved (from the tenants' specs).

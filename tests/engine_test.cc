@@ -174,6 +174,26 @@ TEST(EngineTest, AfterOkWaitsAndNeverSatisfiedOnFailure) {
 // 16 GPUs; a running 8-GPU job ends at t=100. A 16-GPU gang then holds a reservation at t=100.
 // A short 4-GPU job (ends at 50) backfills; a long one (ends at 500) would delay the gang and
 // waits. At t=100 the gang starts on time.
+// Ended jobs keep only their final state; it still answers state(), after_ok and duplicate ids.
+TEST(EngineTest, EndedJobsAreRememberedByStateOnly) {
+  TwoNodes f;
+  Engine e(f.fleet, OneTenant(), {.check_invariants = true});
+  Submit(e, 0, {Job(1, 1, 8), Job(2, 1, 8)});
+  e.Step(10, std::vector<Event>{JobFinished{1, true}, JobFinished{2, false}});
+  EXPECT_EQ(e.state(1), JobState::kCompleted);
+  EXPECT_EQ(e.state(2), JobState::kFailed);
+  EXPECT_EQ(e.placement(1), nullptr);
+  JobSpec after_ok = Job(3, 1, 8);
+  after_ok.after_ok = {1};
+  JobSpec after_failed = Job(4, 1, 8);
+  after_failed.after_ok = {2};
+  Decisions d = Submit(e, 20, {after_ok, after_failed, Job(1, 1, 1)});
+  EXPECT_TRUE(Started(d, 3));
+  EXPECT_EQ(e.pending_reason(4), PendingReason::kDependencyNeverSatisfied);
+  ASSERT_EQ(d.rejections.size(), 1u);
+  EXPECT_EQ(d.rejections[0].reason, "id: job 1 already exists");
+}
+
 TEST(EngineTest, EasyBackfillNeverDelaysTheReservation) {
   TwoNodes f;
   Engine e(f.fleet, OneTenant(), {.preemption = false, .check_invariants = true});

@@ -82,11 +82,13 @@ class Gang {
     const bool domain_only = job_.topology == TopologyRule::kRequireNvlinkDomain;
     for (int level = 0; level < (domain_only ? 1 : 6); ++level) {
       std::vector<Unit> fitting = UnitsWithRoom(level, need);
-      std::sort(fitting.begin(), fitting.end(), [](const Unit& a, const Unit& b) {
-        return a.free != b.free ? a.free < b.free : a.first_node < b.first_node;
-      });
-      // A unit can have the accelerators but not the CPU, memory or type; try a few.
-      for (size_t i = 0; i < std::min<size_t>(fitting.size(), 4); ++i) {
+      // A unit can have the accelerators but not the CPU, memory or type; try the best few.
+      const size_t tries = std::min<size_t>(fitting.size(), 4);
+      std::partial_sort(fitting.begin(), fitting.begin() + static_cast<std::ptrdiff_t>(tries), fitting.end(),
+                        [](const Unit& a, const Unit& b) {
+                          return a.free != b.free ? a.free < b.free : a.first_node < b.first_node;
+                        });
+      for (size_t i = 0; i < tries; ++i) {
         if (Fill(fitting[i])) return true;
         Rollback();
       }

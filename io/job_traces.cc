@@ -103,7 +103,7 @@ Result<sim::Workload> ReadPhillyTrace(const std::string& path, const Scenario& s
     spec.workers = static_cast<uint32_t>(*gpus) / per_worker;
     spec.worker = TaskShape{0, 0, per_worker, kMilliPerGpu};
     const TimeMs ms = std::max<TimeMs>(kMsPerS, std::llround(*duration * kMsPerS));
-    w.jobs.push_back({std::move(spec), ms, fmt::format("{}:{}", path, csv.line())});
+    w.jobs.push_back({std::move(spec), ms, static_cast<uint32_t>(csv.line())});
     submit_s.push_back(*ts);
   }
   if (!csv.status().ok()) return csv.status();
@@ -134,7 +134,7 @@ Result<sim::Workload> ReadOpenbTrace(const std::string& path, const Scenario& sc
     spec.worker = t.shape;
     spec.submit_time = *t.creation_s * kMsPerS;
     const TimeMs ms = std::max<TimeMs>(kMsPerS, (*t.deletion_s - began) * kMsPerS);
-    w.jobs.push_back({std::move(spec), ms, fmt::format("{}:{}", path, t.line)});
+    w.jobs.push_back({std::move(spec), ms, static_cast<uint32_t>(t.line)});
   }
   sim::SortBySubmit(w);
   return w;
@@ -225,7 +225,7 @@ Result<sim::Workload> ReadJobCsv(const std::string& path, const Scenario& scenar
     spec.time_limit = *lim;
     spec.runtime_estimate = *est;
     spec.checkpoint_interval = *ckpt;
-    w.jobs.push_back({std::move(spec), **run, fmt::format("{}:{}", path, csv.line())});
+    w.jobs.push_back({std::move(spec), **run, static_cast<uint32_t>(csv.line())});
   }
   if (!csv.status().ok()) return csv.status();
   if (w.jobs.empty()) return Status::Error(fmt::format("{}: no jobs listed", path));

@@ -23,7 +23,6 @@ struct JobRecord {
   std::optional<TimeMs> end;  // completed or killed at its time limit
   Outcome outcome = Outcome::kQueued;
   uint32_t preemptions = 0;
-  bool guaranteed = false;  // fitted in its tenant's unused reservation when it arrived
 };
 
 // The campus at one instant. Milli-accelerators throughout.
@@ -52,7 +51,9 @@ struct SimResult {
   uint64_t events = 0;  // events handed to the engine
   uint64_t preemptions = 0;
   double lost_accelerator_hours = 0;  // work since the last checkpoint, lost to preemption
-  uint64_t reservation_breaches = 0;  // guaranteed jobs not started within grace + 2 ticks
+  // Episodes of a tenant held below its reservation of a type, with a queued job that fits in the
+  // shortfall, for longer than the preemption grace plus two ticks (sim/simulator.cc).
+  uint64_t reservation_breaches = 0;
 };
 
 }  // namespace joule::sim

@@ -1,7 +1,6 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
-#include <bit>
 #include <functional>
 #include <limits>
 
@@ -38,13 +37,14 @@ SimResult Simulator::Run(const Workload& workload) {
   tenant_milli_.assign(tenants_.size(), 0);
   type_milli_.assign(types, 0);
   reserved_.assign(tenants_.size(), std::vector<uint64_t>(types, 0));
-  held_ = queued_guaranteed_ = reserved_;
+  held_ = reserved_;
+  pending_asks_.assign(tenants_.size(), std::vector<std::multiset<uint64_t>>(types));
+  short_since_.assign(tenants_.size(), std::vector<TimeMs>(types, kNever));
+  breach_counted_.assign(tenants_.size(), std::vector<bool>(types, false));
   for (size_t u = 0; u < tenants_.size(); ++u) {
     for (const Reservation& r : tenants_[u].reserved) reserved_[u][r.type.value()] += uint64_t{r.accelerators} * 1000;
   }
   live_.assign(workload.jobs.size(), LiveJob{});
-  guarantee_due_.assign(workload.jobs.size(), kNever);
-  guarantee_type_.assign(workload.jobs.size(), 0);
   result_.jobs.reserve(workload.jobs.size());
   index_.reserve(workload.jobs.size());
   for (uint32_t i = 0; i < workload.jobs.size(); ++i) {
@@ -78,7 +78,7 @@ SimResult Simulator::Run(const Workload& workload) {
     if (at > options_.end) break;
     events.clear();
     while (next_job < workload.jobs.size() && workload.jobs[next_job].spec.submit_time <= at) {
-      Submit(at, static_cast<uint32_t>(next_job++), events);
+      Submit(static_cast<uint32_t>(next_job++), events);
     }
     while (!timers_.empty() && timers_.front().at <= at) {
       std::pop_heap(timers_.begin(), timers_.end(), std::greater<>());
@@ -100,52 +100,44 @@ SimResult Simulator::Run(const Workload& workload) {
     result_.events += events.size();
     result_.steps++;
     Apply(at, engine_->Step(at, events));
-  }
-  for (uint32_t i = 0; i < result_.jobs.size(); ++i) {
-    JobRecord& record = result_.jobs[i];
-    if (guarantee_due_[i] != kNever && !record.first_start && guarantee_due_[i] <= result_.end) {
-      result_.reservation_breaches++;
-    }
+    CheckReservations(at);
   }
   return std::move(result_);
 }
 
-void Simulator::Submit(TimeMs now, uint32_t job, std::vector<Event>& events) {
+void Simulator::Submit(uint32_t job, std::vector<Event>& events) {
   JobSpec spec = workload_->jobs[job].spec;
   if (options_.oracle_estimates) spec.runtime_estimate = workload_->jobs[job].duration;
-  if (std::optional<uint32_t> type = Guaranteed(spec)) {
-    result_.jobs[job].guaranteed = true;
-    guarantee_type_[job] = *type;
-    // Victims get their grace period; the start follows within two scheduling cycles.
-    guarantee_due_[job] = now + options_.engine.preemption_grace + 2 * options_.tick;
-  }
   PendingShape(job, +1);
   events.push_back(JobSubmitted{std::move(spec)});
 }
 
-// Whether the job fits in its tenant's reservation of one type beside what the tenant holds and
-// has queued under guarantee already: then the engine owes it a start (reclaiming if need be).
-std::optional<uint32_t> Simulator::Guaranteed(const JobSpec& spec) {
-  if (!spec.after_ok.empty() || spec.worker.gpus == 0) return std::nullopt;
-  const uint32_t u = spec.tenant.value();
-  const uint64_t milli = WorkerMilli(spec) * spec.workers;
-  for (uint32_t t = 0; t < reserved_[u].size(); ++t) {
-    if (!spec.worker.types.Allows(AcceleratorTypeId(t)) || reserved_[u][t] == 0) continue;
-    if (!spec.worker.types.Any() && std::popcount(spec.worker.types.mask) != 1) return std::nullopt;
-    if (held_[u][t] + queued_guaranteed_[u][t] + milli <= reserved_[u][t]) {
-      queued_guaranteed_[u][t] += milli;
-      return t;
+// A reservation is breached when its tenant holds less than it reserved of a type, one of the
+// tenant's queued jobs fits in the shortfall, and that lasts longer than the preemption grace
+// period plus two scheduling cycles (victims leaving, then the start). Counted once per episode.
+void Simulator::CheckReservations(TimeMs now) {
+  const TimeMs allowed = options_.engine.preemption_grace + 2 * options_.tick;
+  for (size_t u = 0; u < reserved_.size(); ++u) {
+    for (size_t t = 0; t < reserved_[u].size(); ++t) {
+      const uint64_t reserved = reserved_[u][t], held = held_[u][t];
+      const std::multiset<uint64_t>& asks = pending_asks_[u][t];
+      const bool owed = held < reserved && !asks.empty() && *asks.begin() <= reserved - held;
+      if (!owed) {
+        short_since_[u][t] = kNever;
+        breach_counted_[u][t] = false;
+        continue;
+      }
+      if (short_since_[u][t] == kNever) {
+        short_since_[u][t] = now;
+        // Steps follow events only: make sure one comes once the allowance has run out.
+        Schedule(now + allowed + options_.tick, TimerKind::kCheck, 0);
+      }
+      if (now - short_since_[u][t] > allowed && !breach_counted_[u][t]) {
+        result_.reservation_breaches++;
+        breach_counted_[u][t] = true;
+      }
     }
   }
-  return std::nullopt;
-}
-
-void Simulator::EndGuarantee(uint32_t job) {
-  if (guarantee_due_[job] == kNever) return;
-  const JobSpec& spec = workload_->jobs[job].spec;
-  uint64_t& queued = queued_guaranteed_[spec.tenant.value()][guarantee_type_[job]];
-  queued -= std::min(queued, WorkerMilli(spec) * spec.workers);
-  guarantee_due_[job] = kNever;
 }
 
 void Simulator::Apply(TimeMs now, const Decisions& decisions) {
@@ -153,7 +145,6 @@ void Simulator::Apply(TimeMs now, const Decisions& decisions) {
     const uint32_t job = index_.at(r.job);
     result_.jobs[job].outcome = Outcome::kRejected;
     PendingShape(job, -1);
-    EndGuarantee(job);
   }
   for (const KillJob& k : decisions.kills) Kill(now, k);
   for (const StartJob& s : decisions.starts) Start(now, s);
@@ -167,8 +158,6 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
   PendingShape(job, -1);
   if (!record.first_start) {
     record.first_start = now;
-    if (guarantee_due_[job] != kNever && now > guarantee_due_[job]) result_.reservation_breaches++;
-    EndGuarantee(job);
   }
   record.outcome = Outcome::kRunning;
   run.started = now;
@@ -252,11 +241,24 @@ void Simulator::Schedule(TimeMs at, TimerKind kind, uint32_t job) {
   std::push_heap(timers_.begin(), timers_.end(), std::greater<>());
 }
 
-// Queued whole-accelerator shapes, for the fragmentation measure; pending_milli_ for all.
+// Queued work: whole-accelerator shapes (the fragmentation measure), asks against reservations
+// (breaches; jobs with dependencies are owed nothing until they are met, so they are left out),
+// and pending_milli_.
 void Simulator::PendingShape(uint32_t job, int delta) {
   const JobSpec& spec = workload_->jobs[job].spec;
   const uint64_t milli = WorkerMilli(spec) * spec.workers;
   pending_milli_ = delta > 0 ? pending_milli_ + milli : pending_milli_ - milli;
+  if (spec.after_ok.empty() && milli > 0) {
+    const uint32_t u = spec.tenant.value();
+    for (uint32_t t = 0; t < reserved_[u].size(); ++t) {
+      if (reserved_[u][t] == 0 || !spec.worker.types.Allows(AcceleratorTypeId(t))) continue;
+      if (delta > 0) {
+        pending_asks_[u][t].insert(milli);
+      } else {
+        pending_asks_[u][t].erase(pending_asks_[u][t].find(milli));
+      }
+    }
+  }
   if (spec.worker.gpus == 0 || spec.worker.Shared()) return;
   auto key = std::make_pair(spec.worker.types.mask, spec.worker.gpus);
   if (delta > 0) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -46,7 +47,8 @@ class Simulator {
   SimResult Run(const Workload& workload);
 
  private:
-  enum class TimerKind : uint8_t { kFinish, kWake };
+  // kFinish: a run ends; kWake: the engine must step (a deadline); kCheck: reservations are checked.
+  enum class TimerKind : uint8_t { kFinish, kWake, kCheck };
   struct Timer {
     TimeMs at;
     uint64_t seq;
@@ -66,7 +68,7 @@ class Simulator {
   };
 
   TimeMs NextTick(TimeMs t) const { return (t + options_.tick - 1) / options_.tick * options_.tick; }
-  void Submit(TimeMs now, uint32_t job, std::vector<Event>& events);
+  void Submit(uint32_t job, std::vector<Event>& events);
   void Apply(TimeMs now, const Decisions& decisions);
   void Start(TimeMs now, const StartJob& start);
   void Kill(TimeMs now, const KillJob& kill);
@@ -75,8 +77,7 @@ class Simulator {
   void TakeSample(TimeMs at);
   uint64_t FragmentedMilli() const;
   void PendingShape(uint32_t job, int delta);
-  std::optional<uint32_t> Guaranteed(const JobSpec& spec);  // the reserved type it fits in
-  void EndGuarantee(uint32_t job);
+  void CheckReservations(TimeMs now);
 
   const Fleet& fleet_;
   std::vector<TenantSpec> tenants_;
@@ -93,10 +94,13 @@ class Simulator {
   uint64_t allocated_milli_ = 0, stopping_milli_ = 0, pending_milli_ = 0;
   // Queued whole-accelerator worker shapes (types mask, accelerators per worker) -> count.
   std::map<std::pair<uint64_t, uint32_t>, uint32_t> pending_shapes_;
-  // Per tenant and type: reserved, held, and queued guaranteed milli (reservation breaches).
-  std::vector<std::vector<uint64_t>> reserved_, held_, queued_guaranteed_;
-  std::vector<TimeMs> guarantee_due_;     // per job: must start by then, when guaranteed
-  std::vector<uint32_t> guarantee_type_;  // per job: the reserved type it was guaranteed on
+  // Per tenant and accelerator type (reservation breaches): milli reserved and held, the asks of
+  // queued jobs allowed on the type, since when the tenant is owed capacity, and whether that
+  // episode was counted.
+  std::vector<std::vector<uint64_t>> reserved_, held_;
+  std::vector<std::vector<std::multiset<uint64_t>>> pending_asks_;
+  std::vector<std::vector<TimeMs>> short_since_;
+  std::vector<std::vector<bool>> breach_counted_;
 };
 
 }  // namespace joule::sim

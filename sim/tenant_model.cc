@@ -15,11 +15,22 @@ namespace {
 constexpr TimeMs kHour = 3'600'000;
 constexpr TimeMs kDay = 24 * kHour;
 
-struct Draft {
-  WorkloadJob job;
-  uint32_t tenant_rank;  // position of the tenant in the model
-  uint32_t class_rank;   // position of the class or service within the tenant
-  uint64_t draw;         // order of the draw within the class
+// Sort keys of a generated job, beside it: (submit time, tenant, class or service, draw).
+struct Key {
+  TimeMs submit;
+  uint32_t origin;  // tenant and class in model order
+  uint64_t draw;
+  bool operator<(const Key& o) const { return std::tie(submit, origin, draw) < std::tie(o.submit, o.origin, o.draw); }
+};
+
+struct Drafts {
+  std::vector<WorkloadJob> jobs;
+  std::vector<Key> keys;
+  void Add(WorkloadJob job, uint32_t origin, uint64_t draw) {
+    keys.push_back({job.spec.submit_time, origin, draw});
+    job.origin = origin;
+    jobs.push_back(std::move(job));
+  }
 };
 
 double LogUniform(Rng& rng, double lo, double hi) {
@@ -40,8 +51,7 @@ uint32_t DrawSize(Rng& rng, const JobClass& c) {
   return std::clamp(size, c.min_accelerators, c.max_accelerators);
 }
 
-void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng, uint32_t tenant_rank,
-                   uint32_t class_rank, std::vector<Draft>& out) {
+void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng, uint32_t origin, Drafts& out) {
   if (c.per_day <= 0) return;
   const double mean_gap = static_cast<double>(kDay) / c.per_day;
   double t = -std::log(1.0 - rng.UnitDouble()) * mean_gap;
@@ -63,7 +73,7 @@ void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng,
     spec.time_limit = static_cast<TimeMs>(static_cast<double>(duration) * factor);
     spec.runtime_estimate = spec.time_limit;
     spec.checkpoint_interval = c.checkpoint_interval;
-    out.push_back({WorkloadJob{std::move(spec), duration, c.name}, tenant_rank, class_rank, draw});
+    out.Add(WorkloadJob{std::move(spec), duration}, origin, draw);
     t += -std::log(1.0 - rng.UnitDouble()) * mean_gap;
   }
 }
@@ -71,8 +81,8 @@ void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng,
 // Replicas each hour follow the daily curve times a burst factor; replica slot i lives through
 // every maximal run of hours where the count exceeds i (the newest replica is the first to go),
 // and each such run becomes one job lasting the run's length.
-void GenerateService(const InferenceService& s, TenantId tenant, TimeMs horizon, Rng& rng, uint32_t tenant_rank,
-                     uint32_t class_rank, std::vector<Draft>& out) {
+void GenerateService(const InferenceService& s, TenantId tenant, TimeMs horizon, Rng& rng, uint32_t origin,
+                     Drafts& out) {
   const int64_t hours = (horizon + kHour - 1) / kHour;
   std::vector<uint32_t> replicas(static_cast<size_t>(hours));
   for (int64_t h = 0; h < hours; ++h) {
@@ -100,7 +110,7 @@ void GenerateService(const InferenceService& s, TenantId tenant, TimeMs horizon,
       spec.priority = s.priority;
       spec.submit_time = h * kHour;
       spec.runtime_estimate = (until - h) * kHour;
-      out.push_back({WorkloadJob{std::move(spec), (until - h) * kHour, s.name}, tenant_rank, class_rank, draw++});
+      out.Add(WorkloadJob{std::move(spec), (until - h) * kHour}, origin, draw++);
       h = until;
     }
   }
@@ -109,33 +119,46 @@ void GenerateService(const InferenceService& s, TenantId tenant, TimeMs horizon,
 }  // namespace
 
 Workload Generate(const WorkloadModel& model, const std::vector<TenantSpec>& tenants, TimeMs horizon, uint64_t seed) {
-  std::vector<Draft> drafts;
+  Workload w;
+  for (const TenantSpec& t : tenants) w.tenant_names.push_back(t.name);
+  Drafts drafts;
   for (uint32_t tr = 0; tr < model.tenants.size(); ++tr) {
     const TenantWorkload& tw = model.tenants[tr];
+    const std::string& tenant = tenants[tw.tenant.value()].name;
     uint32_t rank = 0;
     // Each class and service draws from its own stream, so adding one leaves the others alone.
     for (const JobClass& c : tw.classes) {
-      Rng rng(seed ^ (uint64_t{tr} << 40) ^ (uint64_t{rank} << 20) ^ 0x5eed);
-      GenerateClass(c, tw.tenant, horizon, rng, tr, rank++, drafts);
+      Rng rng(seed ^ (uint64_t{tr} << 40) ^ (uint64_t{rank++} << 20) ^ 0x5eed);
+      w.origins.push_back(fmt::format("{}/{}", tenant, c.name));
+      GenerateClass(c, tw.tenant, horizon, rng, static_cast<uint32_t>(w.origins.size() - 1), drafts);
     }
     for (const InferenceService& s : tw.services) {
-      Rng rng(seed ^ (uint64_t{tr} << 40) ^ (uint64_t{rank} << 20) ^ 0x1f3d);
-      GenerateService(s, tw.tenant, horizon, rng, tr, rank++, drafts);
+      Rng rng(seed ^ (uint64_t{tr} << 40) ^ (uint64_t{rank++} << 20) ^ 0x1f3d);
+      w.origins.push_back(fmt::format("{}/{}", tenant, s.name));
+      GenerateService(s, tw.tenant, horizon, rng, static_cast<uint32_t>(w.origins.size() - 1), drafts);
     }
   }
-  std::sort(drafts.begin(), drafts.end(), [](const Draft& a, const Draft& b) {
-    return std::tie(a.job.spec.submit_time, a.tenant_rank, a.class_rank, a.draw) <
-           std::tie(b.job.spec.submit_time, b.tenant_rank, b.class_rank, b.draw);
-  });
-  Workload w;
-  for (const TenantSpec& t : tenants) w.tenant_names.push_back(t.name);
-  w.jobs.reserve(drafts.size());
-  JobId next = 1;
-  for (Draft& d : drafts) {
-    d.job.spec.id = next++;
-    d.job.source = fmt::format("{}/{}", tenants[d.job.spec.tenant.value()].name, d.job.source);
-    w.jobs.push_back(std::move(d.job));
+  // Order by key, permuting the jobs in place (a month is millions of jobs: no second copy).
+  std::vector<uint32_t> order(drafts.jobs.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return drafts.keys[a] < drafts.keys[b]; });
+  drafts.keys = {};
+  for (uint32_t i = 0; i < order.size(); ++i) {
+    // Position i takes job order[i]; follow the cycle through the positions it displaces.
+    uint32_t from = order[i], at = i;
+    if (from == i) continue;
+    WorkloadJob held = std::move(drafts.jobs[i]);
+    while (from != i) {
+      drafts.jobs[at] = std::move(drafts.jobs[from]);
+      order[at] = at;
+      at = from;
+      from = order[at];
+    }
+    drafts.jobs[at] = std::move(held);
+    order[at] = at;
   }
+  w.jobs = std::move(drafts.jobs);
+  for (uint32_t i = 0; i < w.jobs.size(); ++i) w.jobs[i].spec.id = i + 1;
   return w;
 }
 

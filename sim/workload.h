@@ -13,7 +13,9 @@ namespace joule::sim {
 struct WorkloadJob {
   JobSpec spec;         // spec.submit_time is the arrival time
   TimeMs duration = 0;  // run time if never interrupted, > 0
-  std::string source;   // where it came from, for reports: "philly.csv:12", "mistral-ai/pretrain"
+  // Where it came from: a trace's line number, or for a generated job the index of its
+  // "tenant/class" name in Workload::origins. A number, not a string: a month is millions of jobs.
+  uint32_t origin = 0;
 };
 
 // Jobs by submit time, then id. Rows that could never run anywhere are kept here too: the engine
@@ -21,6 +23,7 @@ struct WorkloadJob {
 struct Workload {
   std::vector<WorkloadJob> jobs;
   std::vector<std::string> tenant_names;  // TenantId -> name, as the engine's tenants
+  std::vector<std::string> origins;       // generated workloads: "tenant/class" by origin
 };
 
 // Sorts jobs by (submit time, id); ids must be unique.

@@ -125,7 +125,7 @@ TEST(OpenbTraceTest, ReplaysTheDefaultList) {
   // The first row: creation 0, scheduled 0, deletion 12,537,496 s, 12 cores, one whole GPU.
   bool found = false;
   for (const sim::WorkloadJob& j : w->jobs) {
-    if (j.source.ends_with(":2")) {
+    if (j.origin == 2) {
       found = true;
       EXPECT_EQ(j.spec.submit_time, 0);
       EXPECT_EQ(j.duration, 12'537'496'000);

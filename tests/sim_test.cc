@@ -22,7 +22,7 @@ WorkloadJob Job(JobId id, TimeMs submit_s, uint32_t gpus, TimeMs duration_s, uin
   spec.workers = workers;
   spec.worker = TaskShape{1000, 1024, gpus, kMilliPerGpu};
   spec.submit_time = submit_s * kS;
-  return {spec, duration_s * kS, "test"};
+  return {spec, duration_s * kS};
 }
 
 struct TwinFixture {
@@ -142,6 +142,30 @@ TEST(SimulatorTest, JobsLargerThanTheFleetAreRejectedAndCounted) {
   EXPECT_EQ(r.jobs[1].outcome, Outcome::kCompleted);
 }
 
+// Lab a reserves 8 of the 16 GPUs; lab b borrows all 16 first. When a's 8-GPU job arrives the
+// engine reclaims (preempts b) within the grace period: no breach. With preemption off, a is owed
+// its reservation for the whole of b's run: one breach.
+TEST(SimulatorTest, ReservationBreachesCountWhenTheOwnerIsNotServed) {
+  TwinFixture f;
+  const AcceleratorTypeId h100 = *f.catalog.FindAccelerator("h100-sxm");
+  std::vector<TenantSpec> tenants = {TenantSpec{"a", {Reservation{h100, 8}}}, TenantSpec{"b"}};
+  WorkloadJob borrower = Job(1, 0, 8, 1000, 2);
+  borrower.spec.tenant = TenantId(1);
+  WorkloadJob owner = Job(2, 100, 8, 50);
+  Workload w{{borrower, owner}, {"a", "b"}};
+  for (bool preemption : {true, false}) {
+    SimOptions o;
+    o.end = SimOptions::kRunToCompletion;
+    o.engine.preemption = preemption;
+    o.engine.check_invariants = true;
+    SimResult r = Simulator(f.fleet, tenants, o).Run(w);
+    EXPECT_EQ(r.reservation_breaches, preemption ? 0u : 1u) << preemption;
+    if (preemption) {
+      EXPECT_LE(*r.jobs[1].first_start, (100 + 30 + 20) * kS);
+    }
+  }
+}
+
 WorkloadModel SmallModel() {
   JobClass eval;
   eval.name = "eval";
@@ -174,7 +198,7 @@ TEST(TenantModelTest, SameSeedSameJobsAndPoissonCounts) {
   uint64_t evals = 0;
   for (const WorkloadJob& j : a.jobs) {
     EXPECT_EQ(j.spec.id, static_cast<JobId>(&j - a.jobs.data()) + 1);
-    if (j.source != "lab/eval") continue;
+    if (a.origins[j.origin] != "lab/eval") continue;
     ++evals;
     const uint64_t size = Accelerators(j.spec);
     EXPECT_TRUE(size == 1 || size == 2 || size == 4 || size == 8) << size;
@@ -192,7 +216,7 @@ TEST(TenantModelTest, ServiceReplicasFollowTheDailyCurve) {
   Workload w = Generate(SmallModel(), {TenantSpec{"lab"}}, 86'400 * kS, 1);
   std::vector<int> replicas(24, 0);
   for (const WorkloadJob& j : w.jobs) {
-    if (j.source != "lab/chat") continue;
+    if (w.origins[j.origin] != "lab/chat") continue;
     for (TimeMs h = j.spec.submit_time / 3'600'000; h < (j.spec.submit_time + j.duration) / 3'600'000; ++h) {
       replicas[static_cast<size_t>(h)]++;
     }

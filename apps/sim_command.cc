@@ -27,6 +27,7 @@ struct SimCommandOptions {
   std::string out;
   std::string order = "joule";
   double tick_s = 10;
+  double arrival_scale = 1;
   std::optional<std::string> phase;
 };
 
@@ -108,6 +109,7 @@ int RunSim(const SimCommandOptions& o) {
     std::cerr << workload.status().message() << "\n";
     return kExitBadInput;
   }
+  if (o.arrival_scale != 1) sim::ScaleArrivals(*workload, o.arrival_scale);
   sim::SimOptions options;
   options.end = horizon;
   options.tick = static_cast<TimeMs>(o.tick_s * 1000);
@@ -152,6 +154,10 @@ void AddSimCommand(CLI::App& app, CommandFn& run) {
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));
   cmd->add_option("--phase", o->phase, "Build-out phase of the scenario");
+  cmd->add_option("--arrival-scale", o->arrival_scale,
+                  "Multiply every submit time by this (0.25: arrivals four times denser, the same jobs)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 1000.0));
   cmd->callback([&run, o] { run = [o] { return RunSim(*o); }; });
 }
 

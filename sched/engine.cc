@@ -36,6 +36,7 @@ bool Overlaps(TypeSet a, TypeSet b) { return a.Any() || b.Any() || (a.mask & b.m
 // for it, with `spare` more than it needs; later jobs may use the spare without delaying it.
 struct Engine::BackfillHold {
   JobId job = 0;
+  TenantId tenant;
   TimeMs start = 0;
   TypeSet types;
   uint64_t spare = 0;
@@ -272,25 +273,25 @@ std::vector<Engine::Job*> Engine::OrderedPending() {
   std::vector<Job*> order;
   order.reserve(pending_.size());
   for (auto& [id, job] : pending_) order.push_back(job);
-  auto share = [&](const Job* j) {
-    const TenantSpec& t = tenants_[j->spec.tenant.value()];
-    return decayed_usage_[j->spec.tenant.value()] / t.weight;
-  };
+  std::vector<double> share(tenants_.size());
+  for (size_t t = 0; t < tenants_.size(); ++t) share[t] = decayed_usage_[t] / tenants_[t].weight;
   // Jobs with neither an estimate nor a time limit sort last under shortest-first.
   auto expected = [](const Job* j) {
     return j->spec.runtime_estimate.value_or(j->spec.time_limit.value_or(std::numeric_limits<TimeMs>::max()));
   };
   auto key = [&](const Job* j) {
+    const JobSpec& s = j->spec;
     switch (config_.order) {
       case QueueOrder::kFifo:
-        return std::make_tuple(int32_t{0}, 0.0, TimeMs{0}, j->spec.submit_time, j->spec.id);
+        return std::make_tuple(int32_t{0}, 0.0, TimeMs{0}, s.submit_time, s.id);
       case QueueOrder::kShortestFirst:
-        return std::make_tuple(int32_t{0}, 0.0, expected(j), j->spec.submit_time, j->spec.id);
+        return std::make_tuple(int32_t{0}, 0.0, expected(j), s.submit_time, s.id);
       case QueueOrder::kPriorityFairShareAge:
         break;
     }
-    return std::make_tuple(-j->spec.priority, share(j), TimeMs{0}, j->spec.submit_time, j->spec.id);
+    return std::make_tuple(-s.priority, share[s.tenant.value()], TimeMs{0}, s.submit_time, s.id);
   };
+  // pending_ is in id order, which is nearly submit order: a merge sort makes short work of it.
   std::stable_sort(order.begin(), order.end(), [&](const Job* a, const Job* b) { return key(a) < key(b); });
   return order;
 }
@@ -316,6 +317,10 @@ uint64_t Engine::Accelerators(const Job& job) const {
 bool Engine::WithinQuota(const Job& job) const {
   const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
   if (!tenant.borrow_limit) return true;
+  // A job bound to one type that fits in its tenant's reservation of it is owed, whatever the
+  // tenant borrows elsewhere. (A job open to several types is not: it may land where its tenant
+  // borrows, and owing it would let two tenants reclaim from each other in turn.)
+  if (OwedOneType(job)) return true;
   const std::vector<uint64_t>& use = in_use_[job.spec.tenant.value()];
   auto borrowed = [&](std::optional<uint32_t> extra_type, uint64_t extra_milli) {
     uint64_t total = 0;
@@ -367,14 +372,17 @@ std::optional<Engine::BackfillHold> Engine::Reserve(TimeMs now, const Job& job) 
     if (++it == ends_by_type_[type].end()) heads.erase(heads.begin() + static_cast<std::ptrdiff_t>(next));
   }
   if (free < need) return std::nullopt;
-  return BackfillHold{job.spec.id, start, types, free - need};
+  return BackfillHold{job.spec.id, job.spec.tenant, start, types, free - need};
 }
 
 bool Engine::BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHold>& holds) const {
   const TimeMs end = ExpectedEnd(now, job.spec);
   const uint64_t need = Accelerators(job);
+  // Reserved capacity belongs to its owner: another tenant's hold does not keep it waiting.
+  const bool owed = OwedOneType(job);
   for (const BackfillHold& r : holds) {
     if (!Overlaps(r.types, job.spec.worker.types)) continue;
+    if (owed && r.tenant != job.spec.tenant) continue;
     if (end <= r.start) continue;
     if (need > r.spare) return false;
   }
@@ -412,7 +420,7 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
       const uint64_t need = Accelerators(*job);
       const TimeMs end = ExpectedEnd(now, job->spec);
       for (BackfillHold& r : holds) {
-        if (Overlaps(r.types, w.types) && end > r.start) r.spare -= need;
+        if (Overlaps(r.types, w.types) && end > r.start) r.spare -= std::min(r.spare, need);
       }
       Started(now, *job, std::move(result.workers), out);
       continue;
@@ -465,6 +473,10 @@ void Engine::FinishPreemptions(TimeMs now) {
     victim.reason = PendingReason::kNone;
     pending_[victim.spec.id] = &victim;
   }
+}
+
+bool Engine::OwedOneType(const Job& job) const {
+  return std::popcount(job.spec.worker.types.mask) == 1 && FitsInReservation(job);
 }
 
 bool Engine::FitsInReservation(const Job& job) const {

@@ -8,7 +8,9 @@
 //             first), then submit time, then id (EngineConfig::order picks FIFO or
 //             shortest-first instead);
 //   place   — in that order, each job's gang all-or-nothing (sched/placement/gang.h), within its
-//             tenant's reservation plus borrowing limit;
+//             tenant's reservation plus borrowing limit; a job bound to one type that fits in
+//             its tenant's reservation of it is owed: past the limit and other tenants' holds
+//             (docs/decisions/0004);
 //   reserve — the first `backfill_depth` jobs that cannot start get a reservation: the earliest
 //             time enough accelerators of their types free up, from running jobs' expected ends.
 //             Later jobs start now only if they end before that time or leave the reserved
@@ -125,6 +127,7 @@ class Engine {
   Rng shared_rng_{0};  // only the Random policy draws; the engine's choices are deterministic
   Placer* SharedPlacer();
   bool FitsInReservation(const Job& job) const;
+  bool OwedOneType(const Job& job) const;  // bound to one type, and fits in the reservation of it
   bool OthersBorrow(const Job& job) const;
   // Whether tenant u runs beyond its reservation of accelerator type t.
   bool BorrowingOn(uint32_t u, uint32_t t) const { return in_use_[u][t] > reserved_milli_[u][t]; }

@@ -20,7 +20,12 @@ ClusterState::ClusterState(const Fleet& fleet)
       free_row_(fleet.rows().size(), 0),
       free_hall_(fleet.halls().size(), 0),
       by_free_(fleet.catalog().accelerators().size()),
+      domains_by_free_(fleet.catalog().accelerators().size()),
+      domain_type_(fleet.domains().size()),
       free_type_(fleet.catalog().accelerators().size(), 0) {
+  for (uint32_t d = 0; d < fleet.domains().size(); ++d) {
+    domain_type_[d] = fleet.node_type(fleet.domain(DomainId(d)).nodes.first).accelerator;
+  }
   for (uint32_t i = 0; i < fleet.nodes().size(); ++i) {
     const NodeType& type = fleet.node_type(NodeId(i));
     cpu_left_[i] = type.cpu;
@@ -49,7 +54,16 @@ void ClusterState::Reindex(NodeId n) {
   const int64_t delta = static_cast<int64_t>(now) - static_cast<int64_t>(before);
   auto apply = [delta](uint32_t& counter) { counter = static_cast<uint32_t>(counter + delta); };
   apply(free_node_[n.value()]);
-  if (node.domain) apply(free_domain_[node.domain->value()]);
+  if (node.domain) {
+    const uint32_t d = node.domain->value();
+    const uint32_t domain_before = free_domain_[d];
+    apply(free_domain_[d]);
+    if (domain_type_[d]) {
+      auto& index = domains_by_free_[domain_type_[d]->value()];
+      if (domain_before > 0) index.erase({domain_before, d});
+      if (free_domain_[d] > 0) index.insert({free_domain_[d], d});
+    }
+  }
   apply(free_rack_[node.rack.value()]);
   apply(free_pod_[rack.pod.value()]);
   apply(free_row_[pod.row.value()]);

@@ -83,6 +83,11 @@ class ClusterState {
   const std::set<std::pair<uint32_t, uint32_t>>& nodes_by_free(AcceleratorTypeId t) const {
     return by_free_[t.value()];
   }
+  // NVLink domains of accelerator type t (the type of their first node) with whole free
+  // accelerators, by (free count, id) ascending.
+  const std::set<std::pair<uint32_t, uint32_t>>& domains_by_free(AcceleratorTypeId t) const {
+    return domains_by_free_[t.value()];
+  }
   // Whole free accelerators of type t on schedulable nodes.
   uint64_t free_whole(AcceleratorTypeId t) const { return free_type_[t.value()]; }
 
@@ -97,8 +102,10 @@ class ClusterState {
   MilliGpu allocated_milli_ = 0;
   std::vector<bool> schedulable_;
   std::vector<uint32_t> free_node_, free_domain_, free_rack_, free_pod_, free_row_, free_hall_;
-  std::vector<std::set<std::pair<uint32_t, uint32_t>>> by_free_;  // per accelerator type
-  std::vector<uint64_t> free_type_;                               // per accelerator type
+  std::vector<std::set<std::pair<uint32_t, uint32_t>>> by_free_;          // per accelerator type
+  std::vector<std::set<std::pair<uint32_t, uint32_t>>> domains_by_free_;  // per accelerator type
+  std::vector<std::optional<AcceleratorTypeId>> domain_type_;             // per domain
+  std::vector<uint64_t> free_type_;                                       // per accelerator type
 };
 
 // Device indices for a task on a node, the way most policies pick them: whole accelerators are

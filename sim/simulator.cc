@@ -1,6 +1,7 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
+#include <bit>
 #include <functional>
 #include <limits>
 
@@ -94,6 +95,7 @@ SimResult Simulator::Run(const Workload& workload) {
       } else if (timer.kind == TimerKind::kWake && run.stopping && timer.generation == run.generation) {
         // The SIGKILL deadline: the engine frees the accelerators and requeues the job.
         Release(timer.job);
+        result_.jobs[timer.job].outcome = Outcome::kQueued;
         PendingShape(timer.job, +1);
       }
     }
@@ -146,8 +148,10 @@ void Simulator::Apply(TimeMs now, const Decisions& decisions) {
     result_.jobs[job].outcome = Outcome::kRejected;
     PendingShape(job, -1);
   }
-  for (const KillJob& k : decisions.kills) Kill(now, k);
+  // Starts first: one pass may start a job and then pick it as a preemption victim, never the
+  // other way round (a job requeued by a kill waits for the next pass).
   for (const StartJob& s : decisions.starts) Start(now, s);
+  for (const KillJob& k : decisions.kills) Kill(now, k);
 }
 
 void Simulator::Start(TimeMs now, const StartJob& start) {
@@ -155,6 +159,7 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
   const JobSpec& spec = workload_->jobs[job].spec;
   JobRecord& record = result_.jobs[job];
   LiveJob& run = live_[job];
+  JOULE_CHECK(!run.holding);  // the engine starts only queued jobs
   PendingShape(job, -1);
   if (!record.first_start) {
     record.first_start = now;
@@ -191,7 +196,7 @@ void Simulator::Kill(TimeMs now, const KillJob& kill) {
   const JobSpec& spec = workload_->jobs[job].spec;
   LiveJob& run = live_[job];
   JobRecord& record = result_.jobs[job];
-  if (!run.holding) return;
+  JOULE_CHECK(run.holding);  // the engine kills only running jobs
   run.generation++;
   if (kill.reason == KillReason::kPreempted) {
     const TimeMs progress = now - run.started;
@@ -226,10 +231,7 @@ void Simulator::Release(uint32_t job) {
     allocated_milli_ -= milli;
     total += milli;
   }
-  if (run.stopping) {
-    stopping_milli_ -= total;
-    result_.jobs[job].outcome = Outcome::kQueued;
-  }
+  if (run.stopping) stopping_milli_ -= total;
   run.held.clear();
   run.held.shrink_to_fit();
   run.holding = false;
@@ -242,13 +244,14 @@ void Simulator::Schedule(TimeMs at, TimerKind kind, uint32_t job) {
 }
 
 // Queued work: whole-accelerator shapes (the fragmentation measure), asks against reservations
-// (breaches; jobs with dependencies are owed nothing until they are met, so they are left out),
-// and pending_milli_.
+// (breaches: a reservation is owed to jobs bound to its type; jobs open to several types run on
+// whatever is free, and jobs with dependencies are owed nothing until they are met), and
+// pending_milli_.
 void Simulator::PendingShape(uint32_t job, int delta) {
   const JobSpec& spec = workload_->jobs[job].spec;
   const uint64_t milli = WorkerMilli(spec) * spec.workers;
   pending_milli_ = delta > 0 ? pending_milli_ + milli : pending_milli_ - milli;
-  if (spec.after_ok.empty() && milli > 0) {
+  if (spec.after_ok.empty() && milli > 0 && std::popcount(spec.worker.types.mask) == 1) {
     const uint32_t u = spec.tenant.value();
     for (uint32_t t = 0; t < reserved_[u].size(); ++t) {
       if (reserved_[u][t] == 0 || !spec.worker.types.Allows(AcceleratorTypeId(t))) continue;

@@ -1,6 +1,9 @@
 #include "sim/workload.h"
 
+#include "base/check.h"
+
 #include <algorithm>
+#include <cmath>
 
 namespace joule::sim {
 
@@ -8,6 +11,13 @@ void SortBySubmit(Workload& workload) {
   std::sort(workload.jobs.begin(), workload.jobs.end(), [](const WorkloadJob& a, const WorkloadJob& b) {
     return a.spec.submit_time != b.spec.submit_time ? a.spec.submit_time < b.spec.submit_time : a.spec.id < b.spec.id;
   });
+}
+
+void ScaleArrivals(Workload& workload, double factor) {
+  JOULE_CHECK(factor > 0);
+  for (WorkloadJob& j : workload.jobs) {
+    j.spec.submit_time = static_cast<TimeMs>(std::llround(static_cast<double>(j.spec.submit_time) * factor));
+  }
 }
 
 int SizeClass(uint64_t accelerators) {

@@ -29,6 +29,10 @@ struct Workload {
 // Sorts jobs by (submit time, id); ids must be unique.
 void SortBySubmit(Workload& workload);
 
+// Multiplies every submit time by `factor` (> 0): the same jobs arriving denser (< 1) or sparser,
+// to replay a trace at another load. Order is kept.
+void ScaleArrivals(Workload& workload, double factor);
+
 // Job-size classes the metrics break figures down by, by accelerators asked (fractions count as
 // one): one node (1-8), one rack or NVLink domain (9-128), one pod (129-1,024), more ("giant").
 inline constexpr int kSizeClasses = 4;

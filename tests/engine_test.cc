@@ -194,6 +194,30 @@ TEST(EngineTest, EndedJobsAreRememberedByStateOnly) {
   EXPECT_EQ(d.rejections[0].reason, "id: job 1 already exists");
 }
 
+// Lab b's 16-GPU head job holds the whole fleet for when b's running job ends; lab a reserved 8
+// GPUs and its 8-GPU job bound to that type starts at once all the same: reserved capacity
+// belongs to its owner, another tenant's backfill hold does not keep it waiting.
+TEST(EngineTest, ReservationOwnerIsNotHeldBackByAnotherTenantsHold) {
+  TwoNodes f;
+  const AcceleratorTypeId h100 = *f.catalog.FindAccelerator("h100-sxm");
+  Engine e(f.fleet, {TenantSpec{"a", {Reservation{h100, 8}}}, TenantSpec{"b"}},
+           {.preemption = false, .check_invariants = true});
+  JobSpec running = Timed(Job(1, 1, 8), 1000);
+  running.tenant = TenantId(1);
+  JobSpec head = Timed(Job(2, 2, 8, /*priority=*/10), 1000);
+  head.tenant = TenantId(1);
+  ASSERT_TRUE(Started(Submit(e, 0, {running}), 1));
+  Submit(e, 1, {head});
+  EXPECT_EQ(e.pending_reason(2), PendingReason::kResources);
+  JobSpec other = Timed(Job(3, 1, 8), 5000);  // another tenant, no reservation: must wait
+  other.tenant = TenantId(1);
+  JobSpec owner = Timed(Job(4, 1, 8), 5000);
+  owner.worker.types.Add(h100);
+  Decisions d = Submit(e, 10, {other, owner});
+  EXPECT_FALSE(Started(d, 3));
+  EXPECT_TRUE(Started(d, 4));
+}
+
 TEST(EngineTest, EasyBackfillNeverDelaysTheReservation) {
   TwoNodes f;
   Engine e(f.fleet, OneTenant(), {.preemption = false, .check_invariants = true});

@@ -152,6 +152,7 @@ TEST(SimulatorTest, ReservationBreachesCountWhenTheOwnerIsNotServed) {
   WorkloadJob borrower = Job(1, 0, 8, 1000, 2);
   borrower.spec.tenant = TenantId(1);
   WorkloadJob owner = Job(2, 100, 8, 50);
+  owner.spec.worker.types.Add(h100);  // a reservation is owed to jobs bound to its type
   Workload w{{borrower, owner}, {"a", "b"}};
   for (bool preemption : {true, false}) {
     SimOptions o;

@@ -5,6 +5,9 @@
 namespace joule {
 namespace {
 
+// Units tried per topology level, tightest first.
+constexpr int kTries = 4;
+
 // A topology unit as a range of node ids (the fleet numbers nodes depth-first, so every unit's
 // nodes are consecutive) and its free whole accelerators.
 struct Unit {
@@ -80,10 +83,18 @@ class Gang {
   bool PlaceMultiNode() {
     const uint64_t need = static_cast<uint64_t>(job_.worker.gpus) * job_.workers;
     const bool domain_only = job_.topology == TopologyRule::kRequireNvlinkDomain;
+    uint64_t free = 0;
+    for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
+      if (job_.worker.types.Allows(AcceleratorTypeId(t))) free += state_.free_whole(AcceleratorTypeId(t));
+    }
+    if (free < need) {  // not enough anywhere: no need to look at units
+      reason_ = PendingReason::kResources;
+      return false;
+    }
     for (int level = 0; level < (domain_only ? 1 : 6); ++level) {
       std::vector<Unit> fitting = UnitsWithRoom(level, need);
       // A unit can have the accelerators but not the CPU, memory or type; try the best few.
-      const size_t tries = std::min<size_t>(fitting.size(), 4);
+      const size_t tries = std::min<size_t>(fitting.size(), kTries);
       std::partial_sort(fitting.begin(), fitting.begin() + static_cast<std::ptrdiff_t>(tries), fitting.end(),
                         [](const Unit& a, const Unit& b) {
                           return a.free != b.free ? a.free < b.free : a.first_node < b.first_node;
@@ -94,11 +105,7 @@ class Gang {
       }
     }
     // Topology only when the accelerators exist but not together where the job needs them.
-    uint64_t free = 0;
-    for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
-      if (job_.worker.types.Allows(AcceleratorTypeId(t))) free += state_.free_whole(AcceleratorTypeId(t));
-    }
-    reason_ = domain_only && free >= need ? PendingReason::kTopology : PendingReason::kResources;
+    reason_ = domain_only ? PendingReason::kTopology : PendingReason::kResources;
     return false;
   }
 
@@ -114,9 +121,16 @@ class Gang {
     };
     switch (level) {
       case 0:
-        for (uint32_t d = 0; d < fleet_.domains().size(); ++d) {
-          const NvlinkDomain& dom = fleet_.domain(DomainId(d));
-          consider(dom.nodes.first.value(), dom.nodes.first.value() + dom.nodes.count, state_.free_whole(DomainId(d)));
+        // From the per-type index: the tightest few domains of each allowed type with room.
+        for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
+          if (!job_.worker.types.Allows(AcceleratorTypeId(t))) continue;
+          const auto& index = state_.domains_by_free(AcceleratorTypeId(t));
+          int taken = 0;
+          for (auto it = index.lower_bound({static_cast<uint32_t>(std::min<uint64_t>(need, UINT32_MAX)), 0});
+               it != index.end() && taken < kTries; ++it, ++taken) {
+            const NvlinkDomain& dom = fleet_.domain(DomainId(it->second));
+            consider(dom.nodes.first.value(), dom.nodes.first.value() + dom.nodes.count, it->first);
+          }
         }
         break;
       case 1:

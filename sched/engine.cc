@@ -314,27 +314,27 @@ uint64_t Engine::Accelerators(const Job& job) const {
 
 // Within quota when some allowed type leaves the tenant's borrowing (use beyond its reservations,
 // in accelerators, summed over types) within its borrowing limit.
-bool Engine::WithinQuota(const Job& job) const {
-  const TenantSpec& tenant = tenants_[job.spec.tenant.value()];
+bool Engine::WithinQuota(const Job& job, bool owed) const {
+  const uint32_t u = job.spec.tenant.value();
+  const TenantSpec& tenant = tenants_[u];
   if (!tenant.borrow_limit) return true;
   // A job bound to one type that fits in its tenant's reservation of it is owed, whatever the
   // tenant borrows elsewhere. (A job open to several types is not: it may land where its tenant
   // borrows, and owing it would let two tenants reclaim from each other in turn.)
-  if (OwedOneType(job)) return true;
-  const std::vector<uint64_t>& use = in_use_[job.spec.tenant.value()];
-  auto borrowed = [&](std::optional<uint32_t> extra_type, uint64_t extra_milli) {
-    uint64_t total = 0;
-    for (uint32_t t = 0; t < use.size(); ++t) {
-      const uint64_t reserved = reserved_milli_[job.spec.tenant.value()][t] / kMilliPerGpu;
-      uint64_t milli = use[t] + (extra_type == t ? extra_milli : 0);
-      uint64_t accelerators = (milli + kMilliPerGpu - 1) / kMilliPerGpu;
-      total += accelerators > reserved ? accelerators - reserved : 0;
-    }
-    return total;
+  if (owed) return true;
+  const std::vector<uint64_t>& use = in_use_[u];
+  // Accelerators borrowed beyond the reservation of type t when holding `milli` of it.
+  auto beyond = [&](uint32_t t, uint64_t milli) {
+    const uint64_t reserved = reserved_milli_[u][t] / kMilliPerGpu;
+    const uint64_t accelerators = (milli + kMilliPerGpu - 1) / kMilliPerGpu;
+    return accelerators > reserved ? accelerators - reserved : 0;
   };
+  uint64_t total = 0;
+  for (uint32_t t = 0; t < use.size(); ++t) total += beyond(t, use[t]);
   const uint64_t milli = static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * job.spec.workers;
   for (uint32_t t = 0; t < use.size(); ++t) {
-    if (job.spec.worker.types.Allows(AcceleratorTypeId(t)) && borrowed(t, milli) <= *tenant.borrow_limit) return true;
+    if (!job.spec.worker.types.Allows(AcceleratorTypeId(t))) continue;
+    if (total - beyond(t, use[t]) + beyond(t, use[t] + milli) <= *tenant.borrow_limit) return true;
   }
   return false;
 }
@@ -375,11 +375,10 @@ std::optional<Engine::BackfillHold> Engine::Reserve(TimeMs now, const Job& job) 
   return BackfillHold{job.spec.id, job.spec.tenant, start, types, free - need};
 }
 
-bool Engine::BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHold>& holds) const {
+bool Engine::BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const {
   const TimeMs end = ExpectedEnd(now, job.spec);
   const uint64_t need = Accelerators(job);
   // Reserved capacity belongs to its owner: another tenant's hold does not keep it waiting.
-  const bool owed = OwedOneType(job);
   for (const BackfillHold& r : holds) {
     if (!Overlaps(r.types, job.spec.worker.types)) continue;
     if (owed && r.tenant != job.spec.tenant) continue;
@@ -399,11 +398,12 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
-    if (!WithinQuota(*job)) {
+    const bool owed = OwedOneType(*job);
+    if (!WithinQuota(*job, owed)) {
       job->reason = PendingReason::kQuotaExceeded;
       continue;
     }
-    if (!BackfillAllowed(now, *job, holds)) {
+    if (!BackfillAllowed(now, *job, owed, holds)) {
       job->reason = PendingReason::kPriority;
       continue;
     }

@@ -105,9 +105,9 @@ class Engine {
   void SchedulingPass(TimeMs now, Decisions& out);
   std::vector<Job*> OrderedPending();
   bool DependenciesMet(Job& job);
-  bool WithinQuota(const Job& job) const;
+  bool WithinQuota(const Job& job, bool owed) const;
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
-  bool BackfillAllowed(TimeMs now, const Job& job, std::vector<BackfillHold>& holds) const;
+  bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const;
   void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out);
   void FinishPreemptions(TimeMs now);
   bool TryPreempt(TimeMs now, Job& job, Decisions& out);

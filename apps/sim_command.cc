@@ -68,6 +68,13 @@ Result<QueueOrder> ParseOrder(const std::string& name) {
   return Status::Error(fmt::format("--order: unknown order '{}' (known: joule, fifo, sjf)", name));
 }
 
+// Where a job came from: "file:line" for a trace row, "tenant/class" for a generated job.
+std::string Origin(const std::string& path, const sim::Workload& w, uint32_t job) {
+  const uint32_t origin = w.jobs[job].origin;
+  if (!w.origins.empty()) return origin < w.origins.size() ? w.origins[origin] : "?";
+  return fmt::format("{}:{}", path, origin);
+}
+
 void PrintSummary(const sim::Summary& s, const sim::SimResult& r, const std::string& out) {
   fmt::print("{} jobs submitted, {} started, {} completed, {} rejected; {} accelerators\n", s.all.submitted,
              s.all.started, s.all.completed, s.all.rejected, r.capacity);
@@ -119,17 +126,21 @@ int RunSim(const SimCommandOptions& o) {
   sim::SimResult result = simulator.Run(*workload);
   sim::Summary summary = sim::Summarize(result);
   const double days = static_cast<double>(result.end) / kMsPerDay;
-  io::RunInfo info{o.scenario, o.workload, o.seed, days, o.order};
+  io::RunInfo info{o.scenario, o.workload, o.seed, days, o.order, {}};
+  for (const sim::SimResult::Rejected& r : result.rejected)
+    info.rejected_origins.push_back(Origin(o.workload, *workload, r.job));
   if (Status s = io::WriteSimOutputs(o.out, info, summary, result); !s.ok()) {
     std::cerr << s.message() << "\n";
     return kExitFailure;
   }
   PrintSummary(summary, result, o.out);
-  if (summary.all.rejected > 0) {
-    fmt::print(
-        "{} jobs could never run on this campus (more accelerators or a type it does not have): see "
-        "summary.json, jobs.rejected\n",
-        summary.all.rejected);
+  if (!result.rejected.empty()) {
+    fmt::print("{} jobs could never run on this campus (summary.json lists them under \"rejected\"):\n",
+               result.rejected.size());
+    for (size_t i = 0; i < std::min<size_t>(result.rejected.size(), 5); ++i) {
+      const sim::SimResult::Rejected& r = result.rejected[i];
+      fmt::print("  {}: job {}: {}\n", info.rejected_origins[i], result.jobs[r.job].id, r.reason);
+    }
   }
   return kExitOk;
 }

@@ -200,6 +200,12 @@ ordered_json SummaryJson(const RunInfo& info, const sim::Summary& s, const sim::
     g["utilisation"] = Round(s.tenant_utilisation[t]);
     by_tenant[r.tenant_names[t]] = g;
   }
+  ordered_json rejected = ordered_json::array();
+  for (size_t i = 0; i < r.rejected.size(); ++i) {
+    rejected.push_back({{"id", r.jobs[r.rejected[i].job].id},
+                        {"origin", i < info.rejected_origins.size() ? info.rejected_origins[i] : ""},
+                        {"reason", r.rejected[i].reason}});
+  }
   return {{"schema", "joule.sim.summary/1"},
           {"run",
            {{"scenario", info.scenario},
@@ -220,7 +226,8 @@ ordered_json SummaryJson(const RunInfo& info, const sim::Summary& s, const sim::
           {"preemptions", s.preemptions},
           {"lost_accelerator_hours", Round(s.lost_accelerator_hours)},
           {"reservation_breaches", s.reservation_breaches},
-          {"longest_giant_gang_wait_s", Round(s.longest_giant_wait_s)}};
+          {"longest_giant_gang_wait_s", Round(s.longest_giant_wait_s)},
+          {"rejected", rejected}};
 }
 
 Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::Summary& summary,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,9 @@ struct RunInfo {
   uint64_t seed = 0;
   double days = 0;
   std::string policy;
+  // Where each rejected job came from ("file:line" or "tenant/class"), parallel to
+  // SimResult::rejected.
+  std::vector<std::string> rejected_origins;
 };
 
 nlohmann::ordered_json SummaryJson(const RunInfo& info, const sim::Summary& summary, const sim::SimResult& result);

@@ -46,6 +46,13 @@ struct SimResult {
   std::vector<uint64_t> type_capacity;  // accelerators per type in the fleet
   uint64_t capacity = 0;                // accelerators in the fleet
   std::vector<JobRecord> jobs;          // workload order
+  // Jobs the engine refused (they could never run on this campus), with its reason, in the order
+  // refused.
+  struct Rejected {
+    uint32_t job;  // index into jobs
+    std::string reason;
+  };
+  std::vector<Rejected> rejected;
   std::vector<Sample> samples;
   uint64_t steps = 0;   // engine steps
   uint64_t events = 0;  // events handed to the engine

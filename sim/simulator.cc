@@ -146,6 +146,7 @@ void Simulator::Apply(TimeMs now, const Decisions& decisions) {
   for (const Rejection& r : decisions.rejections) {
     const uint32_t job = index_.at(r.job);
     result_.jobs[job].outcome = Outcome::kRejected;
+    result_.rejected.push_back({job, r.reason});
     PendingShape(job, -1);
   }
   // Starts first: one pass may start a job and then pick it as a preemption victim, never the

@@ -37,6 +37,8 @@ cmp -s "$tmp/a/summary.json" "$tmp/c/summary.json" && fail "another seed, same s
 run --workload "$tmp/jobs.csv" --out "$tmp/csv" >"$tmp/out" || fail "csv run"
 grep -q "3 jobs submitted, 2 started, 2 completed, 1 rejected" "$tmp/out" || fail "csv summary: $(cat "$tmp/out")"
 grep -q "1 jobs could never run" "$tmp/out" || fail "rejected job not reported"
+grep -qF "$tmp/jobs.csv:4: job 3: workers: needs 160 accelerators" "$tmp/out" || fail "rejected row not named: $(cat "$tmp/out")"
+grep -qF "\"origin\": \"$tmp/jobs.csv:4\"" "$tmp/csv/summary.json" || fail "rejected row not in summary.json"
 
 run --workload "$tmp/bad.csv" --out "$tmp/x" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -qF "$tmp/bad.csv:2: duration_s: 'sixty'" "$tmp/err" || fail "bad row: $(cat "$tmp/err")"

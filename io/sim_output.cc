@@ -56,7 +56,7 @@ std::string Escape(std::string_view s) {
 
 // ---- SVG charts: fixed size, data scaled into a plot area, axes with a few labels ----
 
-constexpr double kW = 860, kH = 260, kLeft = 70, kRight = 150, kTop = 12, kBottom = 34;
+constexpr double kW = 880, kH = 260, kLeft = 70, kRight = 190, kTop = 12, kBottom = 34;
 constexpr const char* kColors[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
                                    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
@@ -66,18 +66,35 @@ struct Axes {
   double Y(double y) const { return kH - kBottom - (y - y0) / std::max(y1 - y0, 1e-9) * (kH - kTop - kBottom); }
 };
 
+// A tick label a person reads at a glance: whole numbers with thousands separators from 100 up,
+// three significant digits below.
+std::string Human(double v) {
+  if (std::fabs(v) < 100) return fmt::format("{:.3g}", v);
+  std::string digits = fmt::format("{:.0f}", std::fabs(v)), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return v < 0 ? "-" + out : out;
+}
+
+// Axes with five ticks on y; on x five ticks, or with log_x one per power of ten (x in log10).
 std::string AxesSvg(const Axes& a, const std::string& x_label, const std::string& y_label, bool log_x = false) {
   std::string s = fmt::format(
       R"svg(<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#333"/><line x1="{0}" y1="{3}" x2="{0}" y2="{1}" stroke="#333"/>)svg",
       kLeft, kH - kBottom, kW - kRight, kTop);
+  auto x_tick = [&](double x, double shown) {
+    s += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>)svg", a.X(x),
+                     kH - kBottom + 14, Human(shown));
+  };
   for (int i = 0; i <= 4; ++i) {
     const double y = a.y0 + (a.y1 - a.y0) * i / 4;
-    s += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="end">{:.4g}</text>)svg", kLeft - 4,
-                     a.Y(y) + 4, y);
-    const double x = a.x0 + (a.x1 - a.x0) * i / 4;
-    const double shown = log_x ? std::pow(10.0, x) : x;
-    s += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="middle">{:.4g}</text>)svg", a.X(x),
-                     kH - kBottom + 14, shown);
+    s += fmt::format(R"svg(<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text>)svg", kLeft - 4, a.Y(y) + 4,
+                     Human(y));
+    if (!log_x) x_tick(a.x0 + (a.x1 - a.x0) * i / 4, a.x0 + (a.x1 - a.x0) * i / 4);
+  }
+  if (log_x) {
+    for (double k = std::ceil(a.x0); k <= a.x1; ++k) x_tick(k, std::pow(10.0, k));
   }
   s += fmt::format(R"svg(<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>)svg",
                    (kLeft + kW - kRight) / 2, kH - 4, Escape(x_label));
@@ -150,11 +167,12 @@ std::string WaitCdfChart(const sim::SimResult& r) {
     most = std::max(most, w);
   }
   Axes a{0, std::ceil(most), 0, 1};
-  std::string body = AxesSvg(a, "wait (seconds, log scale)", "share of started jobs", /*log_x=*/true);
+  std::string body = AxesSvg(a, "wait in seconds (log scale), by accelerators asked", "share of started jobs",
+                             /*log_x=*/true);
   std::vector<std::string> names;
   for (int c = 0; c < sim::kSizeClasses; ++c) {
     std::vector<double>& v = waits[c];
-    names.push_back(fmt::format("{} accelerators ({} jobs)", sim::SizeClassName(c), v.size()));
+    names.push_back(fmt::format("{}: {} jobs", sim::SizeClassName(c), Human(static_cast<double>(v.size()))));
     if (v.empty()) continue;
     std::sort(v.begin(), v.end());
     std::string points;
@@ -267,15 +285,16 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   html << fmt::format(
       "<h1>Joule twin report</h1><p>Scenario <b>{}</b>, workload <b>{}</b>, seed {}, {:.4g} simulated days, "
       "policy {}. {} accelerators; {} jobs submitted, {} started, {} completed.</p>\n",
-      Escape(info.scenario), Escape(info.workload), info.seed, info.days, Escape(info.policy), r.capacity,
-      summary.all.submitted, summary.all.started, summary.all.completed);
+      Escape(info.scenario), Escape(info.workload), info.seed, info.days, Escape(info.policy),
+      Human(static_cast<double>(r.capacity)), Human(static_cast<double>(summary.all.submitted)),
+      Human(static_cast<double>(summary.all.started)), Human(static_cast<double>(summary.all.completed)));
   html << fmt::format(
       "<p>Mean allocation {:.1f}% (busy {:.1f}%); mean queue {:.1f} jobs (max {}); mean fragmented {:.0f} "
       "accelerators; {} preemptions losing {:.1f} accelerator-hours; {} reservation breaches; longest wait "
-      "of a gang over 1,024 accelerators {:.0f} s.</p>\n",
-      summary.utilisation * 100, summary.busy * 100, summary.mean_pending_jobs, summary.max_pending_jobs,
-      summary.mean_fragmented_accelerators, summary.preemptions, summary.lost_accelerator_hours,
-      summary.reservation_breaches, summary.longest_giant_wait_s);
+      "of a gang over 1,024 accelerators {} s.</p>\n",
+      summary.utilisation * 100, summary.busy * 100, summary.mean_pending_jobs,
+      Human(static_cast<double>(summary.max_pending_jobs)), summary.mean_fragmented_accelerators, summary.preemptions,
+      summary.lost_accelerator_hours, summary.reservation_breaches, Human(summary.longest_giant_wait_s));
   html << "<section><h2>Accelerators allocated, by tenant</h2>" << AllocationChart(r) << "</section>\n";
   html << "<section><h2>Queue length</h2>" << QueueChart(r) << "</section>\n";
   html << "<section><h2>Wait time CDF, by job size</h2>" << WaitCdfChart(r) << "</section>\n";

@@ -9,6 +9,7 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev
+  time                      # GNU time: wall time and peak memory of the twin benchmarks
 )
 
 missing=()

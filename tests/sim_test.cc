@@ -95,6 +95,24 @@ TEST(SimulatorTest, WaitsAndCompletionTimesByHand) {
   EXPECT_EQ(r.samples[1].pending_jobs, 2u);
 }
 
+// A 6-GPU job leaves 2 free on node 0, a 7-GPU job 1 on node 1; a queued 4-GPU job can use
+// neither: 3 accelerators fragmented. Once the 6-GPU job ends the 4-GPU one fits and nothing is.
+TEST(SimulatorTest, FragmentedCountsFreeAcceleratorsNoQueuedJobCanUse) {
+  TwinFixture f;
+  SimOptions o;
+  o.sample_interval = 50 * kS;
+  SimResult r = f.Run({Job(1, 0, 6, 100), Job(2, 0, 7, 200), Job(3, 0, 4, 10)}, o);
+  ASSERT_GE(r.samples.size(), 3u);
+  EXPECT_EQ(r.samples[0].pending_jobs, 1u);
+  EXPECT_EQ(r.samples[0].fragmented_milli, 3'000u);
+  EXPECT_EQ(r.samples[1].fragmented_milli, 3'000u);
+  EXPECT_EQ(*r.jobs[2].first_start, 100 * kS);
+  EXPECT_EQ(r.samples[2].pending_jobs, 0u);  // at 100 s the 4-GPU job started
+  EXPECT_EQ(r.samples[2].fragmented_milli, 0u);
+  EXPECT_DOUBLE_EQ(Summarize(r).mean_fragmented_accelerators,
+                   static_cast<double>(3 + 3) / static_cast<double>(r.samples.size()));
+}
+
 TEST(SimulatorTest, ShortestFirstWithTrueDurationsRunsTheShortJobFirst) {
   TwinFixture f;
   SimOptions o;

@@ -94,7 +94,9 @@ std::string AxesSvg(const Axes& a, const std::string& x_label, const std::string
     if (!log_x) x_tick(a.x0 + (a.x1 - a.x0) * i / 4, a.x0 + (a.x1 - a.x0) * i / 4);
   }
   if (log_x) {
-    for (double k = std::ceil(a.x0); k <= a.x1; ++k) x_tick(k, std::pow(10.0, k));
+    for (int k = static_cast<int>(std::ceil(a.x0)); k <= static_cast<int>(std::floor(a.x1)); ++k) {
+      x_tick(k, std::pow(10.0, k));
+    }
   }
   s += fmt::format(R"svg(<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text>)svg",
                    (kLeft + kW - kRight) / 2, kH - 4, Escape(x_label));

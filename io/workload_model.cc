@@ -178,7 +178,7 @@ Result<double> RequestBurstiness(const std::string& path) {
         std::sscanf(std::string(ts.substr(0, 16)).c_str(), "%4d-%2d-%2d %2d:%2d", &y, &mo, &d, &h, &mi) != 5) {
       return csv.Error(*col, fmt::format("'{}' is not a time YYYY-MM-DD HH:MM:SS", ts));
     }
-    per_minute[((int64_t{y} * 12 + mo) * 31 + d) * 1440 + h * 60 + mi]++;
+    per_minute[((int64_t{y} * 12 + mo) * 31 + d) * 1440 + int64_t{h} * 60 + mi]++;
   }
   if (!csv.status().ok()) return csv.status();
   if (per_minute.size() < 2) return Status::Error(fmt::format("{}: fewer than two minutes of requests", path));

@@ -16,7 +16,7 @@ uint64_t WorkerMilli(const JobSpec& spec) { return static_cast<uint64_t>(spec.wo
 }  // namespace
 
 Simulator::Simulator(const Fleet& fleet, std::vector<TenantSpec> tenants, SimOptions options)
-    : fleet_(fleet), tenants_(std::move(tenants)), options_(std::move(options)) {
+    : fleet_(fleet), tenants_(std::move(tenants)), options_(options) {
   JOULE_CHECK(!tenants_.empty() && options_.tick > 0 && options_.sample_interval > 0);
 }
 

@@ -18,11 +18,13 @@ debug: deps
 
 WORKLOAD ?= scenarios/france-1gw-workload.yaml
 DAYS ?= 7
+GRID ?= ../shared/data/grid/fr_2022_hourly_carbon_intensity_electricitymaps.csv
 
 # The flagship: the france-1gw campus under its tenants' workload model for a simulated week.
 run: release
 	@build/release/apps/joule fleet $(SCENARIO)
-	@build/release/apps/joule sim --scenario $(SCENARIO) --workload $(WORKLOAD) --days $(DAYS) --seed 1 --out out/sim/france-1gw
+	@build/release/apps/joule sim --scenario $(SCENARIO) --workload $(WORKLOAD) --days $(DAYS) --seed 1 \
+	  $(if $(wildcard $(GRID)),--grid $(GRID)) --out out/sim/france-1gw
 
 test: debug
 	@scripts/check-format.sh

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "io/grid_series.h"
 #include "io/job_traces.h"
 #include "io/scenario.h"
 #include "io/sim_output.h"
@@ -28,6 +29,7 @@ struct SimCommandOptions {
   std::string order = "joule";
   double tick_s = 10;
   double arrival_scale = 1;
+  std::optional<std::string> grid;
   std::optional<std::string> phase;
 };
 
@@ -89,7 +91,11 @@ void PrintSummary(const sim::Summary& s, const sim::SimResult& r, const std::str
     fmt::print("{:<22} {:>9} {:>12.0f} {:>12.0f} {:>8.1f}\n", r.tenant_names[t], g.submitted, g.wait_s.p95,
                g.jct_s.mean, s.tenant_utilisation[t] * 100);
   }
-  fmt::print("report: {}/report.html\n", out);
+  const double it_mwh = r.it_energy_wh / 1e6;
+  fmt::print("IT energy {:.0f} MWh (facility {:.0f} MWh at PUE {:.2f}), peak facility draw {:.0f} MW of {:.0f} MW",
+             it_mwh, it_mwh * r.pue, r.pue, r.peak_it_w * r.pue / 1e6, static_cast<double>(r.grid_connection_w) / 1e6);
+  if (r.carbon_g) fmt::print("; {:.0f} t CO2e", *r.carbon_g / 1e6);
+  fmt::print("\nreport: {}/report.html\n", out);
 }
 
 int RunSim(const SimCommandOptions& o) {
@@ -118,6 +124,23 @@ int RunSim(const SimCommandOptions& o) {
   }
   if (o.arrival_scale != 1) sim::ScaleArrivals(*workload, o.arrival_scale);
   sim::SimOptions options;
+  if (o.grid) {
+    if (horizon == sim::SimOptions::kRunToCompletion) {
+      std::cerr << "--grid: needs --days (a trace otherwise runs to completion, an unknown length)\n";
+      return kExitBadInput;
+    }
+    Result<std::vector<double>> series = io::ReadCarbonIntensity(*o.grid);
+    if (!series.ok()) {
+      std::cerr << series.status().message() << "\n";
+      return kExitBadInput;
+    }
+    const int64_t hours_needed = horizon / 3'600'000 + 1;
+    if (static_cast<int64_t>(series->size()) < hours_needed) {
+      std::cerr << fmt::format("--grid: {} covers {} hours, the run needs {}\n", *o.grid, series->size(), hours_needed);
+      return kExitBadInput;
+    }
+    options.grid_g_per_kwh = std::move(*series);
+  }
   options.end = horizon;
   options.tick = static_cast<TimeMs>(o.tick_s * 1000);
   options.engine.order = *order;
@@ -165,6 +188,8 @@ void AddSimCommand(CLI::App& app, CommandFn& run) {
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));
   cmd->add_option("--phase", o->phase, "Build-out phase of the scenario");
+  cmd->add_option("--grid", o->grid,
+                  "Hourly grid carbon intensity (Electricity Maps CSV), hour 0 = the start of the run");
   cmd->add_option("--arrival-scale", o->arrival_scale,
                   "Multiply every submit time by this (0.25: arrivals four times denser, the same jobs)")
       ->capture_default_str()

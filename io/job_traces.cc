@@ -134,7 +134,8 @@ Result<sim::Workload> ReadOpenbTrace(const std::string& path, const Scenario& sc
     spec.worker = t.shape;
     spec.submit_time = *t.creation_s * kMsPerS;
     const TimeMs ms = std::max<TimeMs>(kMsPerS, (*t.deletion_s - began) * kMsPerS);
-    w.jobs.push_back({std::move(spec), ms, static_cast<uint32_t>(t.line)});
+    // The pod lists mix training, inference and notebooks without saying which: "other".
+    w.jobs.push_back({std::move(spec), ms, static_cast<uint32_t>(t.line), sim::WorkClass::kOther});
   }
   sim::SortBySubmit(w);
   return w;
@@ -153,7 +154,7 @@ Result<sim::Workload> ReadJobCsv(const std::string& path, const Scenario& scenar
                               type = Optional(csv, "gpu_type"), cpu = Optional(csv, "cpu_milli"),
                               memory = Optional(csv, "memory_mib"), priority = Optional(csv, "priority"),
                               limit = Optional(csv, "time_limit_s"), estimate = Optional(csv, "estimate_s"),
-                              checkpoint = Optional(csv, "checkpoint_s");
+                              checkpoint = Optional(csv, "checkpoint_s"), work = Optional(csv, "work");
   sim::Workload w = Named(scenario);
   std::unordered_set<JobId> ids;
   std::vector<std::string_view> row;
@@ -225,7 +226,13 @@ Result<sim::Workload> ReadJobCsv(const std::string& path, const Scenario& scenar
     spec.time_limit = *lim;
     spec.runtime_estimate = *est;
     spec.checkpoint_interval = *ckpt;
-    w.jobs.push_back({std::move(spec), **run, static_cast<uint32_t>(csv.line())});
+    sim::WorkClass work_class = sim::WorkClass::kTraining;
+    if (work && !row[*work].empty()) {
+      std::optional<sim::WorkClass> parsed = sim::ParseWorkClass(row[*work]);
+      if (!parsed) return csv.Error(*work, fmt::format("'{}' is not training, inference or other", row[*work]));
+      work_class = *parsed;
+    }
+    w.jobs.push_back({std::move(spec), **run, static_cast<uint32_t>(csv.line()), work_class});
   }
   if (!csv.status().ok()) return csv.status();
   if (w.jobs.empty()) return Status::Error(fmt::format("{}: no jobs listed", path));

@@ -209,6 +209,48 @@ std::string FiguresTable(const sim::Summary& s, const sim::SimResult& r) {
          rows + "</table>";
 }
 
+ordered_json PowerJson(const sim::SimResult& r) {
+  const double it_mwh = r.it_energy_wh / 1e6, facility_mwh = it_mwh * r.pue;
+  ordered_json by_tenant = ordered_json::object();
+  for (size_t t = 0; t < r.tenant_names.size(); ++t) by_tenant[r.tenant_names[t]] = Round(r.tenant_energy_wh[t] / 1e6);
+  ordered_json p = {{"pue", Round(r.pue)},
+                    {"grid_connection_mw", Round(static_cast<double>(r.grid_connection_w) / 1e6)},
+                    {"it_mwh", Round(it_mwh)},
+                    {"facility_mwh", Round(facility_mwh)},
+                    {"peak_facility_mw", Round(r.peak_it_w * r.pue / 1e6)},
+                    {"liquid_captured_heat_mwh", Round(it_mwh * r.liquid_heat_capture)},
+                    {"tenant_it_mwh", by_tenant}};
+  if (r.carbon_g) {
+    p["carbon_t"] = Round(*r.carbon_g / 1e6);
+    p["mean_g_per_kwh"] = facility_mwh > 0 ? Round(*r.carbon_g / (facility_mwh * 1000)) : 0.0;
+  } else {
+    p["carbon_t"] = nullptr;
+    p["mean_g_per_kwh"] = nullptr;
+  }
+  return p;
+}
+
+// Facility draw against the grid connection.
+std::string PowerChart(const sim::SimResult& r) {
+  if (r.samples.empty()) return "<p>No samples.</p>";
+  const double grid_mw = static_cast<double>(r.grid_connection_w) / 1e6;
+  double most = grid_mw;
+  for (const sim::Sample& s : r.samples) most = std::max(most, s.it_w * r.pue / 1e6);
+  Axes a{0, Days(r.samples.back().at), 0, most * 1.05};
+  std::string points;
+  for (const sim::Sample& s : r.samples) {
+    points += fmt::format("{:.1f},{:.1f} ", a.X(Days(s.at)), a.Y(s.it_w * r.pue / 1e6));
+  }
+  std::string body =
+      AxesSvg(a, "simulated days", "facility power (MW)") +
+      fmt::format(R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>)svg", points, kColors[0]);
+  if (grid_mw > 0) {
+    body += fmt::format(R"svg(<line x1="{0}" y1="{2}" x2="{1}" y2="{2}" stroke="{3}" stroke-dasharray="6 4"/>)svg",
+                        a.X(a.x0), a.X(a.x1), a.Y(grid_mw), kColors[1]);
+  }
+  return Svg(body + Legend({"facility draw", "grid connection"}));
+}
+
 }  // namespace
 
 ordered_json SummaryJson(const RunInfo& info, const sim::Summary& s, const sim::SimResult& r) {
@@ -247,6 +289,7 @@ ordered_json SummaryJson(const RunInfo& info, const sim::Summary& s, const sim::
           {"lost_accelerator_hours", Round(s.lost_accelerator_hours)},
           {"reservation_breaches", s.reservation_breaches},
           {"longest_giant_gang_wait_s", Round(s.longest_giant_wait_s)},
+          {"power", PowerJson(r)},
           {"rejected", rejected}};
 }
 
@@ -266,14 +309,15 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   }
   json << SummaryJson(info, summary, r).dump(2) << "\n";
 
-  csv << "time_s,pending_jobs,running_jobs,pending_accelerators,allocated,busy,fragmented";
+  csv << "time_s,pending_jobs,running_jobs,pending_accelerators,allocated,busy,fragmented,it_mw,facility_mw";
   for (const std::string& t : r.tenant_names) csv << ",tenant:" << t;
   for (const std::string& t : r.type_names) csv << ",type:" << t;
   csv << "\n";
   auto acc = [](uint64_t milli) { return fmt::format("{:.3f}", static_cast<double>(milli) / 1000.0); };
   for (const sim::Sample& s : r.samples) {
     csv << s.at / 1000 << ',' << s.pending_jobs << ',' << s.running_jobs << ',' << acc(s.pending_milli) << ','
-        << acc(s.allocated_milli) << ',' << acc(s.busy_milli) << ',' << acc(s.fragmented_milli);
+        << acc(s.allocated_milli) << ',' << acc(s.busy_milli) << ',' << acc(s.fragmented_milli) << ','
+        << fmt::format("{:.3f},{:.3f}", s.it_w / 1e6, s.it_w * r.pue / 1e6);
     for (uint64_t m : s.tenant_milli) csv << ',' << acc(m);
     for (uint64_t m : s.type_milli) csv << ',' << acc(m);
     csv << "\n";
@@ -301,7 +345,18 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   html << "<section><h2>Queue length</h2>" << QueueChart(r) << "</section>\n";
   html << "<section><h2>Wait time CDF, by job size</h2>" << WaitCdfChart(r) << "</section>\n";
   html << "<section><h2>Figures</h2>" << FiguresTable(summary, r) << "</section>\n";
-  html << "<section><h2>Power and heat</h2><p class=\"todo\">Not modelled in this run.</p></section>\n";
+  {
+    const double it_mwh = r.it_energy_wh / 1e6;
+    html << "<section><h2>Power and heat</h2>"
+         << fmt::format(
+                "<p>IT energy {} MWh, facility {} MWh at PUE {:.2f}; peak facility draw {} MW against a {} MW "
+                "grid connection; {} MWh of heat captured in the liquid loop{}. No power budget is enforced "
+                "yet.</p>",
+                Human(it_mwh), Human(it_mwh * r.pue), r.pue, Human(r.peak_it_w * r.pue / 1e6),
+                Human(static_cast<double>(r.grid_connection_w) / 1e6), Human(it_mwh * r.liquid_heat_capture),
+                r.carbon_g ? fmt::format("; {} t CO2e from the grid", Human(*r.carbon_g / 1e6)) : "")
+         << PowerChart(r) << "</section>\n";
+  }
   html << "<section><h2>Failures</h2><p class=\"todo\">Not modelled in this run.</p></section>\n";
   html << "</body></html>\n";
   for (std::ofstream* out : {&json, &csv, &html}) {

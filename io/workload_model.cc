@@ -69,6 +69,13 @@ class ModelParser {
     return {lo, hi};
   }
 
+  static sim::WorkClass Work(const Fields& f, sim::WorkClass fallback) {
+    if (!f.Has("work")) return fallback;
+    std::optional<sim::WorkClass> w = sim::ParseWorkClass(f.String("work"));
+    if (!w) f.Fail("work", "must be training, inference or other");
+    return *w;
+  }
+
   TypeSet Types(const Fields& f) const {
     if (!f.Has("type")) return {};
     const std::string spec = f.String("type");
@@ -81,7 +88,7 @@ class ModelParser {
     Fields f(node, path,
              {"class", "per_day", "accelerators", "per_worker", "fraction", "cpu_cores_per_accelerator",
               "memory_gib_per_accelerator", "duration_s", "duration_min", "duration_h", "limit_factor",
-              "checkpoint_min", "priority", "type", "topology"});
+              "checkpoint_min", "priority", "type", "topology", "work"});
     sim::JobClass c;
     c.name = f.String("class");
     c.per_day = f.Positive("per_day");
@@ -123,13 +130,14 @@ class ModelParser {
       if (it == kRules.end()) f.Fail("topology", "must be any, prefer_compact or require_nvlink_domain");
       c.topology = it->second;
     }
+    c.work = Work(f, sim::WorkClass::kTraining);
     return c;
   }
 
   sim::InferenceService Service(const YAML::Node& node, const std::string& path) {
     Fields f(node, path,
              {"name", "replicas_at_peak", "accelerators_per_replica", "cpu_cores_per_replica", "memory_gib_per_replica",
-              "trough", "peak_hour", "burstiness", "burstiness_trace", "priority", "type"});
+              "trough", "peak_hour", "burstiness", "burstiness_trace", "priority", "type", "work"});
     sim::InferenceService s;
     s.name = f.String("name");
     s.peak_replicas = f.Count("replicas_at_peak");
@@ -151,6 +159,7 @@ class ModelParser {
     }
     s.priority = static_cast<int32_t>(std::llround(f.OptNumber("priority", -1e6, 1e6).value_or(0)));
     s.types = Types(f);
+    s.work = Work(f, sim::WorkClass::kInference);
     return s;
   }
 

@@ -36,6 +36,7 @@ struct Sample {
   uint64_t fragmented_milli = 0;       // free whole accelerators no queued job can use (metrics.h)
   std::vector<uint64_t> tenant_milli;  // allocated, per tenant
   std::vector<uint64_t> type_milli;    // allocated, per accelerator type
+  double it_w = 0;                     // IT power (sim/power.h)
 };
 
 struct SimResult {
@@ -61,6 +62,15 @@ struct SimResult {
   // Episodes of a tenant held below its reservation of a type, with a queued job that fits in the
   // shortfall, for longer than the preemption grace plus two ticks (sim/simulator.cc).
   uint64_t reservation_breaches = 0;
+  // Energy, integrated over samples (each sample's power held until the next).
+  double pue = 1.0;
+  Watts grid_connection_w = 0;
+  double liquid_heat_capture = 0;
+  double idle_it_w = 0;  // the fleet's IT draw with nothing running
+  double it_energy_wh = 0;
+  double peak_it_w = 0;
+  std::vector<double> tenant_energy_wh;  // IT energy of what each tenant's jobs held
+  std::optional<double> carbon_g;        // facility energy x grid intensity, when a series is given
 };
 
 }  // namespace joule::sim

@@ -36,6 +36,14 @@ SimResult Simulator::Run(const Workload& workload) {
   }
   result_.capacity = fleet_.accelerator_count();
   tenant_milli_.assign(tenants_.size(), 0);
+  tenant_w_.assign(tenants_.size(), 0.0);
+  extra_w_ = 0;
+  result_.pue = fleet_.campus().pue;
+  result_.grid_connection_w = fleet_.campus().grid_connection_w;
+  result_.liquid_heat_capture = fleet_.campus().liquid_heat_capture;
+  result_.idle_it_w = static_cast<double>(fleet_.it_draw().idle_w);
+  result_.tenant_energy_wh.assign(tenants_.size(), 0.0);
+  if (!options_.grid_g_per_kwh.empty()) result_.carbon_g = 0.0;
   type_milli_.assign(types, 0);
   reserved_.assign(tenants_.size(), std::vector<uint64_t>(types, 0));
   held_ = reserved_;
@@ -181,6 +189,15 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
       run.held.emplace_back(type->value(), milli);
     }
   }
+  run.extra_w = run.idle_w = 0;
+  const WorkClass work = workload_->jobs[job].work;
+  for (const WorkerPlacement& w : start.workers) {
+    const uint32_t n = static_cast<uint32_t>(w.devices.size());
+    run.extra_w += WorkerExtraWatts(fleet_, w.node, n, spec.worker.milli_per_gpu, work);
+    run.idle_w += WorkerIdleWatts(fleet_, w.node, n, spec.worker.milli_per_gpu);
+  }
+  extra_w_ += run.extra_w;
+  tenant_w_[spec.tenant.value()] += run.extra_w + run.idle_w;
   for (auto [type, milli] : run.held) {
     type_milli_[type] += milli;
     tenant_milli_[spec.tenant.value()] += milli;
@@ -233,6 +250,9 @@ void Simulator::Release(uint32_t job) {
     total += milli;
   }
   if (run.stopping) stopping_milli_ -= total;
+  extra_w_ -= run.extra_w;
+  tenant_w_[tenant] -= run.extra_w + run.idle_w;
+  run.extra_w = run.idle_w = 0;
   run.held.clear();
   run.held.shrink_to_fit();
   run.holding = false;
@@ -304,6 +324,20 @@ void Simulator::TakeSample(TimeMs at) {
   s.fragmented_milli = FragmentedMilli();
   s.tenant_milli = tenant_milli_;
   s.type_milli = type_milli_;
+  s.it_w = result_.idle_it_w + extra_w_;
+  // Energy: this sample's power until the next one (or the horizon).
+  const TimeMs dt = options_.end == SimOptions::kRunToCompletion
+                        ? options_.sample_interval
+                        : std::max<TimeMs>(0, std::min(options_.sample_interval, options_.end - at));
+  const double hours = static_cast<double>(dt) / 3'600'000.0;
+  result_.it_energy_wh += s.it_w * hours;
+  result_.peak_it_w = std::max(result_.peak_it_w, s.it_w);
+  for (size_t t = 0; t < tenant_w_.size(); ++t) result_.tenant_energy_wh[t] += tenant_w_[t] * hours;
+  if (result_.carbon_g) {
+    const size_t hour = static_cast<size_t>(at / 3'600'000);
+    JOULE_CHECK(hour < options_.grid_g_per_kwh.size());
+    *result_.carbon_g += s.it_w * result_.pue * hours / 1000.0 * options_.grid_g_per_kwh[hour];
+  }
   result_.samples.push_back(std::move(s));
 }
 

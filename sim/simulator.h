@@ -35,6 +35,9 @@ struct SimOptions {
   // Give every job its true duration as its runtime estimate (shortest-first "with true
   // durations", as Helios evaluates SJF); otherwise jobs carry what their source says.
   bool oracle_estimates = false;
+  // Grid carbon intensity, gCO2e/kWh, hour by hour from time 0; empty: no carbon accounting.
+  // REQUIRES: covers every sample up to `end` when given.
+  std::vector<double> grid_g_per_kwh;
 };
 
 class Simulator {
@@ -65,6 +68,8 @@ class Simulator {
     bool holding = false;                             // holds accelerators (running, or stopping within its grace)
     bool stopping = false;                            // preempted, holding until its SIGKILL deadline
     std::vector<std::pair<uint32_t, uint64_t>> held;  // (accelerator type, milli) while holding
+    double extra_w = 0;                               // while holding: watts above idle (sim/power.h)
+    double idle_w = 0;                                // while holding: idle watts of what it holds
   };
 
   TimeMs NextTick(TimeMs t) const { return (t + options_.tick - 1) / options_.tick * options_.tick; }
@@ -92,6 +97,8 @@ class Simulator {
   // Live accounting, milli-accelerators.
   std::vector<uint64_t> tenant_milli_, type_milli_;
   uint64_t allocated_milli_ = 0, stopping_milli_ = 0, pending_milli_ = 0;
+  double extra_w_ = 0;            // campus IT watts above idle
+  std::vector<double> tenant_w_;  // per tenant: watts of what its jobs hold
   // Queued whole-accelerator worker shapes (types mask, accelerators per worker) -> count.
   std::map<std::pair<uint64_t, uint32_t>, uint32_t> pending_shapes_;
   // Per tenant and accelerator type (reservation breaches): milli reserved and held, the asks of

@@ -73,7 +73,7 @@ void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng,
     spec.time_limit = static_cast<TimeMs>(static_cast<double>(duration) * factor);
     spec.runtime_estimate = spec.time_limit;
     spec.checkpoint_interval = c.checkpoint_interval;
-    out.Add(WorkloadJob{std::move(spec), duration}, origin, draw);
+    out.Add(WorkloadJob{std::move(spec), duration, 0, c.work}, origin, draw);
     t += -std::log(1.0 - rng.UnitDouble()) * mean_gap;
   }
 }
@@ -110,7 +110,7 @@ void GenerateService(const InferenceService& s, TenantId tenant, TimeMs horizon,
       spec.priority = s.priority;
       spec.submit_time = h * kHour;
       spec.runtime_estimate = (until - h) * kHour;
-      out.Add(WorkloadJob{std::move(spec), (until - h) * kHour}, origin, draw++);
+      out.Add(WorkloadJob{std::move(spec), (until - h) * kHour, 0, s.work}, origin, draw++);
       h = until;
     }
   }

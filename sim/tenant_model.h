@@ -34,6 +34,7 @@ struct JobClass {
   int32_t priority = 0;
   TypeSet types;
   TopologyRule topology = TopologyRule::kPreferCompact;
+  WorkClass work = WorkClass::kTraining;
 };
 
 struct InferenceService {
@@ -47,6 +48,7 @@ struct InferenceService {
   double burstiness = 0.0;  // coefficient of variation of hourly demand around the curve
   int32_t priority = 0;
   TypeSet types;
+  WorkClass work = WorkClass::kInference;
 };
 
 struct TenantWorkload {

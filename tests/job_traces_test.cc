@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "io/grid_series.h"
 #include "io/workload_model.h"
 
 namespace joule::io {
@@ -179,6 +180,28 @@ TEST(WorkloadModelTest, BurstinessOfTheAzureTrace) {
   Result<double> cv = RequestBurstiness(f.path);
   ASSERT_TRUE(cv.ok()) << cv.status().message();
   EXPECT_NEAR(*cv, std::sqrt(14.0) / 4.0, 1e-12);
+}
+
+TEST(GridSeriesTest, ReadsHoursAndNamesBadRows) {
+  const std::string header = "Datetime (UTC),Country,Carbon Intensity gCO2eq/kWh (direct)\n";
+  TempFile good("grid.csv", header + "31/12/2021 23:00,France,20.5\n01/01/2022 00:00,France,25\n");
+  Result<std::vector<double>> g = ReadCarbonIntensity(good.path);
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(*g, (std::vector<double>{20.5, 25}));
+  struct Case {
+    std::string rows, expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"01/01/2022 00:00,France,-1\n", ":2: Carbon Intensity gCO2eq/kWh (direct): -1 is negative"},
+           {"01/01/2022 00:00,France,\n", ":2: Carbon Intensity gCO2eq/kWh (direct): is missing"},
+           {"01/01/2022 00:00,France,1\n01/01/2022 02:00,France,1\n", ":3: Datetime (UTC): is not one hour after"},
+           {"2022-01-01 00:00,France,1\n", ":2: Datetime (UTC): '2022-01-01 00:00' is not an hour"},
+       }) {
+    TempFile bad("grid-bad.csv", header + c.rows);
+    g = ReadCarbonIntensity(bad.path);
+    ASSERT_FALSE(g.ok()) << c.rows;
+    EXPECT_NE(g.status().message().find(c.expected), std::string::npos) << g.status().message();
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sim/metrics.h"
+#include "sim/power.h"
 #include "sim/simulator.h"
 #include "sim/tenant_model.h"
 #include "tests/test_fleets.h"
@@ -183,6 +184,39 @@ TEST(SimulatorTest, ReservationBreachesCountWhenTheOwnerIsNotServed) {
       EXPECT_LE(*r.jobs[1].first_start, (100 + 30 + 20) * kS);
     }
   }
+}
+
+// H100: rated 700 W, idle 70 W; the test node: 8 of them, overhead 1,000 W rated, 300 W idle.
+// Training draws 0.8 x 700 = 560 W per accelerator, inference 350 W; the node's overhead rises
+// by (1000 - 300) / 8 = 87.5 W per accelerator in use.
+TEST(PowerTest, WorkerWattsByHand) {
+  TwinFixture f;
+  EXPECT_DOUBLE_EQ(WorkerExtraWatts(f.fleet, NodeId(0), 4, 1000, WorkClass::kTraining), 4 * (560 - 70 + 87.5));
+  EXPECT_DOUBLE_EQ(WorkerExtraWatts(f.fleet, NodeId(0), 4, 1000, WorkClass::kInference), 4 * (350 - 70 + 87.5));
+  EXPECT_DOUBLE_EQ(WorkerExtraWatts(f.fleet, NodeId(0), 1, 250, WorkClass::kInference), 0.25 * (350 - 70 + 87.5));
+  EXPECT_DOUBLE_EQ(WorkerIdleWatts(f.fleet, NodeId(0), 4, 1000), 4 * (70 + 300 / 8.0));
+}
+
+// One 8-GPU training job for the first hour of a two-hour run, samples hourly: IT energy is the
+// idle fleet for two hours plus the job's extra for one; carbon weighs each hour's facility
+// energy (PUE 1.1) by that hour's intensity.
+TEST(PowerTest, EnergyAndCarbonByHand) {
+  TwinFixture f;
+  SimOptions o;
+  o.end = 7'200 * kS;
+  o.sample_interval = 3'600 * kS;
+  o.grid_g_per_kwh = {10, 20, 30};
+  SimResult r = f.Run({Job(1, 0, 8, 3'600)}, o);
+  const double idle = static_cast<double>(f.fleet.it_draw().idle_w);
+  const double job = 8 * (560 - 70 + 87.5);
+  ASSERT_EQ(r.samples.size(), 3u);
+  EXPECT_DOUBLE_EQ(r.samples[0].it_w, idle + job);
+  EXPECT_DOUBLE_EQ(r.samples[1].it_w, idle);
+  EXPECT_DOUBLE_EQ(r.it_energy_wh, (idle + job) + idle);
+  EXPECT_DOUBLE_EQ(r.tenant_energy_wh[0], job + 8 * (70 + 300 / 8.0));
+  EXPECT_DOUBLE_EQ(r.peak_it_w, idle + job);
+  ASSERT_TRUE(r.carbon_g.has_value());
+  EXPECT_NEAR(*r.carbon_g, (idle + job) * 1.1 / 1000 * 10 + idle * 1.1 / 1000 * 20, 1e-9);
 }
 
 WorkloadModel SmallModel() {

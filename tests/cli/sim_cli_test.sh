@@ -34,6 +34,16 @@ cmp -s "$tmp/a/report.html" "$tmp/b/report.html" || fail "same seed, different r
 run --workload "$tmp/model.yaml" --days 2 --seed 6 --out "$tmp/c" >/dev/null
 cmp -s "$tmp/a/summary.json" "$tmp/c/summary.json" && fail "another seed, same summary.json"
 
+{
+  echo "Datetime (UTC),Carbon Intensity gCO2eq/kWh (direct)"
+  for h in $(seq 0 48); do printf '%02d/01/2022 %02d:00,%d\n' $((h / 24 + 1)) $((h % 24)) $((20 + h)); done
+} >"$tmp/grid.csv"
+run --workload "$tmp/model.yaml" --days 2 --seed 5 --grid "$tmp/grid.csv" --out "$tmp/g" >"$tmp/out" || fail "grid run: $(cat "$tmp/out")"
+grep -q "t CO2e" "$tmp/out" || fail "no carbon printed"
+grep -q '"carbon_t": [0-9]' "$tmp/g/summary.json" || fail "no carbon in summary.json"
+run --workload "$tmp/model.yaml" --days 3 --grid "$tmp/grid.csv" --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "covers 49 hours, the run needs 73" "$tmp/err" || fail "short grid series: $(cat "$tmp/err")"
+
 run --workload "$tmp/jobs.csv" --out "$tmp/csv" >"$tmp/out" || fail "csv run"
 grep -q "3 jobs submitted, 2 started, 2 completed, 1 rejected" "$tmp/out" || fail "csv summary: $(cat "$tmp/out")"
 grep -q "1 jobs could never run" "$tmp/out" || fail "rejected job not reported"

@@ -1,0 +1,16 @@
+// Reads an hourly grid carbon-intensity series (Electricity Maps CSV export: a `Datetime (UTC)`
+// column, one row per hour, and `Carbon Intensity gCO2eq/kWh (direct)`) into gCO2e/kWh by hour,
+// the first row being hour 0 of a twin run. A missing, non-numeric or negative value, or a row
+// that is not one hour after the one before, fails with file:line: column. Thread-safety: stateless.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace joule::io {
+
+Result<std::vector<double>> ReadCarbonIntensity(const std::string& path);
+
+}  // namespace joule::io

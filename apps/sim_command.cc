@@ -52,15 +52,30 @@ Result<std::string> DetectFormat(const std::string& path) {
       "{}:1: cannot tell the workload's format from its header; give --format model, philly, openb or csv", path));
 }
 
-Result<sim::Workload> LoadWorkload(const SimCommandOptions& o, const io::Scenario& scenario, TimeMs horizon) {
-  Result<std::string> format = o.format == "auto" ? DetectFormat(o.workload) : Result<std::string>(o.format);
-  if (!format.ok()) return format.status();
-  if (*format == "philly") return io::ReadPhillyTrace(o.workload, scenario);
-  if (*format == "openb") return io::ReadOpenbTrace(o.workload, scenario);
-  if (*format == "csv") return io::ReadJobCsv(o.workload, scenario);
+Result<sim::Workload> LoadWorkload(const SimCommandOptions& o, const std::string& format, const io::Scenario& scenario,
+                                   TimeMs horizon) {
+  if (format == "philly") return io::ReadPhillyTrace(o.workload, scenario);
+  if (format == "openb") return io::ReadOpenbTrace(o.workload, scenario);
+  if (format == "csv") return io::ReadJobCsv(o.workload, scenario);
   Result<sim::WorkloadModel> model = io::LoadWorkloadModel(o.workload, scenario);
   if (!model.ok()) return model.status();
   return sim::Generate(*model, scenario.tenants, horizon, o.seed);
+}
+
+// The hourly carbon series for --grid (empty without it); it must cover the whole horizon.
+Result<std::vector<double>> LoadGrid(const SimCommandOptions& o, TimeMs horizon) {
+  if (!o.grid) return std::vector<double>{};
+  if (horizon == sim::SimOptions::kRunToCompletion) {
+    return Status::Error("--grid: needs --days (a trace otherwise runs to completion, an unknown length)");
+  }
+  Result<std::vector<double>> series = io::ReadCarbonIntensity(*o.grid);
+  if (!series.ok()) return series.status();
+  const int64_t hours_needed = horizon / kMsPerHour + 1;
+  if (static_cast<int64_t>(series->size()) < hours_needed) {
+    return Status::Error(
+        fmt::format("--grid: {} covers {} hours, the run needs {}", *o.grid, series->size(), hours_needed));
+  }
+  return series;
 }
 
 Result<QueueOrder> ParseOrder(const std::string& name) {
@@ -110,37 +125,28 @@ int RunSim(const SimCommandOptions& o) {
     return kExitBadInput;
   }
   if (scenario->tenants.empty()) scenario->tenants.push_back(TenantSpec{"default"});
-  constexpr double kMsPerDay = 86'400'000.0;
-  const bool model = std::filesystem::path(o.workload).extension() == ".yaml" ||
-                     std::filesystem::path(o.workload).extension() == ".yml" || o.format == "model";
+  Result<std::string> format = o.format == "auto" ? DetectFormat(o.workload) : Result<std::string>(o.format);
+  if (!format.ok()) {
+    std::cerr << format.status().message() << "\n";
+    return kExitBadInput;
+  }
   // A model runs for --days (7 by default); a trace runs to completion unless --days cuts it.
-  const TimeMs horizon = o.days  ? static_cast<TimeMs>(*o.days * kMsPerDay)
-                         : model ? static_cast<TimeMs>(7 * kMsPerDay)
-                                 : sim::SimOptions::kRunToCompletion;
-  Result<sim::Workload> workload = LoadWorkload(o, *scenario, horizon);
+  const TimeMs horizon = o.days               ? static_cast<TimeMs>(*o.days * static_cast<double>(kMsPerDay))
+                         : *format == "model" ? 7 * kMsPerDay
+                                              : sim::SimOptions::kRunToCompletion;
+  Result<std::vector<double>> grid = LoadGrid(o, horizon);
+  if (!grid.ok()) {
+    std::cerr << grid.status().message() << "\n";
+    return kExitBadInput;
+  }
+  Result<sim::Workload> workload = LoadWorkload(o, *format, *scenario, horizon);
   if (!workload.ok()) {
     std::cerr << workload.status().message() << "\n";
     return kExitBadInput;
   }
   if (o.arrival_scale != 1) sim::ScaleArrivals(*workload, o.arrival_scale);
   sim::SimOptions options;
-  if (o.grid) {
-    if (horizon == sim::SimOptions::kRunToCompletion) {
-      std::cerr << "--grid: needs --days (a trace otherwise runs to completion, an unknown length)\n";
-      return kExitBadInput;
-    }
-    Result<std::vector<double>> series = io::ReadCarbonIntensity(*o.grid);
-    if (!series.ok()) {
-      std::cerr << series.status().message() << "\n";
-      return kExitBadInput;
-    }
-    const int64_t hours_needed = horizon / 3'600'000 + 1;
-    if (static_cast<int64_t>(series->size()) < hours_needed) {
-      std::cerr << fmt::format("--grid: {} covers {} hours, the run needs {}\n", *o.grid, series->size(), hours_needed);
-      return kExitBadInput;
-    }
-    options.grid_g_per_kwh = std::move(*series);
-  }
+  options.grid_g_per_kwh = std::move(*grid);
   options.end = horizon;
   options.tick = static_cast<TimeMs>(o.tick_s * 1000);
   options.engine.order = *order;
@@ -148,7 +154,7 @@ int RunSim(const SimCommandOptions& o) {
   sim::Simulator simulator(scenario->fleet, scenario->tenants, options);
   sim::SimResult result = simulator.Run(*workload);
   sim::Summary summary = sim::Summarize(result);
-  const double days = static_cast<double>(result.end) / kMsPerDay;
+  const double days = static_cast<double>(result.end) / static_cast<double>(kMsPerDay);
   io::RunInfo info{o.scenario, o.workload, o.seed, days, o.order, {}};
   for (const sim::SimResult::Rejected& r : result.rejected)
     info.rejected_origins.push_back(Origin(o.workload, *workload, r.job));

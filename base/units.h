@@ -13,6 +13,8 @@ using TimeMs = int64_t;
 using MilliGpu = int64_t;
 
 inline constexpr MilliGpu kMilliPerGpu = 1000;
+inline constexpr TimeMs kMsPerHour = 3'600'000;
+inline constexpr TimeMs kMsPerDay = 24 * kMsPerHour;
 inline constexpr Watts kWattsPerKw = 1000;
 inline constexpr Watts kWattsPerMw = 1000 * 1000;
 

@@ -123,7 +123,7 @@ std::string Svg(const std::string& body) {
       kW, kH, body);
 }
 
-double Days(TimeMs t) { return static_cast<double>(t) / 86'400'000.0; }
+double Days(TimeMs t) { return static_cast<double>(t) / static_cast<double>(kMsPerDay); }
 
 std::string AllocationChart(const sim::SimResult& r) {
   if (r.samples.empty()) return "<p>No samples.</p>";

@@ -44,7 +44,6 @@ struct SimResult {
   TimeMs tick = 0;
   std::vector<std::string> tenant_names;
   std::vector<std::string> type_names;  // accelerator types of the catalog
-  std::vector<uint64_t> type_capacity;  // accelerators per type in the fleet
   uint64_t capacity = 0;                // accelerators in the fleet
   std::vector<JobRecord> jobs;          // workload order
   // Jobs the engine refused (they could never run on this campus), with its reason, in the order

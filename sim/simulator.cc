@@ -8,8 +8,7 @@
 namespace joule::sim {
 namespace {
 
-constexpr TimeMs kNever = std::numeric_limits<TimeMs>::max();
-constexpr double kMsPerHour = 3'600'000.0;
+constexpr TimeMs kNever = SimOptions::kRunToCompletion;
 
 uint64_t WorkerMilli(const JobSpec& spec) { return static_cast<uint64_t>(spec.worker.TotalMilliGpu()); }
 
@@ -29,11 +28,6 @@ SimResult Simulator::Run(const Workload& workload) {
   result_.tick = options_.tick;
   for (const TenantSpec& t : tenants_) result_.tenant_names.push_back(t.name);
   for (const AcceleratorType& t : fleet_.catalog().accelerators()) result_.type_names.push_back(t.name);
-  result_.type_capacity.assign(types, 0);
-  for (NodeId n(0); n.value() < fleet_.nodes().size(); n = NodeId(n.value() + 1)) {
-    const NodeType& type = fleet_.node_type(n);
-    if (type.accelerator) result_.type_capacity[type.accelerator->value()] += type.accelerators;
-  }
   result_.capacity = fleet_.accelerator_count();
   tenant_milli_.assign(tenants_.size(), 0);
   tenant_w_.assign(tenants_.size(), 0.0);
@@ -75,7 +69,7 @@ SimResult Simulator::Run(const Workload& workload) {
     if (next_job < workload.jobs.size()) first = workload.jobs[next_job].spec.submit_time;
     if (!timers_.empty()) first = std::min(first, timers_.front().at);
     const TimeMs at = first == kNever ? kNever : NextTick(first);
-    if (at == kNever && options_.end == kNever) {  // run to completion: stop when nothing is left
+    if (at == kNever && options_.end == SimOptions::kRunToCompletion) {  // run to completion: stop when nothing is left
       TakeSample(next_sample);
       result_.end = next_sample;
       break;
@@ -170,15 +164,15 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
   LiveJob& run = live_[job];
   JOULE_CHECK(!run.holding);  // the engine starts only queued jobs
   PendingShape(job, -1);
-  if (!record.first_start) {
-    record.first_start = now;
-  }
+  if (!record.first_start) record.first_start = now;
   record.outcome = Outcome::kRunning;
   run.started = now;
   run.holding = true;
   run.stopping = false;
   run.generation++;
   run.held.clear();
+  run.extra_w = run.idle_w = 0;
+  const WorkClass work = workload_->jobs[job].work;
   for (const WorkerPlacement& w : start.workers) {
     const std::optional<AcceleratorTypeId> type = fleet_.node_type(w.node).accelerator;
     if (!type) continue;
@@ -188,13 +182,9 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
     } else {
       run.held.emplace_back(type->value(), milli);
     }
-  }
-  run.extra_w = run.idle_w = 0;
-  const WorkClass work = workload_->jobs[job].work;
-  for (const WorkerPlacement& w : start.workers) {
-    const uint32_t n = static_cast<uint32_t>(w.devices.size());
-    run.extra_w += WorkerExtraWatts(fleet_, w.node, n, spec.worker.milli_per_gpu, work);
-    run.idle_w += WorkerIdleWatts(fleet_, w.node, n, spec.worker.milli_per_gpu);
+    const uint32_t devices = static_cast<uint32_t>(w.devices.size());
+    run.extra_w += WorkerExtraWatts(fleet_, w.node, devices, spec.worker.milli_per_gpu, work);
+    run.idle_w += WorkerIdleWatts(fleet_, w.node, devices, spec.worker.milli_per_gpu);
   }
   extra_w_ += run.extra_w;
   tenant_w_[spec.tenant.value()] += run.extra_w + run.idle_w;
@@ -226,15 +216,17 @@ void Simulator::Kill(TimeMs now, const KillJob& kill) {
     uint64_t milli = 0;
     for (auto [type, m] : run.held) milli += m;
     result_.lost_accelerator_hours +=
-        static_cast<double>(progress - saved) * static_cast<double>(milli) / 1000.0 / kMsPerHour;
+        static_cast<double>(progress - saved) * static_cast<double>(milli) / 1000.0 / static_cast<double>(kMsPerHour);
     run.stopping = true;
     stopping_milli_ += milli;
     Schedule(kill.deadline, TimerKind::kWake, job);
     return;
   }
-  // Time limit (the twin injects no cancellations or node failures yet): the job ends now.
+  // The twin injects no cancellations or node failures yet: the only other kill is the time limit,
+  // and the job ends now.
+  JOULE_CHECK(kill.reason == KillReason::kTimeLimit);
   record.end = now;
-  record.outcome = kill.reason == KillReason::kTimeLimit ? Outcome::kTimeLimit : Outcome::kCompleted;
+  record.outcome = Outcome::kTimeLimit;
   Release(job);
 }
 
@@ -329,12 +321,12 @@ void Simulator::TakeSample(TimeMs at) {
   const TimeMs dt = options_.end == SimOptions::kRunToCompletion
                         ? options_.sample_interval
                         : std::max<TimeMs>(0, std::min(options_.sample_interval, options_.end - at));
-  const double hours = static_cast<double>(dt) / 3'600'000.0;
+  const double hours = static_cast<double>(dt) / static_cast<double>(kMsPerHour);
   result_.it_energy_wh += s.it_w * hours;
   result_.peak_it_w = std::max(result_.peak_it_w, s.it_w);
   for (size_t t = 0; t < tenant_w_.size(); ++t) result_.tenant_energy_wh[t] += tenant_w_[t] * hours;
   if (result_.carbon_g) {
-    const size_t hour = static_cast<size_t>(at / 3'600'000);
+    const size_t hour = static_cast<size_t>(at / kMsPerHour);
     JOULE_CHECK(hour < options_.grid_g_per_kwh.size());
     *result_.carbon_g += s.it_w * result_.pue * hours / 1000.0 * options_.grid_g_per_kwh[hour];
   }

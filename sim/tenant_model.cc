@@ -12,8 +12,8 @@
 namespace joule::sim {
 namespace {
 
-constexpr TimeMs kHour = 3'600'000;
-constexpr TimeMs kDay = 24 * kHour;
+constexpr TimeMs kHour = kMsPerHour;
+constexpr TimeMs kDay = kMsPerDay;
 
 // Sort keys of a generated job, beside it: (submit time, tenant, class or service, draw).
 struct Key {

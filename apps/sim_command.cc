@@ -31,7 +31,29 @@ struct SimCommandOptions {
   double arrival_scale = 1;
   std::optional<std::string> grid;
   std::optional<std::string> phase;
+  std::optional<double> oversubscription;  // percent
+  bool uncapped = false;
 };
+
+// --oversubscription P: the campus's IT budget becomes its rated IT draw / (1 + P/100), as if P%
+// more accelerators had been installed than the envelope holds at rated power. --uncapped: no
+// budgets at all, the baseline an oversubscribed campus is compared with.
+Result<PowerConfig> ParsePower(const SimCommandOptions& o, const Fleet& fleet) {
+  PowerConfig power;
+  if (o.uncapped && o.oversubscription) return Status::Error("--uncapped and --oversubscription exclude each other");
+  power.enabled = !o.uncapped;
+  if (o.oversubscription) {
+    const double rated = static_cast<double>(fleet.it_draw().rated_w);
+    const Watts budget = static_cast<Watts>(rated / (1.0 + *o.oversubscription / 100.0));
+    if (budget < fleet.it_draw().idle_w) {
+      return Status::Error(fmt::format(
+          "--oversubscription: {}% leaves a campus budget of {:.1f} MW, below the fleet's idle IT draw of {:.1f} MW",
+          *o.oversubscription, static_cast<double>(budget) / 1e6, static_cast<double>(fleet.it_draw().idle_w) / 1e6));
+    }
+    power.campus_it_budget_w = budget;
+  }
+  return power;
+}
 
 // The workload file's kind: a YAML tenant model, or a CSV told apart by its header.
 Result<std::string> DetectFormat(const std::string& path) {
@@ -110,7 +132,19 @@ void PrintSummary(const sim::Summary& s, const sim::SimResult& r, const std::str
   fmt::print("IT energy {:.0f} MWh (facility {:.0f} MWh at PUE {:.2f}), peak facility draw {:.0f} MW of {:.0f} MW",
              it_mwh, it_mwh * r.pue, r.pue, r.peak_it_w * r.pue / 1e6, static_cast<double>(r.grid_connection_w) / 1e6);
   if (r.carbon_g) fmt::print("; {:.0f} t CO2e", *r.carbon_g / 1e6);
-  fmt::print("\nreport: {}/report.html\n", out);
+  fmt::print("\n");
+  if (r.campus_budget_w) {
+    uint64_t violations = 0;
+    for (uint64_t v : r.violations_by_level) violations += v;
+    fmt::print(
+        "power: campus IT budget {:.1f} MW, peak IT {:.1f} MW; {} budget violations; {} limit changes, {:.0f} "
+        "accelerator-hours lost to caps; {:.0f} accelerator-hours of work done\n",
+        *r.campus_budget_w / 1e6, r.peak_it_w / 1e6, violations, r.power_limit_changes,
+        r.capping_lost_accelerator_hours, r.useful_accelerator_hours);
+  } else {
+    fmt::print("power: no campus budget; {:.0f} accelerator-hours of work done\n", r.useful_accelerator_hours);
+  }
+  fmt::print("report: {}/report.html\n", out);
 }
 
 int RunSim(const SimCommandOptions& o) {
@@ -145,7 +179,13 @@ int RunSim(const SimCommandOptions& o) {
     return kExitBadInput;
   }
   if (o.arrival_scale != 1) sim::ScaleArrivals(*workload, o.arrival_scale);
+  Result<PowerConfig> power = ParsePower(o, scenario->fleet);
+  if (!power.ok()) {
+    std::cerr << power.status().message() << "\n";
+    return kExitBadInput;
+  }
   sim::SimOptions options;
+  options.engine.power = *power;
   options.grid_g_per_kwh = std::move(*grid);
   options.end = horizon;
   options.tick = static_cast<TimeMs>(o.tick_s * 1000);
@@ -200,6 +240,11 @@ void AddSimCommand(CLI::App& app, CommandFn& run) {
                   "Multiply every submit time by this (0.25: arrivals four times denser, the same jobs)")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 1000.0));
+  cmd->add_option("--oversubscription", o->oversubscription,
+                  "Shrink the campus IT budget to rated draw / (1 + P/100): P% more accelerators than it holds at "
+                  "rated power")
+      ->check(CLI::Range(0.0, 1000.0));
+  cmd->add_flag("--uncapped", o->uncapped, "No power budgets: every job runs uncapped (the baseline)");
   cmd->callback([&run, o] { run = [o] { return RunSim(*o); }; });
 }
 

@@ -135,7 +135,8 @@ Result<sim::Workload> ReadOpenbTrace(const std::string& path, const Scenario& sc
     spec.submit_time = *t.creation_s * kMsPerS;
     const TimeMs ms = std::max<TimeMs>(kMsPerS, (*t.deletion_s - began) * kMsPerS);
     // The pod lists mix training, inference and notebooks without saying which: "other".
-    w.jobs.push_back({std::move(spec), ms, static_cast<uint32_t>(t.line), sim::WorkClass::kOther});
+    spec.work = WorkClass::kOther;
+    w.jobs.push_back({std::move(spec), ms, static_cast<uint32_t>(t.line)});
   }
   sim::SortBySubmit(w);
   return w;
@@ -226,13 +227,12 @@ Result<sim::Workload> ReadJobCsv(const std::string& path, const Scenario& scenar
     spec.time_limit = *lim;
     spec.runtime_estimate = *est;
     spec.checkpoint_interval = *ckpt;
-    sim::WorkClass work_class = sim::WorkClass::kTraining;
     if (work && !row[*work].empty()) {
-      std::optional<sim::WorkClass> parsed = sim::ParseWorkClass(row[*work]);
+      std::optional<WorkClass> parsed = ParseWorkClass(row[*work]);
       if (!parsed) return csv.Error(*work, fmt::format("'{}' is not training, inference or other", row[*work]));
-      work_class = *parsed;
+      spec.work = *parsed;
     }
-    w.jobs.push_back({std::move(spec), **run, static_cast<uint32_t>(csv.line()), work_class});
+    w.jobs.push_back({std::move(spec), **run, static_cast<uint32_t>(csv.line())});
   }
   if (!csv.status().ok()) return csv.status();
   if (w.jobs.empty()) return Status::Error(fmt::format("{}: no jobs listed", path));

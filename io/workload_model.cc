@@ -69,9 +69,9 @@ class ModelParser {
     return {lo, hi};
   }
 
-  static sim::WorkClass Work(const Fields& f, sim::WorkClass fallback) {
+  static WorkClass Work(const Fields& f, WorkClass fallback) {
     if (!f.Has("work")) return fallback;
-    std::optional<sim::WorkClass> w = sim::ParseWorkClass(f.String("work"));
+    std::optional<WorkClass> w = ParseWorkClass(f.String("work"));
     if (!w) f.Fail("work", "must be training, inference or other");
     return *w;
   }
@@ -130,7 +130,7 @@ class ModelParser {
       if (it == kRules.end()) f.Fail("topology", "must be any, prefer_compact or require_nvlink_domain");
       c.topology = it->second;
     }
-    c.work = Work(f, sim::WorkClass::kTraining);
+    c.work = Work(f, WorkClass::kTraining);
     return c;
   }
 
@@ -159,7 +159,7 @@ class ModelParser {
     }
     s.priority = static_cast<int32_t>(std::llround(f.OptNumber("priority", -1e6, 1e6).value_or(0)));
     s.types = Types(f);
-    s.work = Work(f, sim::WorkClass::kInference);
+    s.work = Work(f, WorkClass::kInference);
     return s;
   }
 

@@ -65,6 +65,7 @@ Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig
       tenants_(std::move(tenants)),
       config_(config),
       cluster_(fleet),
+      governor_(fleet, config.power),
       in_use_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
       reserved_milli_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
       decayed_usage_(tenants_.size(), 0.0) {
@@ -106,6 +107,8 @@ Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
   FinishPreemptions(now);
   EnforceTimeLimits(now, out);
   SchedulingPass(now, out);
+  governor_.RaiseLimits();
+  ReportPowerLimits(out);
   for (auto& [id, job] : pending_) {
     if (job->reason != job->reported) {
       out.pending.push_back({id, job->reason});
@@ -114,6 +117,31 @@ Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
   }
   if (config_.check_invariants) CheckInvariants();
   return out;
+}
+
+// Limits changed in this step: a job started in it carries its final limit in its start; the others
+// get a PowerLimit.
+void Engine::ReportPowerLimits(Decisions& out) {
+  std::vector<std::pair<JobId, uint32_t>> changes = governor_.TakeChanges();
+  if (changes.empty()) return;
+  std::unordered_map<JobId, size_t> started;
+  for (size_t i = 0; i < out.starts.size(); ++i) started.emplace(out.starts[i].job, i);
+  for (auto [job, limit] : changes) {
+    if (auto it = started.find(job); it != started.end()) {
+      out.starts[it->second].power_limit_permille = limit;
+    } else {
+      out.power_limits.push_back({job, limit});
+    }
+  }
+}
+
+std::optional<uint32_t> Engine::AdmitPower(Job& job, const std::vector<WorkerPlacement>& workers, bool owed) {
+  std::optional<uint32_t> limit = governor_.Admit(job.spec, workers, owed);
+  if (!limit) {
+    ReleaseGang(cluster_, job.spec, workers);
+    job.reason = PendingReason::kPowerCap;
+  }
+  return limit;
 }
 
 // ---- Events ----
@@ -207,6 +235,7 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
 
 void Engine::Stop(Job& job, JobState end_state) {
   ReleaseGang(cluster_, job.spec, job.workers);
+  governor_.Remove(job.spec.id);
   for (const WorkerPlacement& p : job.workers) {
     if (auto type = cluster_.accelerator_type(p.node)) {
       in_use_[job.spec.tenant.value()][type->value()] -= job.spec.worker.TotalMilliGpu();
@@ -393,6 +422,7 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   uint32_t preemption_tries = 0, reclaim_tries = 0;
   pass_candidates_.clear();
   shared_placer_.reset();
+  governor_.BeginPass();
   // Shapes that found no room this pass: the state only fills up during a pass, so an identical
   // request would fail again.
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
@@ -407,6 +437,10 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
       job->reason = PendingReason::kPriority;
       continue;
     }
+    if (governor_.CampusHeld() && !owed && job->spec.worker.gpus > 0) {
+      job->reason = PendingReason::kPowerCap;
+      continue;
+    }
     const TaskShape& w = job->spec.worker;
     auto key = std::make_tuple(job->spec.workers, w.gpus, w.milli_per_gpu, w.cpu, w.memory, w.types.mask,
                                static_cast<int>(job->spec.topology), w.halls, w.node_types);
@@ -417,12 +451,14 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
       result = PlaceGang(cluster_, job->spec, w.Shared() ? SharedPlacer() : nullptr);
     }
     if (result.placed()) {
+      const std::optional<uint32_t> limit = AdmitPower(*job, result.workers, owed);
+      if (!limit) continue;
       const uint64_t need = Accelerators(*job);
       const TimeMs end = ExpectedEnd(now, job->spec);
       for (BackfillHold& r : holds) {
         if (Overlaps(r.types, w.types) && end > r.start) r.spare -= std::min(r.spare, need);
       }
-      Started(now, *job, std::move(result.workers), out);
+      Started(now, *job, std::move(result.workers), *limit, out);
       continue;
     }
     failed.insert(key);
@@ -652,11 +688,13 @@ bool Engine::TryPreempt(TimeMs now, Job& job, Decisions& out) {
   job.waiting_for.clear();
   GangResult r = PlaceGang(cluster_, job.spec);
   JOULE_CHECK(r.placed());
-  Started(now, job, std::move(r.workers), out);
+  if (std::optional<uint32_t> limit = AdmitPower(job, r.workers, OwedOneType(job))) {
+    Started(now, job, std::move(r.workers), *limit, out);
+  }
   return true;
 }
 
-void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out) {
+void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, uint32_t limit, Decisions& out) {
   job.used_types = TypeSet{};
   job.used_node_types = 0;
   for (const WorkerPlacement& p : workers) {
@@ -680,12 +718,13 @@ void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers,
       if ((job.used_types.mask >> t) & 1) ends_by_type_[t].insert({end, job.spec.id, &job});
     }
   }
-  out.starts.push_back({job.spec.id, job.workers});
+  out.starts.push_back({job.spec.id, job.workers, limit});
 }
 
 // Capacity conserved: every device's free milli equals 1000 minus what running jobs hold there,
 // likewise CPU and memory per node; no device is over-committed.
 void Engine::CheckInvariants() const {
+  governor_.CheckInvariants();
   std::vector<int64_t> held(fleet_.accelerator_count(), 0);
   std::vector<Millicores> cpu(fleet_.nodes().size(), 0);
   std::vector<MiB> mem(fleet_.nodes().size(), 0);

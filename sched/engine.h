@@ -23,8 +23,11 @@
 //             priority ceiling that makes room, then the fewest victims, then the least work lost since the last
 //             checkpoint, borrowed capacity first (docs/decisions/0002). They get the grace period, then their
 //             resources go back and they are requeued;
+//   power   — a job placed by the stages above starts only if every power budget above it holds it,
+//             possibly with running work of its priority or lower capped; else it waits with
+//             PowerCap and holds the budgets it lacks for the rest of the pass. After the pass,
+//             room left by ended jobs raises capped limits (sched/power_governor.h);
 //   commit  — decisions, and an invariant check of the cluster state when enabled.
-// Not yet: power budgets.
 // Thread-safety: not thread-safe; one thread owns an Engine.
 #pragma once
 
@@ -41,6 +44,7 @@
 #include "model/tenant.h"
 #include "sched/events.h"
 #include "sched/placement/placer.h"
+#include "sched/power_governor.h"
 #include "sched/resources.h"
 
 namespace joule {
@@ -63,6 +67,7 @@ struct EngineConfig {
   // typical tasks of the queued and running work. Joule's (FGD's gradient, ties to the busiest
   // node) leaves less capacity stranded than FGD on all ten openb lists (docs/decisions/0003).
   PlacementPolicy shared_policy = PlacementPolicy::kJoule;
+  PowerConfig power;
 };
 
 class Engine {
@@ -76,6 +81,7 @@ class Engine {
   PendingReason pending_reason(JobId job) const;
   const std::vector<WorkerPlacement>* placement(JobId job) const;
   const ClusterState& cluster() const { return cluster_; }
+  const PowerGovernor& power() const { return governor_; }
   size_t pending_count() const { return pending_.size(); }
   size_t running_count() const { return running_.size(); }
 
@@ -108,7 +114,10 @@ class Engine {
   bool WithinQuota(const Job& job, bool owed) const;
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
   bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const;
-  void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, Decisions& out);
+  void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, uint32_t limit, Decisions& out);
+  // The power stage for a placed job: its limit, or nullopt after releasing the placement.
+  std::optional<uint32_t> AdmitPower(Job& job, const std::vector<WorkerPlacement>& workers, bool owed);
+  void ReportPowerLimits(Decisions& out);
   void FinishPreemptions(TimeMs now);
   bool TryPreempt(TimeMs now, Job& job, Decisions& out);
   struct Candidate {
@@ -148,6 +157,7 @@ class Engine {
   std::vector<TenantSpec> tenants_;
   EngineConfig config_;
   ClusterState cluster_;
+  PowerGovernor governor_;
   std::map<JobId, Job> jobs_;                  // pending and running (and being preempted)
   std::unordered_map<JobId, JobState> ended_;  // completed, failed, cancelled: final state only
   std::map<JobId, Job*> pending_;

@@ -41,9 +41,18 @@ struct WorkerPlacement {
   std::vector<uint32_t> devices;  // device indices within the node
 };
 
+// Power limits are per-mille of each accelerator's rated power, the same for all of a job's
+// accelerators (an agent sets rated x limit / 1000 watts); kRatedPermille means no cap.
 struct StartJob {
   JobId job = 0;
   std::vector<WorkerPlacement> workers;  // one per worker, in rank order
+  uint32_t power_limit_permille = kRatedPermille;
+};
+
+// A running job's power limit changed (sched/power_governor.h).
+struct PowerLimit {
+  JobId job = 0;
+  uint32_t permille = kRatedPermille;
 };
 
 enum class KillReason { kCancelled, kNodeDown, kTimeLimit, kPreempted };
@@ -72,8 +81,9 @@ struct Rejection {
 struct Decisions {
   std::vector<StartJob> starts;
   std::vector<KillJob> kills;
-  std::vector<PendingChange> pending;  // jobs whose pending reason changed in this step
-  std::vector<Rejection> rejections;   // submitted specs that can never run
+  std::vector<PendingChange> pending;    // jobs whose pending reason changed in this step
+  std::vector<Rejection> rejections;     // submitted specs that can never run
+  std::vector<PowerLimit> power_limits;  // running jobs whose limit changed in this step, by id
 };
 
 }  // namespace joule

@@ -23,6 +23,8 @@ std::string_view PendingReasonName(PendingReason reason) {
       return "DependencyNeverSatisfied";
     case PendingReason::kPreempting:
       return "Preempting";
+    case PendingReason::kPowerCap:
+      return "PowerCap";
   }
   return "?";
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/units.h"
+#include "power/draw.h"
 #include "sched/resources.h"
 
 namespace joule {
@@ -36,6 +37,7 @@ struct JobSpec {
   // Start only once these completed successfully. They must name jobs the engine already
   // accepted (and never the job itself), so dependency cycles cannot form.
   std::vector<JobId> after_ok;
+  WorkClass work = WorkClass::kTraining;  // sets its power draw and how it slows under a cap (power/draw.h)
 
   MilliGpu TotalMilliGpu() const { return worker.TotalMilliGpu() * workers; }
 };
@@ -50,6 +52,7 @@ enum class PendingReason {
   kDependency,                // waits for jobs in after_ok
   kDependencyNeverSatisfied,  // a job in after_ok failed or was cancelled
   kPreempting,                // lower-priority or borrowed work is being preempted to make room for it
+  kPowerCap,                  // a power budget above its placement has no room, even with running work capped
 };
 
 std::string_view PendingReasonName(PendingReason reason);

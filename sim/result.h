@@ -36,7 +36,8 @@ struct Sample {
   uint64_t fragmented_milli = 0;       // free whole accelerators no queued job can use (metrics.h)
   std::vector<uint64_t> tenant_milli;  // allocated, per tenant
   std::vector<uint64_t> type_milli;    // allocated, per accelerator type
-  double it_w = 0;                     // IT power (sim/power.h)
+  double it_w = 0;                     // IT power (power/draw.h)
+  std::vector<double> hall_it_w;       // IT power per hall
 };
 
 struct SimResult {
@@ -70,6 +71,20 @@ struct SimResult {
   double peak_it_w = 0;
   std::vector<double> tenant_energy_wh;  // IT energy of what each tenant's jobs held
   std::optional<double> carbon_g;        // facility energy x grid intensity, when a series is given
+  // Power budgets (sched/power_governor.h), as the twin measures them from its own sums: per level
+  // (campus, hall, row, rack) the budgets there, and the steps that ended with a budget more than
+  // 1 W over (any is a bug), and the largest excess seen.
+  std::vector<std::string> budget_levels;  // level names, by PowerLevel
+  std::vector<uint64_t> budgets_by_level;
+  std::vector<uint64_t> violations_by_level;
+  double max_violation_w = 0;
+  std::optional<double> campus_budget_w;  // IT watts; none when the campus has no budget
+  // Work: accelerator-hours of work done at full speed (completed jobs, and progress of the jobs
+  // still running or saved at a checkpoint when the horizon cuts them), and the accelerator-hours
+  // power limits cost (held x (1 - speed)).
+  double useful_accelerator_hours = 0;
+  double capping_lost_accelerator_hours = 0;
+  uint64_t power_limit_changes = 0;  // limits the engine changed on running jobs
 };
 
 }  // namespace joule::sim

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <functional>
 #include <limits>
+#include <span>
 
 namespace joule::sim {
 namespace {
@@ -11,6 +13,8 @@ namespace {
 constexpr TimeMs kNever = SimOptions::kRunToCompletion;
 
 uint64_t WorkerMilli(const JobSpec& spec) { return static_cast<uint64_t>(spec.worker.TotalMilliGpu()); }
+
+constexpr int64_t kMilliwattsOfSlack = 1000;  // the engine rounds per job and budget, the twin per worker
 
 }  // namespace
 
@@ -39,6 +43,20 @@ SimResult Simulator::Run(const Workload& workload) {
   result_.tenant_energy_wh.assign(tenants_.size(), 0.0);
   if (!options_.grid_g_per_kwh.empty()) result_.carbon_g = 0.0;
   type_milli_.assign(types, 0);
+  hall_mw_.assign(fleet_.halls().size(), 0);
+  row_mw_.assign(fleet_.rows().size(), 0);
+  rack_mw_.assign(fleet_.racks().size(), 0);
+  campus_mw_ = 0;
+  touched_racks_.clear();
+  for (PowerLevel level : {PowerLevel::kCampus, PowerLevel::kHall, PowerLevel::kRow, PowerLevel::kRack}) {
+    result_.budget_levels.emplace_back(PowerLevelName(level));
+  }
+  result_.budgets_by_level.assign(4, 0);
+  result_.violations_by_level.assign(4, 0);
+  for (const PowerGovernor::Budget& b : engine_->power().budgets()) {
+    result_.budgets_by_level[static_cast<size_t>(b.level)]++;
+    if (b.level == PowerLevel::kCampus) result_.campus_budget_w = static_cast<double>(b.budget_w);
+  }
   reserved_.assign(tenants_.size(), std::vector<uint64_t>(types, 0));
   held_ = reserved_;
   pending_asks_.assign(tenants_.size(), std::vector<std::multiset<uint64_t>>(types));
@@ -93,6 +111,7 @@ SimResult Simulator::Run(const Workload& workload) {
         record.end = timer.at;
         record.outcome = Outcome::kCompleted;
         events.push_back(JobFinished{record.id, true});
+        Progress(timer.at, timer.job);
         Release(timer.job);
       } else if (timer.kind == TimerKind::kWake && run.stopping && timer.generation == run.generation) {
         // The SIGKILL deadline: the engine frees the accelerators and requeues the job.
@@ -105,8 +124,57 @@ SimResult Simulator::Run(const Workload& workload) {
     result_.steps++;
     Apply(at, engine_->Step(at, events));
     CheckReservations(at);
+    CheckBudgets(at);
+  }
+  // Work done: completed jobs in full, the others up to the horizon (or their last checkpoint).
+  const TimeMs horizon = result_.end;
+  for (uint32_t i = 0; i < live_.size(); ++i) {
+    const JobRecord& record = result_.jobs[i];
+    double done = 0;
+    if (record.outcome == Outcome::kCompleted) {
+      done = static_cast<double>(record.duration);
+    } else if (record.outcome != Outcome::kRejected) {
+      done = static_cast<double>(record.duration - live_[i].remaining);
+      if (live_[i].holding && !live_[i].stopping) done += Progress(std::max(horizon, live_[i].started), i);
+    }
+    result_.useful_accelerator_hours += done * static_cast<double>(record.accelerators) / kMsPerHour;
   }
   return std::move(result_);
+}
+
+// A budget is violated when the twin's own sum of what runs under it, plus the idle draw of all
+// it feeds, exceeds it by more than the rounding slack. Checked after every step (draw only grows
+// when decisions are applied): the campus, every hall and row, and the racks touched.
+void Simulator::CheckBudgets(TimeMs now) {
+  (void)now;
+  std::span<const PowerGovernor::Budget> budgets = engine_->power().budgets();
+  if (budgets.empty()) return;
+  std::sort(touched_racks_.begin(), touched_racks_.end());
+  touched_racks_.erase(std::unique(touched_racks_.begin(), touched_racks_.end()), touched_racks_.end());
+  for (const PowerGovernor::Budget& b : budgets) {
+    int64_t mw = 0, idle = 0;
+    switch (b.level) {
+      case PowerLevel::kCampus:
+        mw = campus_mw_, idle = fleet_.it_draw().idle_w;
+        break;
+      case PowerLevel::kHall:
+        mw = hall_mw_[b.index], idle = fleet_.hall_draw(HallId(b.index)).idle_w;
+        break;
+      case PowerLevel::kRow:
+        mw = row_mw_[b.index], idle = fleet_.row_draw(RowId(b.index)).idle_w;
+        break;
+      case PowerLevel::kRack:
+        if (!std::binary_search(touched_racks_.begin(), touched_racks_.end(), b.index)) continue;
+        mw = rack_mw_[b.index], idle = fleet_.rack_draw(RackId(b.index)).idle_w;
+        break;
+    }
+    const int64_t over = mw + idle * 1000 - b.budget_w * 1000;
+    if (over > kMilliwattsOfSlack) {
+      result_.violations_by_level[static_cast<size_t>(b.level)]++;
+      result_.max_violation_w = std::max(result_.max_violation_w, static_cast<double>(over) / 1000.0);
+    }
+  }
+  touched_racks_.clear();
 }
 
 void Simulator::Submit(uint32_t job, std::vector<Event>& events) {
@@ -154,6 +222,8 @@ void Simulator::Apply(TimeMs now, const Decisions& decisions) {
   // Starts first: one pass may start a job and then pick it as a preemption victim, never the
   // other way round (a job requeued by a kill waits for the next pass).
   for (const StartJob& s : decisions.starts) Start(now, s);
+  for (const PowerLimit& p : decisions.power_limits) SetLimit(now, index_.at(p.job), p.permille);
+  result_.power_limit_changes += decisions.power_limits.size();
   for (const KillJob& k : decisions.kills) Kill(now, k);
 }
 
@@ -171,9 +241,14 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
   run.stopping = false;
   run.generation++;
   run.held.clear();
+  run.nodes.clear();
   run.extra_w = run.idle_w = 0;
-  const WorkClass work = workload_->jobs[job].work;
+  run.limit = start.power_limit_permille;
+  run.speed = Throughput(spec.work, run.limit);
+  run.segment_start = now;
+  run.done = 0;
   for (const WorkerPlacement& w : start.workers) {
+    run.nodes.emplace_back(w.node, static_cast<uint32_t>(w.devices.size()));
     const std::optional<AcceleratorTypeId> type = fleet_.node_type(w.node).accelerator;
     if (!type) continue;
     const uint64_t milli = WorkerMilli(spec);
@@ -183,20 +258,77 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
       run.held.emplace_back(type->value(), milli);
     }
     const uint32_t devices = static_cast<uint32_t>(w.devices.size());
-    run.extra_w += WorkerExtraWatts(fleet_, w.node, devices, spec.worker.milli_per_gpu, work);
     run.idle_w += WorkerIdleWatts(fleet_, w.node, devices, spec.worker.milli_per_gpu);
   }
-  extra_w_ += run.extra_w;
-  tenant_w_[spec.tenant.value()] += run.extra_w + run.idle_w;
+  tenant_w_[spec.tenant.value()] += run.idle_w;
+  Draw(job, +1);
   for (auto [type, milli] : run.held) {
     type_milli_[type] += milli;
     tenant_milli_[spec.tenant.value()] += milli;
     held_[spec.tenant.value()][type] += milli;
     allocated_milli_ += milli;
   }
-  Schedule(now + run.remaining, TimerKind::kFinish, job);
+  Schedule(now + static_cast<TimeMs>(std::ceil(static_cast<double>(run.remaining) / run.speed)), TimerKind::kFinish,
+           job);
   // The engine kills at the time limit only when it steps then: make sure it does.
-  if (spec.time_limit && *spec.time_limit < run.remaining) Schedule(now + *spec.time_limit, TimerKind::kWake, job);
+  if (spec.time_limit) Schedule(now + *spec.time_limit, TimerKind::kWake, job);
+}
+
+uint64_t Simulator::HeldMilli(uint32_t job) const {
+  uint64_t milli = 0;
+  for (auto [type, m] : live_[job].held) milli += m;
+  return milli;
+}
+
+double Simulator::Progress(TimeMs now, uint32_t job) {
+  LiveJob& run = live_[job];
+  const double dt = static_cast<double>(now - run.segment_start);
+  run.done += dt * run.speed;
+  result_.capping_lost_accelerator_hours +=
+      dt * (1.0 - run.speed) * static_cast<double>(HeldMilli(job)) / 1000.0 / static_cast<double>(kMsPerHour);
+  run.segment_start = now;
+  return run.done;
+}
+
+// A new limit: the work so far is kept, the rest goes at the new speed.
+void Simulator::SetLimit(TimeMs now, uint32_t job, uint32_t limit) {
+  LiveJob& run = live_[job];
+  JOULE_CHECK(run.holding);  // the engine limits only running jobs
+  if (run.stopping) {        // a preempted job keeps running to its deadline, at the new limit
+    Draw(job, -1);
+    run.limit = limit;
+    Draw(job, +1);
+    return;
+  }
+  const double done = Progress(now, job);
+  Draw(job, -1);
+  run.limit = limit;
+  run.speed = Throughput(workload_->jobs[job].spec.work, limit);
+  Draw(job, +1);
+  run.generation++;
+  const double left = std::max(0.0, static_cast<double>(run.remaining) - done);
+  Schedule(now + static_cast<TimeMs>(std::ceil(left / run.speed)), TimerKind::kFinish, job);
+}
+
+void Simulator::Draw(uint32_t job, int sign) {
+  LiveJob& run = live_[job];
+  const JobSpec& spec = workload_->jobs[job].spec;
+  double total = 0;
+  for (auto [node, devices] : run.nodes) {
+    const double w = WorkerExtraWatts(fleet_, node, devices, spec.worker.milli_per_gpu, spec.work, run.limit);
+    const int64_t mw = sign * std::llround(w * 1000.0);
+    const RackId rack = fleet_.node(node).rack;
+    const RowId row = fleet_.RowOf(rack);
+    rack_mw_[rack.value()] += mw;
+    row_mw_[row.value()] += mw;
+    hall_mw_[fleet_.row(row).hall.value()] += mw;
+    campus_mw_ += mw;
+    if (sign > 0) touched_racks_.push_back(rack.value());
+    total += w;
+  }
+  run.extra_w = sign > 0 ? total : 0;
+  extra_w_ += sign * total;
+  tenant_w_[spec.tenant.value()] += sign * total;
 }
 
 void Simulator::Kill(TimeMs now, const KillJob& kill) {
@@ -207,14 +339,13 @@ void Simulator::Kill(TimeMs now, const KillJob& kill) {
   JOULE_CHECK(run.holding);  // the engine kills only running jobs
   run.generation++;
   if (kill.reason == KillReason::kPreempted) {
-    const TimeMs progress = now - run.started;
+    const TimeMs progress = std::min(run.remaining, static_cast<TimeMs>(Progress(now, job)));
     const TimeMs saved =
         spec.checkpoint_interval ? progress / *spec.checkpoint_interval * *spec.checkpoint_interval : 0;
     run.remaining -= saved;
     record.preemptions++;
     result_.preemptions++;
-    uint64_t milli = 0;
-    for (auto [type, m] : run.held) milli += m;
+    const uint64_t milli = HeldMilli(job);
     result_.lost_accelerator_hours +=
         static_cast<double>(progress - saved) * static_cast<double>(milli) / 1000.0 / static_cast<double>(kMsPerHour);
     run.stopping = true;
@@ -227,6 +358,7 @@ void Simulator::Kill(TimeMs now, const KillJob& kill) {
   JOULE_CHECK(kill.reason == KillReason::kTimeLimit);
   record.end = now;
   record.outcome = Outcome::kTimeLimit;
+  Progress(now, job);
   Release(job);
 }
 
@@ -242,9 +374,11 @@ void Simulator::Release(uint32_t job) {
     total += milli;
   }
   if (run.stopping) stopping_milli_ -= total;
-  extra_w_ -= run.extra_w;
-  tenant_w_[tenant] -= run.extra_w + run.idle_w;
-  run.extra_w = run.idle_w = 0;
+  Draw(job, -1);
+  tenant_w_[tenant] -= run.idle_w;
+  run.idle_w = 0;
+  run.nodes.clear();
+  run.nodes.shrink_to_fit();
   run.held.clear();
   run.held.shrink_to_fit();
   run.holding = false;
@@ -317,6 +451,11 @@ void Simulator::TakeSample(TimeMs at) {
   s.tenant_milli = tenant_milli_;
   s.type_milli = type_milli_;
   s.it_w = result_.idle_it_w + extra_w_;
+  s.hall_it_w.reserve(hall_mw_.size());
+  for (uint32_t h = 0; h < hall_mw_.size(); ++h) {
+    s.hall_it_w.push_back(static_cast<double>(fleet_.hall_draw(HallId(h)).idle_w) +
+                          static_cast<double>(hall_mw_[h]) / 1000.0);
+  }
   // Energy: this sample's power until the next one (or the horizon).
   const TimeMs dt = options_.end == SimOptions::kRunToCompletion
                         ? options_.sample_interval

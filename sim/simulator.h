@@ -61,6 +61,8 @@ class Simulator {
     bool operator>(const Timer& o) const { return at != o.at ? at > o.at : seq > o.seq; }
   };
   // A job's live state between its submission and its end.
+  // Work is counted in milliseconds at full speed: a job capped to 0.9 of its speed takes 10 s
+  // of wall time for 9 s of work.
   struct LiveJob {
     TimeMs remaining = 0;  // work left, from the last start or checkpoint
     TimeMs started = 0;    // current run's start
@@ -68,7 +70,12 @@ class Simulator {
     bool holding = false;                             // holds accelerators (running, or stopping within its grace)
     bool stopping = false;                            // preempted, holding until its SIGKILL deadline
     std::vector<std::pair<uint32_t, uint64_t>> held;  // (accelerator type, milli) while holding
-    double extra_w = 0;                               // while holding: watts above idle (sim/power.h)
+    std::vector<std::pair<NodeId, uint32_t>> nodes;   // while holding: each worker's node and devices
+    uint32_t limit = kRatedPermille;                  // power limit, per-mille of rated
+    double speed = 1.0;                               // share of full speed at that limit
+    TimeMs segment_start = 0;                         // since when it runs at this speed
+    double done = 0;                                  // work done in this run before segment_start
+    double extra_w = 0;                               // while holding: watts above idle (power/draw.h)
     double idle_w = 0;                                // while holding: idle watts of what it holds
   };
 
@@ -78,6 +85,12 @@ class Simulator {
   void Start(TimeMs now, const StartJob& start);
   void Kill(TimeMs now, const KillJob& kill);
   void Release(uint32_t job);
+  void SetLimit(TimeMs now, uint32_t job, uint32_t limit);
+  double Progress(TimeMs now, uint32_t job);  // work done in the current run; closes the speed segment
+  // Adds (sign +1) or removes (-1) the job's draw at its limit from the power ledgers.
+  void Draw(uint32_t job, int sign);
+  void CheckBudgets(TimeMs now);
+  uint64_t HeldMilli(uint32_t job) const;
   void Schedule(TimeMs at, TimerKind kind, uint32_t job);
   void TakeSample(TimeMs at);
   uint64_t FragmentedMilli() const;
@@ -97,7 +110,13 @@ class Simulator {
   // Live accounting, milli-accelerators.
   std::vector<uint64_t> tenant_milli_, type_milli_;
   uint64_t allocated_milli_ = 0, stopping_milli_ = 0, pending_milli_ = 0;
-  double extra_w_ = 0;            // campus IT watts above idle
+  double extra_w_ = 0;  // campus IT watts above idle
+  // The twin's own power ledger, summed worker by worker from power/draw.h (milliwatts above idle,
+  // integers so that millions of adds and removes stay exact): per hall, row and rack. Racks
+  // touched since the last budget check.
+  std::vector<int64_t> hall_mw_, row_mw_, rack_mw_;
+  int64_t campus_mw_ = 0;
+  std::vector<uint32_t> touched_racks_;
   std::vector<double> tenant_w_;  // per tenant: watts of what its jobs hold
   // Queued whole-accelerator worker shapes (types mask, accelerators per worker) -> count.
   std::map<std::pair<uint64_t, uint32_t>, uint32_t> pending_shapes_;

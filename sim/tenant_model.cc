@@ -73,7 +73,8 @@ void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng,
     spec.time_limit = static_cast<TimeMs>(static_cast<double>(duration) * factor);
     spec.runtime_estimate = spec.time_limit;
     spec.checkpoint_interval = c.checkpoint_interval;
-    out.Add(WorkloadJob{std::move(spec), duration, 0, c.work}, origin, draw);
+    spec.work = c.work;
+    out.Add(WorkloadJob{std::move(spec), duration, 0}, origin, draw);
     t += -std::log(1.0 - rng.UnitDouble()) * mean_gap;
   }
 }
@@ -110,7 +111,8 @@ void GenerateService(const InferenceService& s, TenantId tenant, TimeMs horizon,
       spec.priority = s.priority;
       spec.submit_time = h * kHour;
       spec.runtime_estimate = (until - h) * kHour;
-      out.Add(WorkloadJob{std::move(spec), (until - h) * kHour, 0, s.work}, origin, draw++);
+      spec.work = s.work;
+      out.Add(WorkloadJob{std::move(spec), (until - h) * kHour, 0}, origin, draw++);
       h = until;
     }
   }

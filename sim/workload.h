@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "sched/job.h"
-#include "sim/power.h"
 
 namespace joule::sim {
 
@@ -17,7 +16,6 @@ struct WorkloadJob {
   // Where it came from: a trace's line number, or for a generated job the index of its
   // "tenant/class" name in Workload::origins. A number, not a string: a month is millions of jobs.
   uint32_t origin = 0;
-  WorkClass work = WorkClass::kTraining;  // sets its power draw (sim/power.h)
 };
 
 // Jobs by submit time, then id. Rows that could never run anywhere are kept here too: the engine

@@ -1,9 +1,11 @@
 // The twin: metrics against hand-computed cases, the event core's timing rules, determinism, the
 // tenant workload model's generator.
+#include <cmath>
+
 #include <gtest/gtest.h>
 
+#include "power/draw.h"
 #include "sim/metrics.h"
-#include "sim/power.h"
 #include "sim/simulator.h"
 #include "sim/tenant_model.h"
 #include "tests/test_fleets.h"
@@ -217,6 +219,31 @@ TEST(PowerTest, EnergyAndCarbonByHand) {
   EXPECT_DOUBLE_EQ(r.peak_it_w, idle + job);
   ASSERT_TRUE(r.carbon_g.has_value());
   EXPECT_NEAR(*r.carbon_g, (idle + job) * 1.1 / 1000 * 10 + idle * 1.1 / 1000 * 20, 1e-9);
+}
+
+// Job 1 (priority 0) trains on one node; at 600 s job 2 (priority 5) needs the other and the
+// campus budget has only 3,000 W to spare, so job 1 is capped to 510 per-mille (see
+// PowerGovernorTest): it then works at 1 - 0.3 x (1 - 510/800) = 0.89125 of full speed and its
+// last 3,000 s of work take 3,000 / 0.89125 s. No budget is exceeded.
+TEST(PowerTest, CappedJobRunsSlowerAndNoBudgetIsExceeded) {
+  TwinFixture f;
+  SimOptions o;
+  o.engine.power.campus_it_budget_w = f.fleet.it_draw().idle_w + 8 * 577.5 + 3000;
+  WorkloadJob low = Job(1, 0, 8, 3'600), high = Job(2, 600, 8, 3'600);
+  high.spec.priority = 5;
+  SimResult r = f.Run({low, high}, o);
+  const double speed = 1 - 0.3 * (1 - 510.0 / 800);
+  EXPECT_EQ(*r.jobs[1].first_start, 600 * kS);
+  EXPECT_EQ(*r.jobs[1].end, 4'200 * kS);
+  const TimeMs capped_ms = static_cast<TimeMs>(std::ceil(3'000'000 / speed));
+  EXPECT_EQ(*r.jobs[0].end, 600 * kS + capped_ms);
+  EXPECT_EQ(r.power_limit_changes, 1u);  // job 2 ends after job 1: nothing to raise
+  EXPECT_NEAR(r.capping_lost_accelerator_hours, 8 * (1 - speed) * static_cast<double>(capped_ms) / 3.6e6, 1e-6);
+  EXPECT_DOUBLE_EQ(r.useful_accelerator_hours, 2 * 8 * 1.0);
+  ASSERT_EQ(r.budgets_by_level.size(), 4u);
+  EXPECT_EQ(r.budgets_by_level[0], 1u);  // the campus
+  for (uint64_t v : r.violations_by_level) EXPECT_EQ(v, 0u);
+  EXPECT_EQ(r.max_violation_w, 0);
 }
 
 WorkloadModel SmallModel() {

@@ -1,9 +1,9 @@
-#include "sim/power.h"
+#include "power/draw.h"
 
 #include <algorithm>
 #include <array>
 
-namespace joule::sim {
+namespace joule {
 namespace {
 
 constexpr std::array<std::pair<std::string_view, WorkClass>, 3> kNames = {{
@@ -28,26 +28,59 @@ std::string_view WorkClassName(WorkClass work) {
   return "?";
 }
 
-double WorkingShareOfRated(WorkClass work) {
+uint32_t NaturalPermille(WorkClass work) {
   switch (work) {
     case WorkClass::kTraining:
-      return 0.80;
+      return 800;
     case WorkClass::kInference:
-      return 0.50;
+      return 500;
     case WorkClass::kOther:
       break;
   }
-  return 0.60;
+  return 600;
+}
+
+uint32_t CapSensitivityMilli(WorkClass work) {
+  switch (work) {
+    case WorkClass::kTraining:
+      return 300;
+    case WorkClass::kInference:
+      return 200;
+    case WorkClass::kOther:
+      break;
+  }
+  return 300;
+}
+
+double Throughput(WorkClass work, uint32_t limit_permille) {
+  const uint32_t natural = NaturalPermille(work);
+  if (limit_permille >= natural) return 1.0;
+  const double s = CapSensitivityMilli(work) / 1000.0;
+  return 1.0 - s * (1.0 - static_cast<double>(limit_permille) / natural);
+}
+
+uint32_t IdlePermille(const AcceleratorType& type) {
+  if (type.rated_w <= 0) return 0;
+  return static_cast<uint32_t>((type.idle_w * 1000 + type.rated_w - 1) / type.rated_w);
+}
+
+ExtraLine WorkerExtraLine(const Fleet& fleet, NodeId node, uint32_t accelerators, int64_t milli_per_accelerator) {
+  const NodeType& type = fleet.node_type(node);
+  if (!type.accelerator || type.accelerators == 0) return {};
+  const AcceleratorType& acc = fleet.catalog().accelerator(*type.accelerator);
+  const double share = static_cast<double>(milli_per_accelerator) / 1000.0 * accelerators;
+  const double overhead = static_cast<double>(type.overhead_rated_w - type.overhead_idle_w) / type.accelerators;
+  return {share * static_cast<double>(acc.rated_w) / 1000.0, share * (overhead - static_cast<double>(acc.idle_w))};
 }
 
 double WorkerExtraWatts(const Fleet& fleet, NodeId node, uint32_t accelerators, int64_t milli_per_accelerator,
-                        WorkClass work) {
+                        WorkClass work, uint32_t limit_permille) {
   const NodeType& type = fleet.node_type(node);
   if (!type.accelerator || type.accelerators == 0) return 0;
   const AcceleratorType& acc = fleet.catalog().accelerator(*type.accelerator);
   const double share = static_cast<double>(milli_per_accelerator) / 1000.0 * accelerators;
-  const double working =
-      std::max(WorkingShareOfRated(work) * static_cast<double>(acc.rated_w), static_cast<double>(acc.idle_w));
+  const double drawn = std::min(NaturalPermille(work), limit_permille) * static_cast<double>(acc.rated_w) / 1000.0;
+  const double working = std::max(drawn, static_cast<double>(acc.idle_w));
   const double per_accelerator = working - static_cast<double>(acc.idle_w) +
                                  static_cast<double>(type.overhead_rated_w - type.overhead_idle_w) / type.accelerators;
   return share * per_accelerator;
@@ -61,4 +94,4 @@ double WorkerIdleWatts(const Fleet& fleet, NodeId node, uint32_t accelerators, i
   return share * (static_cast<double>(acc.idle_w) + static_cast<double>(type.overhead_idle_w) / type.accelerators);
 }
 
-}  // namespace joule::sim
+}  // namespace joule

@@ -44,7 +44,8 @@ class Parser {
     spec_.catalog = Catalog::BuiltIn();
     if (!top.Has("campus")) top.FailMissing("campus");
     ParseCampus(Fields(top.Get("campus"), "campus",
-                       {"name", "grid_connection_mw", "phases", "pue", "liquid_heat_capture", "supply_temperature_c"}));
+                       {"name", "grid_connection_mw", "phases", "pue", "liquid_heat_capture", "supply_temperature_c",
+                        "heat_network"}));
     ForEach(top, "accelerator_types", [&](const Fields& f) { ParseAcceleratorType(f); });
     ForEach(top, "node_types", [&](const Fields& f) { ParseNodeType(f); });
     ForEach(top, "rack_types", [&](const Fields& f) { ParseRackType(f); });
@@ -84,6 +85,23 @@ class Parser {
     spec_.campus.pue = f.Number("pue", 1.0, 3.0);
     spec_.campus.liquid_heat_capture = f.Number("liquid_heat_capture", 0.0, 1.0);
     spec_.campus.supply_temperature_c = f.Number("supply_temperature_c", 0.0, 100.0);
+    if (f.Has("heat_network")) {
+      Fields h(f.Get("heat_network"), f.PathOf("heat_network"),
+               {"supply_temperature_c", "peak_demand_mw", "base_share", "design_outdoor_c", "heating_threshold_c",
+                "outdoor_mean_c", "outdoor_amplitude_c"});
+      HeatNetworkSpec n;
+      n.supply_temperature_c = h.Number("supply_temperature_c", 20.0, 150.0);
+      n.peak_demand_w = h.Positive("peak_demand_mw") * static_cast<double>(kWattsPerMw);
+      n.base_share = h.OptNumber("base_share", 0.0, 1.0).value_or(n.base_share);
+      n.design_outdoor_c = h.OptNumber("design_outdoor_c", -60.0, 30.0).value_or(n.design_outdoor_c);
+      n.heating_threshold_c = h.OptNumber("heating_threshold_c", -30.0, 40.0).value_or(n.heating_threshold_c);
+      if (n.heating_threshold_c <= n.design_outdoor_c) {
+        h.Fail("heating_threshold_c", "must be above design_outdoor_c");
+      }
+      n.outdoor_mean_c = h.OptNumber("outdoor_mean_c", -40.0, 40.0).value_or(n.outdoor_mean_c);
+      n.outdoor_amplitude_c = h.OptNumber("outdoor_amplitude_c", 0.0, 40.0).value_or(n.outdoor_amplitude_c);
+      spec_.campus.heat_network = n;
+    }
     if (f.OneOf({"grid_connection_mw", "phases"}) == "grid_connection_mw") {
       spec_.campus.grid_connection_w = ToWatts(f.Positive("grid_connection_mw"), kWattsPerMw);
       grid_site_ = f.SiteOf("grid_connection_mw");

@@ -227,13 +227,104 @@ ordered_json PowerJson(const sim::SimResult& r) {
     p["carbon_t"] = nullptr;
     p["mean_g_per_kwh"] = nullptr;
   }
+  ordered_json hall_mwh = ordered_json::object();
+  for (size_t h = 0; h < r.hall_names.size(); ++h) {
+    double wh = 0;
+    for (size_t i = 0; i < r.samples.size(); ++i) {
+      const TimeMs next = i + 1 < r.samples.size() ? r.samples[i + 1].at : r.end;
+      wh += r.samples[i].hall_it_w[h] * static_cast<double>(std::max<TimeMs>(0, next - r.samples[i].at)) / kMsPerHour;
+    }
+    hall_mwh[r.hall_names[h]] = Round(wh / 1e6);
+  }
+  p["hall_it_mwh"] = hall_mwh;
+  p["campus_it_budget_mw"] = r.campus_budget_w ? ordered_json(Round(*r.campus_budget_w / 1e6)) : ordered_json(nullptr);
+  ordered_json budgets = ordered_json::object();
+  for (size_t l = 0; l < r.budget_levels.size(); ++l) {
+    budgets[r.budget_levels[l]] = {{"budgets", r.budgets_by_level[l]}, {"violations", r.violations_by_level[l]}};
+  }
+  p["budgets"] = budgets;
+  p["max_violation_w"] = Round(r.max_violation_w);
+  p["power_limit_changes"] = r.power_limit_changes;
+  p["capping_lost_accelerator_hours"] = Round(r.capping_lost_accelerator_hours);
+  p["useful_accelerator_hours"] = Round(r.useful_accelerator_hours);
+  if (r.heat_network) {
+    const double reused_mwh = r.heat_reused_wh / 1e6;
+    const double erf = facility_mwh > 0 ? reused_mwh / facility_mwh : 0;
+    p["heat"] = {{"demand_mwh", Round(r.heat_demand_wh / 1e6)},
+                 {"delivered_mwh", Round(r.heat_delivered_wh / 1e6)},
+                 {"reused_mwh", Round(reused_mwh)},
+                 {"heat_pump_mwh", Round(r.heat_pump_wh / 1e6)},
+                 {"heat_pump_cop", r.heat_pump_cop ? ordered_json(Round(*r.heat_pump_cop)) : ordered_json(nullptr)},
+                 {"erf", Round(erf)},
+                 {"ere", Round((1 - erf) * r.pue)}};
+  } else {
+    p["heat"] = nullptr;
+  }
   return p;
 }
 
-// Facility draw against the grid connection.
+// Heat delivered into the heating network against its demand.
+std::string HeatChart(const sim::SimResult& r) {
+  if (r.samples.empty() || !r.heat_network) return "<p>No heating network in this scenario.</p>";
+  double most = 1;
+  for (const sim::Sample& s : r.samples) most = std::max({most, s.heat_demand_w / 1e6, s.heat_delivered_w / 1e6});
+  Axes a{0, Days(r.samples.back().at), 0, most * 1.05};
+  std::string demand, delivered;
+  for (const sim::Sample& s : r.samples) {
+    demand += fmt::format("{:.1f},{:.1f} ", a.X(Days(s.at)), a.Y(s.heat_demand_w / 1e6));
+    delivered += fmt::format("{:.1f},{:.1f} ", a.X(Days(s.at)), a.Y(s.heat_delivered_w / 1e6));
+  }
+  return Svg(AxesSvg(a, "simulated days", "heat (MW)") +
+             fmt::format(R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>)svg", delivered,
+                         kColors[0]) +
+             fmt::format(R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-dasharray="6 4"/>)svg", demand,
+                         kColors[1]) +
+             Legend({"heat delivered", "network demand"}));
+}
+
+// Each hall's IT draw as a share of its rated draw, hour by hour: a row per hall.
+std::string HallHeatMap(const sim::SimResult& r) {
+  if (r.samples.empty() || r.hall_names.empty()) return "<p>No samples.</p>";
+  const TimeMs bucket = kMsPerHour;
+  const size_t columns = static_cast<size_t>(r.samples.back().at / bucket) + 1;
+  const double cell_w = std::max(1.0, (kW - kLeft - kRight) / static_cast<double>(columns));
+  const double cell_h = 14;
+  std::vector<std::vector<double>> sum(r.hall_names.size(), std::vector<double>(columns, 0));
+  std::vector<uint32_t> count(columns, 0);
+  for (const sim::Sample& s : r.samples) {
+    const size_t c = static_cast<size_t>(s.at / bucket);
+    count[c]++;
+    for (size_t h = 0; h < r.hall_names.size(); ++h) sum[h][c] += s.hall_it_w[h];
+  }
+  std::string body;
+  for (size_t h = 0; h < r.hall_names.size(); ++h) {
+    const double y = kTop + cell_h * static_cast<double>(h);
+    body += fmt::format(R"svg(<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>)svg", kLeft - 4,
+                        y + cell_h - 3, Escape(r.hall_names[h]));
+    for (size_t c = 0; c < columns; ++c) {
+      if (count[c] == 0 || r.hall_rated_w[h] <= 0) continue;
+      const double share = std::clamp(sum[h][c] / count[c] / r.hall_rated_w[h], 0.0, 1.0);
+      // White (idle) to deep red (rated).
+      const int g = static_cast<int>(255 - 200 * share);
+      body += fmt::format(R"svg(<rect x="{:.1f}" y="{:.1f}" width="{:.2f}" height="{}" fill="rgb(230,{},{})"/>)svg",
+                          kLeft + cell_w * static_cast<double>(c), y, cell_w + 0.3, cell_h - 1, g, g);
+    }
+  }
+  const double height = kTop + cell_h * static_cast<double>(r.hall_names.size()) + 24;
+  body += fmt::format(R"svg(<text x="{}" y="{}" font-size="11">hours since the start; colour: hall IT draw / its )svg"
+                      R"svg(rated draw (white 0, red 1)</text>)svg",
+                      kLeft, height - 6);
+  return fmt::format(
+      R"svg(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{:.0f}" viewBox="0 0 {} {:.0f}">{}</svg>)svg",
+      kW, height, kW, height, body);
+}
+
+// Facility draw against the campus budget (the grid connection, or the oversubscribed envelope),
+// both in facility terms.
 std::string PowerChart(const sim::SimResult& r) {
   if (r.samples.empty()) return "<p>No samples.</p>";
-  const double grid_mw = static_cast<double>(r.grid_connection_w) / 1e6;
+  const double grid_mw =
+      r.campus_budget_w ? *r.campus_budget_w * r.pue / 1e6 : static_cast<double>(r.grid_connection_w) / 1e6;
   double most = grid_mw;
   for (const sim::Sample& s : r.samples) most = std::max(most, s.it_w * r.pue / 1e6);
   Axes a{0, Days(r.samples.back().at), 0, most * 1.05};
@@ -248,7 +339,7 @@ std::string PowerChart(const sim::SimResult& r) {
     body += fmt::format(R"svg(<line x1="{0}" y1="{2}" x2="{1}" y2="{2}" stroke="{3}" stroke-dasharray="6 4"/>)svg",
                         a.X(a.x0), a.X(a.x1), a.Y(grid_mw), kColors[1]);
   }
-  return Svg(body + Legend({"facility draw", "grid connection"}));
+  return Svg(body + Legend({"facility draw", r.campus_budget_w ? "campus budget" : "grid connection"}));
 }
 
 }  // namespace
@@ -309,17 +400,21 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   }
   json << SummaryJson(info, summary, r).dump(2) << "\n";
 
-  csv << "time_s,pending_jobs,running_jobs,pending_accelerators,allocated,busy,fragmented,it_mw,facility_mw";
+  csv << "time_s,pending_jobs,running_jobs,pending_accelerators,allocated,busy,fragmented,it_mw,facility_mw,"
+         "heat_demand_mw,heat_delivered_mw";
   for (const std::string& t : r.tenant_names) csv << ",tenant:" << t;
   for (const std::string& t : r.type_names) csv << ",type:" << t;
+  for (const std::string& h : r.hall_names) csv << ",hall_it_mw:" << h;
   csv << "\n";
   auto acc = [](uint64_t milli) { return fmt::format("{:.3f}", static_cast<double>(milli) / 1000.0); };
   for (const sim::Sample& s : r.samples) {
     csv << s.at / 1000 << ',' << s.pending_jobs << ',' << s.running_jobs << ',' << acc(s.pending_milli) << ','
         << acc(s.allocated_milli) << ',' << acc(s.busy_milli) << ',' << acc(s.fragmented_milli) << ','
-        << fmt::format("{:.3f},{:.3f}", s.it_w / 1e6, s.it_w * r.pue / 1e6);
+        << fmt::format("{:.3f},{:.3f},{:.3f},{:.3f}", s.it_w / 1e6, s.it_w * r.pue / 1e6, s.heat_demand_w / 1e6,
+                       s.heat_delivered_w / 1e6);
     for (uint64_t m : s.tenant_milli) csv << ',' << acc(m);
     for (uint64_t m : s.type_milli) csv << ',' << acc(m);
+    for (double w : s.hall_it_w) csv << fmt::format(",{:.3f}", w / 1e6);
     csv << "\n";
   }
 
@@ -347,15 +442,36 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   html << "<section><h2>Figures</h2>" << FiguresTable(summary, r) << "</section>\n";
   {
     const double it_mwh = r.it_energy_wh / 1e6;
+    uint64_t violations = 0;
+    for (uint64_t v : r.violations_by_level) violations += v;
+    std::string budget =
+        r.campus_budget_w
+            ? fmt::format(
+                  "The engine's power governor kept the campus IT budget of {} MW and every hall, row and rack "
+                  "budget: {} budget violations measured; {} power-limit changes cost {} accelerator-hours; "
+                  "{} accelerator-hours of work done.",
+                  Human(*r.campus_budget_w / 1e6), violations, Human(static_cast<double>(r.power_limit_changes)),
+                  Human(r.capping_lost_accelerator_hours), Human(r.useful_accelerator_hours))
+            : "No power budget was enforced (an uncapped run).";
+    std::string heat;
+    if (r.heat_network) {
+      const double erf = it_mwh > 0 ? r.heat_reused_wh / 1e6 / (it_mwh * r.pue) : 0;
+      heat = fmt::format(
+          " Heat pumps (COP {}) delivered {} MWh of the heating network's {} MWh demand, reusing {} MWh of campus "
+          "heat: ERF {:.3f}, ERE {:.3f}.",
+          r.heat_pump_cop ? fmt::format("{:.2f}", *r.heat_pump_cop) : "none, a plain exchanger",
+          Human(r.heat_delivered_wh / 1e6), Human(r.heat_demand_wh / 1e6), Human(r.heat_reused_wh / 1e6), erf,
+          (1 - erf) * r.pue);
+    }
     html << "<section><h2>Power and heat</h2>"
          << fmt::format(
                 "<p>IT energy {} MWh, facility {} MWh at PUE {:.2f}; peak facility draw {} MW against a {} MW "
-                "grid connection; {} MWh of heat captured in the liquid loop{}. No power budget is enforced "
-                "yet.</p>",
+                "grid connection; {} MWh of heat captured in the liquid loop{}. {}{}</p>",
                 Human(it_mwh), Human(it_mwh * r.pue), r.pue, Human(r.peak_it_w * r.pue / 1e6),
                 Human(static_cast<double>(r.grid_connection_w) / 1e6), Human(it_mwh * r.liquid_heat_capture),
-                r.carbon_g ? fmt::format("; {} t CO2e from the grid", Human(*r.carbon_g / 1e6)) : "")
-         << PowerChart(r) << "</section>\n";
+                r.carbon_g ? fmt::format("; {} t CO2e from the grid", Human(*r.carbon_g / 1e6)) : "", budget, heat)
+         << PowerChart(r) << "<h3>Draw per hall</h3>" << HallHeatMap(r) << "<h3>Heat delivered and demanded</h3>"
+         << HeatChart(r) << "</section>\n";
   }
   html << "<section><h2>Failures</h2><p class=\"todo\">Not modelled in this run.</p></section>\n";
   html << "</body></html>\n";

@@ -51,6 +51,18 @@ struct HallSpec {
   std::vector<RowSpec> rows;
 };
 
+// A district heating network the campus feeds through heat pumps (power/heat.h): its supply
+// temperature and a seasonal demand.
+struct HeatNetworkSpec {
+  double supply_temperature_c = 75;  // the network's supply: the heat pumps' condenser
+  double peak_demand_w = 0;          // demand at the design outdoor temperature, > 0
+  double base_share = 0.15;          // summer (hot water) load as a share of the peak, 0..1
+  double design_outdoor_c = -5;      // outdoor temperature of peak demand
+  double heating_threshold_c = 15;   // no space heating above this outdoor temperature
+  double outdoor_mean_c = 12;        // yearly mean outdoor temperature (Paris region ~12.5 °C)
+  double outdoor_amplitude_c = 8;    // half the summer-winter swing of daily means
+};
+
 struct CampusSpec {
   std::string name;
   std::string phase;  // which build-out phase this fleet shows; empty when there is only one
@@ -58,6 +70,7 @@ struct CampusSpec {
   double pue = 1.0;                 // facility power / IT power
   double liquid_heat_capture = 0;   // share of IT heat that reaches the liquid loop, 0..1
   double supply_temperature_c = 0;  // liquid-loop supply temperature for heat reuse
+  std::optional<HeatNetworkSpec> heat_network;
 };
 
 struct FleetSpec {

@@ -38,6 +38,8 @@ struct Sample {
   std::vector<uint64_t> type_milli;    // allocated, per accelerator type
   double it_w = 0;                     // IT power (power/draw.h)
   std::vector<double> hall_it_w;       // IT power per hall
+  double heat_demand_w = 0;            // the heating network's demand (power/heat.h), when there is one
+  double heat_delivered_w = 0;         // heat delivered into it
 };
 
 struct SimResult {
@@ -45,8 +47,10 @@ struct SimResult {
   TimeMs tick = 0;
   std::vector<std::string> tenant_names;
   std::vector<std::string> type_names;  // accelerator types of the catalog
-  uint64_t capacity = 0;                // accelerators in the fleet
-  std::vector<JobRecord> jobs;          // workload order
+  std::vector<std::string> hall_names;
+  std::vector<double> hall_rated_w;  // each hall's IT draw at rated power
+  uint64_t capacity = 0;             // accelerators in the fleet
+  std::vector<JobRecord> jobs;       // workload order
   // Jobs the engine refused (they could never run on this campus), with its reason, in the order
   // refused.
   struct Rejected {
@@ -71,6 +75,11 @@ struct SimResult {
   double peak_it_w = 0;
   std::vector<double> tenant_energy_wh;  // IT energy of what each tenant's jobs held
   std::optional<double> carbon_g;        // facility energy x grid intensity, when a series is given
+  // Heat recovery, when the campus feeds a heating network (power/heat.h): the network's demand,
+  // heat delivered, campus heat reused in it, heat pumps' electricity; the pumps' COP.
+  bool heat_network = false;
+  double heat_demand_wh = 0, heat_delivered_wh = 0, heat_reused_wh = 0, heat_pump_wh = 0;
+  std::optional<double> heat_pump_cop;
   // Power budgets (sched/power_governor.h), as the twin measures them from its own sums: per level
   // (campus, hall, row, rack) the budgets there, and the steps that ended with a budget more than
   // 1 W over (any is a bug), and the largest excess seen.

@@ -1,5 +1,7 @@
 #include "sim/simulator.h"
 
+#include "power/heat.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -32,6 +34,10 @@ SimResult Simulator::Run(const Workload& workload) {
   result_.tick = options_.tick;
   for (const TenantSpec& t : tenants_) result_.tenant_names.push_back(t.name);
   for (const AcceleratorType& t : fleet_.catalog().accelerators()) result_.type_names.push_back(t.name);
+  for (uint32_t h = 0; h < fleet_.halls().size(); ++h) {
+    result_.hall_names.push_back(fleet_.halls()[h].name);
+    result_.hall_rated_w.push_back(static_cast<double>(fleet_.hall_draw(HallId(h)).rated_w));
+  }
   result_.capacity = fleet_.accelerator_count();
   tenant_milli_.assign(tenants_.size(), 0);
   tenant_w_.assign(tenants_.size(), 0.0);
@@ -42,6 +48,10 @@ SimResult Simulator::Run(const Workload& workload) {
   result_.idle_it_w = static_cast<double>(fleet_.it_draw().idle_w);
   result_.tenant_energy_wh.assign(tenants_.size(), 0.0);
   if (!options_.grid_g_per_kwh.empty()) result_.carbon_g = 0.0;
+  if (const auto& network = fleet_.campus().heat_network) {
+    result_.heat_network = true;
+    result_.heat_pump_cop = HeatPumpCop(network->supply_temperature_c, fleet_.campus().supply_temperature_c);
+  }
   type_milli_.assign(types, 0);
   hall_mw_.assign(fleet_.halls().size(), 0);
   row_mw_.assign(fleet_.rows().size(), 0);
@@ -53,7 +63,12 @@ SimResult Simulator::Run(const Workload& workload) {
   }
   result_.budgets_by_level.assign(4, 0);
   result_.violations_by_level.assign(4, 0);
+  budget_of_[0].assign(1, std::nullopt);
+  budget_of_[1].assign(fleet_.halls().size(), std::nullopt);
+  budget_of_[2].assign(fleet_.rows().size(), std::nullopt);
+  budget_of_[3].assign(fleet_.racks().size(), std::nullopt);
   for (const PowerGovernor::Budget& b : engine_->power().budgets()) {
+    budget_of_[static_cast<size_t>(b.level)][b.index] = static_cast<uint32_t>(&b - engine_->power().budgets().data());
     result_.budgets_by_level[static_cast<size_t>(b.level)]++;
     if (b.level == PowerLevel::kCampus) result_.campus_budget_w = static_cast<double>(b.budget_w);
   }
@@ -143,15 +158,15 @@ SimResult Simulator::Run(const Workload& workload) {
 }
 
 // A budget is violated when the twin's own sum of what runs under it, plus the idle draw of all
-// it feeds, exceeds it by more than the rounding slack. Checked after every step (draw only grows
-// when decisions are applied): the campus, every hall and row, and the racks touched.
+// it feeds, exceeds it by more than the rounding slack. Checked after every step, where draw grew:
+// draw only grows when decisions start jobs or raise limits, and the twin notes the racks then.
 void Simulator::CheckBudgets(TimeMs now) {
   (void)now;
   std::span<const PowerGovernor::Budget> budgets = engine_->power().budgets();
   if (budgets.empty()) return;
   std::sort(touched_racks_.begin(), touched_racks_.end());
   touched_racks_.erase(std::unique(touched_racks_.begin(), touched_racks_.end()), touched_racks_.end());
-  for (const PowerGovernor::Budget& b : budgets) {
+  auto check = [&](const PowerGovernor::Budget& b) {
     int64_t mw = 0, idle = 0;
     switch (b.level) {
       case PowerLevel::kCampus:
@@ -164,7 +179,6 @@ void Simulator::CheckBudgets(TimeMs now) {
         mw = row_mw_[b.index], idle = fleet_.row_draw(RowId(b.index)).idle_w;
         break;
       case PowerLevel::kRack:
-        if (!std::binary_search(touched_racks_.begin(), touched_racks_.end(), b.index)) continue;
         mw = rack_mw_[b.index], idle = fleet_.rack_draw(RackId(b.index)).idle_w;
         break;
     }
@@ -172,6 +186,23 @@ void Simulator::CheckBudgets(TimeMs now) {
     if (over > kMilliwattsOfSlack) {
       result_.violations_by_level[static_cast<size_t>(b.level)]++;
       result_.max_violation_w = std::max(result_.max_violation_w, static_cast<double>(over) / 1000.0);
+    }
+  };
+  // The racks touched, and their rows and halls (racks are numbered depth-first, so a sorted list
+  // of racks gives rows and halls in order too: consecutive duplicates are skipped).
+  std::optional<uint32_t> last_row, last_hall;
+  if (!touched_racks_.empty() && budget_of_[0][0]) check(budgets[*budget_of_[0][0]]);
+  for (uint32_t rack : touched_racks_) {
+    if (auto b = budget_of_[3][rack]) check(budgets[*b]);
+    const uint32_t row = fleet_.RowOf(RackId(rack)).value();
+    if (row != last_row) {
+      last_row = row;
+      if (auto b = budget_of_[2][row]) check(budgets[*b]);
+      const uint32_t hall = fleet_.row(RowId(row)).hall.value();
+      if (hall != last_hall) {
+        last_hall = hall;
+        if (auto b = budget_of_[1][hall]) check(budgets[*b]);
+      }
     }
   }
   touched_racks_.clear();
@@ -463,6 +494,16 @@ void Simulator::TakeSample(TimeMs at) {
   const double hours = static_cast<double>(dt) / static_cast<double>(kMsPerHour);
   result_.it_energy_wh += s.it_w * hours;
   result_.peak_it_w = std::max(result_.peak_it_w, s.it_w);
+  if (const auto& network = fleet_.campus().heat_network) {
+    const HeatFlow heat =
+        RecoverHeat(*network, fleet_.campus().supply_temperature_c, s.it_w * fleet_.campus().liquid_heat_capture, at);
+    s.heat_demand_w = heat.demand_w;
+    s.heat_delivered_w = heat.delivered_w;
+    result_.heat_demand_wh += heat.demand_w * hours;
+    result_.heat_delivered_wh += heat.delivered_w * hours;
+    result_.heat_reused_wh += heat.reused_w * hours;
+    result_.heat_pump_wh += heat.pump_w * hours;
+  }
   for (size_t t = 0; t < tenant_w_.size(); ++t) result_.tenant_energy_wh[t] += tenant_w_[t] * hours;
   if (result_.carbon_g) {
     const size_t hour = static_cast<size_t>(at / kMsPerHour);

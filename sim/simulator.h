@@ -10,6 +10,7 @@
 // Thread-safety: not thread-safe; one Simulator per thread, several may run side by side.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -117,6 +118,8 @@ class Simulator {
   std::vector<int64_t> hall_mw_, row_mw_, rack_mw_;
   int64_t campus_mw_ = 0;
   std::vector<uint32_t> touched_racks_;
+  // Per level (campus, hall, row, rack) and id there: the index of its budget in the governor's list.
+  std::array<std::vector<std::optional<uint32_t>>, 4> budget_of_;
   std::vector<double> tenant_w_;  // per tenant: watts of what its jobs hold
   // Queued whole-accelerator worker shapes (types mask, accelerators per worker) -> count.
   std::map<std::pair<uint64_t, uint32_t>, uint32_t> pending_shapes_;

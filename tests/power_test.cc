@@ -6,6 +6,7 @@
 
 #include "base/rng.h"
 #include "power/draw.h"
+#include "power/heat.h"
 #include "sched/engine.h"
 #include "tests/test_fleets.h"
 
@@ -80,6 +81,35 @@ TEST(PowerModelTest, DrawUnderALimitByHand) {
   EXPECT_DOUBLE_EQ(WorkerExtraWatts(fleet, NodeId(0), 8, 1000, WorkClass::kTraining, 50), 8 * 87.5);
   const ExtraLine line = WorkerExtraLine(fleet, NodeId(0), 8, 1000);
   EXPECT_DOUBLE_EQ(line.slope * 800 + line.base, kNatural);
+}
+
+// The france-1gw network: 70 °C supply from a 45 °C loop, COP 0.45 x 343.15 / 25 = 6.17670. On
+// 15 January the outdoor mean is 12.5 - 8 = 4.5 °C: space heating at (15 - 4.5) / (15 + 5) =
+// 0.525 of its span, demand 200 x (0.15 + 0.85 x 0.525) = 119.25 MW. 50 MW of loop heat give
+// 50 x COP / (COP - 1) MW, short of the demand; 200 MW cover it.
+TEST(HeatTest, HeatPumpAndSeasonalDemandByHand) {
+  HeatNetworkSpec n{70, 200e6, 0.15, -5, 15, 12.5, 8};
+  const double cop = 0.45 * 343.15 / 25;
+  EXPECT_NEAR(*HeatPumpCop(70, 45), cop, 1e-12);
+  EXPECT_FALSE(HeatPumpCop(40, 45).has_value());
+  const TimeMs jan15 = 14 * kMsPerDay;
+  EXPECT_NEAR(OutdoorTemperatureC(n, jan15), 4.5, 1e-9);
+  EXPECT_NEAR(HeatDemandW(n, jan15), 119.25e6, 1e-3);
+  // Mid-July: 20.5 °C, above the threshold: hot water only.
+  EXPECT_NEAR(HeatDemandW(n, jan15 + 365 * kMsPerDay / 2), 0.15 * 200e6, 1e-3);
+
+  HeatFlow short_of = RecoverHeat(n, 45, 50e6, jan15);
+  EXPECT_NEAR(short_of.delivered_w, 50e6 * cop / (cop - 1), 1e-3);
+  EXPECT_NEAR(short_of.reused_w, 50e6, 1e-3);
+  EXPECT_NEAR(short_of.pump_w, short_of.delivered_w / cop, 1e-3);
+  HeatFlow covered = RecoverHeat(n, 45, 200e6, jan15);
+  EXPECT_NEAR(covered.delivered_w, 119.25e6, 1e-3);
+  EXPECT_NEAR(covered.reused_w, 119.25e6 * (cop - 1) / cop, 1e-3);
+  // A loop hotter than the network: a plain exchanger, every delivered watt is campus heat.
+  HeatFlow direct = RecoverHeat(HeatNetworkSpec{40, 10e6}, 45, 50e6, jan15);
+  EXPECT_EQ(direct.pump_w, 0);
+  EXPECT_NEAR(direct.delivered_w, direct.demand_w, 1e-6);
+  EXPECT_EQ(direct.reused_w, direct.delivered_w);
 }
 
 // Campus idle 2 racks x 1,770 W = 3,540 W. Budget: idle + job A at natural + 3,000 W. Job B

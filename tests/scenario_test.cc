@@ -125,6 +125,30 @@ TEST(ScenarioTest, MissingCampusFieldIsRefused) {
   EXPECT_EQ(ErrorOf(path), path + ":2:3: campus.liquid_heat_capture: is required");
 }
 
+TEST(ScenarioTest, HeatNetworkIsReadAndChecked) {
+  const std::string halls = "halls:\n  - name: a\n    rows:\n      - rack_type: gb200-nvl72\n        racks: 1\n";
+  std::string path =
+      WriteScenario(std::string(kCampus) +
+                    "  heat_network: {supply_temperature_c: 70, peak_demand_mw: 20, base_share: 0.2}\n" + halls);
+  Result<Scenario> s = LoadScenario(path);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_TRUE(s->fleet.campus().heat_network.has_value());
+  EXPECT_EQ(s->fleet.campus().heat_network->peak_demand_w, 20e6);
+  EXPECT_EQ(s->fleet.campus().heat_network->base_share, 0.2);
+  EXPECT_EQ(s->fleet.campus().heat_network->heating_threshold_c, 15);  // the default
+  path =
+      WriteScenario(std::string(kCampus) + "  heat_network: {supply_temperature_c: 70, peak_demand_mw: -3}\n" + halls);
+  EXPECT_NE(ErrorOf(path).find(":7:60: campus.heat_network.peak_demand_mw: must be > 0"), std::string::npos)
+      << ErrorOf(path);
+  path = WriteScenario(std::string(kCampus) + "  heat_network: {peak_demand_mw: 3}\n" + halls);
+  EXPECT_NE(ErrorOf(path).find("campus.heat_network.supply_temperature_c: is required"), std::string::npos)
+      << ErrorOf(path);
+  path = WriteScenario(std::string(kCampus) +
+                       "  heat_network: {supply_temperature_c: 70, peak_demand_mw: 3, design_outdoor_c: 20}\n" + halls);
+  EXPECT_NE(ErrorOf(path).find("heating_threshold_c: must be above design_outdoor_c"), std::string::npos)
+      << ErrorOf(path);
+}
+
 TEST(ScenarioTest, DuplicateNameIsRefused) {
   std::string path = WriteScenario(WithHalls(R"(  - name: a
     rows:

@@ -33,6 +33,7 @@ struct SimCommandOptions {
   std::optional<std::string> phase;
   std::optional<double> oversubscription;  // percent
   bool uncapped = false;
+  bool no_flexible = false;
 };
 
 // --oversubscription P: the campus's IT budget becomes its rated IT draw / (1 + P/100), as if P%
@@ -179,6 +180,7 @@ int RunSim(const SimCommandOptions& o) {
     return kExitBadInput;
   }
   if (o.arrival_scale != 1) sim::ScaleArrivals(*workload, o.arrival_scale);
+
   Result<PowerConfig> power = ParsePower(o, scenario->fleet);
   if (!power.ok()) {
     std::cerr << power.status().message() << "\n";
@@ -186,6 +188,7 @@ int RunSim(const SimCommandOptions& o) {
   }
   sim::SimOptions options;
   options.engine.power = *power;
+  options.shift_flexible = !o.no_flexible;
   options.grid_g_per_kwh = std::move(*grid);
   options.end = horizon;
   options.tick = static_cast<TimeMs>(o.tick_s * 1000);
@@ -245,6 +248,8 @@ void AddSimCommand(CLI::App& app, CommandFn& run) {
                   "rated power")
       ->check(CLI::Range(0.0, 1000.0));
   cmd->add_flag("--uncapped", o->uncapped, "No power budgets: every job runs uncapped (the baseline)");
+  cmd->add_flag("--no-flexible", o->no_flexible,
+                "Run flexible jobs as soon as they can start (the baseline for low-carbon shifting)");
   cmd->callback([&run, o] { run = [o] { return RunSim(*o); }; });
 }
 

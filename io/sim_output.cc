@@ -237,6 +237,32 @@ ordered_json PowerJson(const sim::SimResult& r) {
     hall_mwh[r.hall_names[h]] = Round(wh / 1e6);
   }
   p["hall_it_mwh"] = hall_mwh;
+  if (r.carbon_g) {
+    // Per tenant, and flexible jobs against the others: each job's facility energy weighed by the
+    // grid's intensity while it ran.
+    std::vector<double> tenant_g(r.tenant_names.size(), 0);
+    double flex_g = 0, flex_kwh = 0, other_g = 0, other_kwh = 0;
+    uint64_t flexible = 0, completed = 0, missed = 0;
+    for (const sim::JobRecord& j : r.jobs) {
+      tenant_g[j.tenant.value()] += j.carbon_g;
+      const double kwh = j.energy_wh * r.pue / 1000;
+      (j.flexible ? flex_g : other_g) += j.carbon_g;
+      (j.flexible ? flex_kwh : other_kwh) += kwh;
+      if (!j.flexible) continue;
+      ++flexible;
+      if (j.outcome == sim::Outcome::kCompleted) ++completed;
+      if (j.deadline && ((j.end && *j.end > *j.deadline) || (!j.end && r.end > *j.deadline))) ++missed;
+    }
+    ordered_json t = ordered_json::object();
+    for (size_t u = 0; u < r.tenant_names.size(); ++u) t[r.tenant_names[u]] = Round(tenant_g[u] / 1e6);
+    p["tenant_carbon_t"] = t;
+    p["flexible"] = {
+        {"jobs", flexible},
+        {"completed", completed},
+        {"missed_deadline", missed},
+        {"g_per_kwh", flex_kwh > 0 ? ordered_json(Round(flex_g / flex_kwh)) : ordered_json(nullptr)},
+        {"others_g_per_kwh", other_kwh > 0 ? ordered_json(Round(other_g / other_kwh)) : ordered_json(nullptr)}};
+  }
   p["campus_it_budget_mw"] = r.campus_budget_w ? ordered_json(Round(*r.campus_budget_w / 1e6)) : ordered_json(nullptr);
   ordered_json budgets = ordered_json::object();
   for (size_t l = 0; l < r.budget_levels.size(); ++l) {
@@ -247,6 +273,7 @@ ordered_json PowerJson(const sim::SimResult& r) {
   p["power_limit_changes"] = r.power_limit_changes;
   p["capping_lost_accelerator_hours"] = Round(r.capping_lost_accelerator_hours);
   p["useful_accelerator_hours"] = Round(r.useful_accelerator_hours);
+  p["completed_accelerator_hours"] = Round(r.completed_accelerator_hours);
   if (r.heat_network) {
     const double reused_mwh = r.heat_reused_wh / 1e6;
     const double erf = facility_mwh > 0 ? reused_mwh / facility_mwh : 0;

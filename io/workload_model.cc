@@ -88,7 +88,7 @@ class ModelParser {
     Fields f(node, path,
              {"class", "per_day", "accelerators", "per_worker", "fraction", "cpu_cores_per_accelerator",
               "memory_gib_per_accelerator", "duration_s", "duration_min", "duration_h", "limit_factor",
-              "checkpoint_min", "priority", "type", "topology", "work"});
+              "checkpoint_min", "priority", "type", "topology", "work", "flexible_deadline_h"});
     sim::JobClass c;
     c.name = f.String("class");
     c.per_day = f.Positive("per_day");
@@ -131,6 +131,13 @@ class ModelParser {
       c.topology = it->second;
     }
     c.work = Work(f, WorkClass::kTraining);
+    if (f.Has("flexible_deadline_h")) {
+      c.flexible_deadline = std::llround(f.Positive("flexible_deadline_h") * 3600e3);
+      if (*c.flexible_deadline < static_cast<TimeMs>(static_cast<double>(c.max_duration) * c.max_limit_factor)) {
+        f.Fail("flexible_deadline_h",
+               "must leave room for the longest run at its time limit (duration x limit_factor)");
+      }
+    }
     return c;
   }
 

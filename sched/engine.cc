@@ -175,6 +175,11 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
     cluster_.SetSchedulable(e->node, false);
   } else if (const auto* e = std::get_if<NodeUp>(&event)) {
     cluster_.SetSchedulable(e->node, true);
+  } else if (const auto* e = std::get_if<GridForecast>(&event)) {
+    forecast_ = e->step > 0 ? *e : GridForecast{};
+    forecast_sum_.assign(1, 0.0);
+    for (double g : forecast_.g_per_kwh)
+      forecast_sum_.push_back(forecast_sum_.back() + g * static_cast<double>(forecast_.step));
   }
 }
 
@@ -195,6 +200,7 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
        {spec.time_limit.value_or(1), spec.runtime_estimate.value_or(1), spec.checkpoint_interval.value_or(1)}) {
     if (t <= 0) return reject("time_limit, runtime_estimate and checkpoint_interval must be > 0");
   }
+  if (spec.flexible && !spec.deadline) return reject("deadline: a flexible job needs one");
   // Can one worker fit on any node of the fleet, empty? Can the fleet hold the whole gang?
   bool worker_fits = false;
   uint64_t capacity = 0;
@@ -325,6 +331,38 @@ std::vector<Engine::Job*> Engine::OrderedPending() {
   return order;
 }
 
+std::optional<double> Engine::MeanIntensity(TimeMs from, TimeMs to) const {
+  const TimeMs end = forecast_.start + forecast_.step * static_cast<TimeMs>(forecast_.g_per_kwh.size());
+  if (from < forecast_.start || to > end || to <= from) return std::nullopt;
+  auto integral = [&](TimeMs t) {
+    const size_t i = static_cast<size_t>((t - forecast_.start) / forecast_.step);
+    if (i >= forecast_.g_per_kwh.size()) return forecast_sum_.back();
+    return forecast_sum_[i] +
+           forecast_.g_per_kwh[i] * static_cast<double>(t - forecast_.start - static_cast<TimeMs>(i) * forecast_.step);
+  };
+  return (integral(to) - integral(from)) / static_cast<double>(to - from);
+}
+
+// Starts considered: now and every forecast step boundary up to the latest start that meets the
+// deadline. The job waits if one of them averages more than 2% less carbon over its run than now.
+bool Engine::WaitsForLowCarbon(TimeMs now, const Job& job) const {
+  const JobSpec& s = job.spec;
+  if (!s.flexible || !s.deadline || forecast_.g_per_kwh.empty()) return false;
+  const std::optional<TimeMs> runtime = s.runtime_estimate ? s.runtime_estimate : s.time_limit;
+  if (!runtime) return false;
+  const TimeMs latest = *s.deadline - *runtime;
+  if (now >= latest) return false;
+  const std::optional<double> here = MeanIntensity(now, now + *runtime);
+  if (!here) return false;
+  const TimeMs step = forecast_.step;
+  for (TimeMs t = forecast_.start + ((now - forecast_.start) / step + 1) * step; t <= latest; t += step) {
+    const std::optional<double> later = MeanIntensity(t, t + *runtime);
+    if (!later) break;
+    if (*later < *here * 0.98) return true;
+  }
+  return false;
+}
+
 bool Engine::DependenciesMet(Job& job) {
   for (JobId dep : job.spec.after_ok) {
     JobState s = *state(dep);
@@ -428,6 +466,10 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
+    if (WaitsForLowCarbon(now, *job)) {
+      job->reason = PendingReason::kLowCarbonWait;
+      continue;
+    }
     const bool owed = OwedOneType(*job);
     if (!WithinQuota(*job, owed)) {
       job->reason = PendingReason::kQuotaExceeded;

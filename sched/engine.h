@@ -3,7 +3,9 @@
 // randomness: the same fleet, tenants, config and event sequence give the same decisions.
 //
 // A pass is a list of named stages:
-//   admit   — drop jobs whose dependencies failed to their reason, hold those still waiting;
+//   admit   — drop jobs whose dependencies failed to their reason, hold those still waiting; hold
+//             flexible jobs while a later start that still meets their deadline would run on
+//             lower-carbon power by the grid forecast (LowCarbonWait);
 //   order   — priority (high first), then fair share (tenant's decayed usage / weight, low
 //             first), then submit time, then id (EngineConfig::order picks FIFO or
 //             shortest-first instead);
@@ -111,6 +113,9 @@ class Engine {
   void SchedulingPass(TimeMs now, Decisions& out);
   std::vector<Job*> OrderedPending();
   bool DependenciesMet(Job& job);
+  bool WaitsForLowCarbon(TimeMs now, const Job& job) const;
+  // Mean forecast intensity over [from, to); nullopt beyond the forecast.
+  std::optional<double> MeanIntensity(TimeMs from, TimeMs to) const;
   bool WithinQuota(const Job& job, bool owed) const;
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
   bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const;
@@ -172,6 +177,8 @@ class Engine {
   // Per tenant and accelerator type: milli-accelerators reserved (from the tenants' specs).
   std::vector<std::vector<uint64_t>> reserved_milli_;
   std::vector<double> decayed_usage_;  // per tenant, accelerator-milliseconds, decayed
+  GridForecast forecast_;
+  std::vector<double> forecast_sum_;  // forecast_sum_[i]: intensity x ms over the first i steps
   TimeMs last_decay_ = 0;
 };
 

@@ -34,7 +34,16 @@ struct NodeDrain {
   NodeId node;
 };
 
-using Event = std::variant<JobSubmitted, JobCancelled, JobFinished, NodeDown, NodeUp, NodeDrain>;
+// The grid's carbon intensity ahead, gCO2e/kWh, one value per `step` from `start` (a day-ahead
+// forecast; the twin gives the whole series). Replaces the previous forecast. Flexible jobs wait
+// for its low-carbon hours.
+struct GridForecast {
+  TimeMs start = 0;
+  TimeMs step = 3'600'000;
+  std::vector<double> g_per_kwh;
+};
+
+using Event = std::variant<JobSubmitted, JobCancelled, JobFinished, NodeDown, NodeUp, NodeDrain, GridForecast>;
 
 struct WorkerPlacement {
   NodeId node;

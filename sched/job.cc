@@ -25,6 +25,8 @@ std::string_view PendingReasonName(PendingReason reason) {
       return "Preempting";
     case PendingReason::kPowerCap:
       return "PowerCap";
+    case PendingReason::kLowCarbonWait:
+      return "LowCarbonWait";
   }
   return "?";
 }

@@ -23,6 +23,10 @@ struct JobRecord {
   std::optional<TimeMs> end;  // completed or killed at its time limit
   Outcome outcome = Outcome::kQueued;
   uint32_t preemptions = 0;
+  bool flexible = false;
+  std::optional<TimeMs> deadline;
+  double energy_wh = 0;  // IT energy of what it held while running
+  double carbon_g = 0;   // its facility energy x the grid's intensity, with a grid series
 };
 
 // The campus at one instant. Milli-accelerators throughout.
@@ -92,6 +96,7 @@ struct SimResult {
   // still running or saved at a checkpoint when the horizon cuts them), and the accelerator-hours
   // power limits cost (held x (1 - speed)).
   double useful_accelerator_hours = 0;
+  double completed_accelerator_hours = 0;  // of the jobs that completed only
   double capping_lost_accelerator_hours = 0;
   uint64_t power_limit_changes = 0;  // limits the engine changed on running jobs
 };

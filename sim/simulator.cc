@@ -58,6 +58,8 @@ SimResult Simulator::Run(const Workload& workload) {
   rack_mw_.assign(fleet_.racks().size(), 0);
   campus_mw_ = 0;
   touched_racks_.clear();
+  low_carbon_waiting_.clear();
+  next_hour_wake_ = 0;
   for (PowerLevel level : {PowerLevel::kCampus, PowerLevel::kHall, PowerLevel::kRow, PowerLevel::kRack}) {
     result_.budget_levels.emplace_back(PowerLevelName(level));
   }
@@ -92,11 +94,16 @@ SimResult Simulator::Run(const Workload& workload) {
                                      static_cast<uint32_t>(std::max<uint64_t>(Accelerators(w.spec), 1)),
                                      w.spec.submit_time, w.duration});
     live_[i].remaining = w.duration;
+    result_.jobs.back().flexible = w.spec.flexible;
+    result_.jobs.back().deadline = w.spec.deadline;
   }
 
   size_t next_job = 0;
   TimeMs next_sample = 0;
   std::vector<Event> events;
+  // The grid series as the engine's forecast (a perfect one: day-ahead forecasts of a nuclear-
+  // and hydro-heavy grid are close), given with the first step.
+  bool forecast_sent = options_.grid_g_per_kwh.empty();
   while (true) {
     TimeMs first = kNever;
     if (next_job < workload.jobs.size()) first = workload.jobs[next_job].spec.submit_time;
@@ -113,6 +120,10 @@ SimResult Simulator::Run(const Workload& workload) {
     }
     if (at > options_.end) break;
     events.clear();
+    if (!forecast_sent) {
+      events.push_back(GridForecast{0, kMsPerHour, options_.grid_g_per_kwh});
+      forecast_sent = true;
+    }
     while (next_job < workload.jobs.size() && workload.jobs[next_job].spec.submit_time <= at) {
       Submit(static_cast<uint32_t>(next_job++), events);
     }
@@ -130,6 +141,7 @@ SimResult Simulator::Run(const Workload& workload) {
         Release(timer.job);
       } else if (timer.kind == TimerKind::kWake && run.stopping && timer.generation == run.generation) {
         // The SIGKILL deadline: the engine frees the accelerators and requeues the job.
+        Progress(timer.at, timer.job);
         Release(timer.job);
         result_.jobs[timer.job].outcome = Outcome::kQueued;
         PendingShape(timer.job, +1);
@@ -148,6 +160,7 @@ SimResult Simulator::Run(const Workload& workload) {
     double done = 0;
     if (record.outcome == Outcome::kCompleted) {
       done = static_cast<double>(record.duration);
+      result_.completed_accelerator_hours += done * static_cast<double>(record.accelerators) / kMsPerHour;
     } else if (record.outcome != Outcome::kRejected) {
       done = static_cast<double>(record.duration - live_[i].remaining);
       if (live_[i].holding && !live_[i].stopping) done += Progress(std::max(horizon, live_[i].started), i);
@@ -211,6 +224,7 @@ void Simulator::CheckBudgets(TimeMs now) {
 void Simulator::Submit(uint32_t job, std::vector<Event>& events) {
   JobSpec spec = workload_->jobs[job].spec;
   if (options_.oracle_estimates) spec.runtime_estimate = workload_->jobs[job].duration;
+  if (!options_.shift_flexible) spec.flexible = false;
   PendingShape(job, +1);
   events.push_back(JobSubmitted{std::move(spec)});
 }
@@ -252,6 +266,20 @@ void Simulator::Apply(TimeMs now, const Decisions& decisions) {
   }
   // Starts first: one pass may start a job and then pick it as a preemption victim, never the
   // other way round (a job requeued by a kill waits for the next pass).
+  // Jobs waiting for low-carbon hours are looked at again when the next hour begins: the engine
+  // steps then.
+  for (const PendingChange& p : decisions.pending) {
+    if (p.reason == PendingReason::kLowCarbonWait) {
+      low_carbon_waiting_.insert(p.job);
+    } else {
+      low_carbon_waiting_.erase(p.job);
+    }
+  }
+  for (const StartJob& s : decisions.starts) low_carbon_waiting_.erase(s.job);
+  if (!low_carbon_waiting_.empty() && next_hour_wake_ <= now) {
+    next_hour_wake_ = (now / kMsPerHour + 1) * kMsPerHour;
+    Schedule(next_hour_wake_, TimerKind::kCheck, 0);
+  }
   for (const StartJob& s : decisions.starts) Start(now, s);
   for (const PowerLimit& p : decisions.power_limits) SetLimit(now, index_.at(p.job), p.permille);
   result_.power_limit_changes += decisions.power_limits.size();
@@ -311,9 +339,27 @@ uint64_t Simulator::HeldMilli(uint32_t job) const {
   return milli;
 }
 
+double Simulator::GridGramsPerKwhHours(TimeMs from, TimeMs to) const {
+  const std::vector<double>& g = options_.grid_g_per_kwh;
+  double sum = 0;
+  for (TimeMs t = from; t < to;) {
+    const size_t hour = static_cast<size_t>(t / kMsPerHour);
+    const TimeMs next = std::min(to, static_cast<TimeMs>(hour + 1) * kMsPerHour);
+    sum += g[std::min(hour, g.size() - 1)] * static_cast<double>(next - t) / static_cast<double>(kMsPerHour);
+    t = next;
+  }
+  return sum;
+}
+
 double Simulator::Progress(TimeMs now, uint32_t job) {
   LiveJob& run = live_[job];
   const double dt = static_cast<double>(now - run.segment_start);
+  JobRecord& record = result_.jobs[job];
+  const double watts = run.extra_w + run.idle_w;
+  record.energy_wh += watts * dt / static_cast<double>(kMsPerHour);
+  if (!options_.grid_g_per_kwh.empty() && now > run.segment_start) {
+    record.carbon_g += watts * result_.pue / 1000.0 * GridGramsPerKwhHours(run.segment_start, now);
+  }
   run.done += dt * run.speed;
   result_.capping_lost_accelerator_hours +=
       dt * (1.0 - run.speed) * static_cast<double>(HeldMilli(job)) / 1000.0 / static_cast<double>(kMsPerHour);
@@ -326,6 +372,7 @@ void Simulator::SetLimit(TimeMs now, uint32_t job, uint32_t limit) {
   LiveJob& run = live_[job];
   JOULE_CHECK(run.holding);  // the engine limits only running jobs
   if (run.stopping) {        // a preempted job keeps running to its deadline, at the new limit
+    Progress(now, job);
     Draw(job, -1);
     run.limit = limit;
     Draw(job, +1);

@@ -39,6 +39,9 @@ struct SimOptions {
   // Grid carbon intensity, gCO2e/kWh, hour by hour from time 0; empty: no carbon accounting.
   // REQUIRES: covers every sample up to `end` when given.
   std::vector<double> grid_g_per_kwh;
+  // Hand flexible jobs to the engine as flexible; otherwise as ordinary jobs (the baseline; the
+  // results still tell them apart).
+  bool shift_flexible = true;
 };
 
 class Simulator {
@@ -87,7 +90,8 @@ class Simulator {
   void Kill(TimeMs now, const KillJob& kill);
   void Release(uint32_t job);
   void SetLimit(TimeMs now, uint32_t job, uint32_t limit);
-  double Progress(TimeMs now, uint32_t job);  // work done in the current run; closes the speed segment
+  double Progress(TimeMs now, uint32_t job);                  // work done in the current run; closes the speed segment
+  double GridGramsPerKwhHours(TimeMs from, TimeMs to) const;  // the grid series integrated over [from, to)
   // Adds (sign +1) or removes (-1) the job's draw at its limit from the power ledgers.
   void Draw(uint32_t job, int sign);
   void CheckBudgets(TimeMs now);
@@ -118,6 +122,8 @@ class Simulator {
   std::vector<int64_t> hall_mw_, row_mw_, rack_mw_;
   int64_t campus_mw_ = 0;
   std::vector<uint32_t> touched_racks_;
+  std::set<JobId> low_carbon_waiting_;  // pending with LowCarbonWait
+  TimeMs next_hour_wake_ = 0;
   // Per level (campus, hall, row, rack) and id there: the index of its budget in the governor's list.
   std::array<std::vector<std::optional<uint32_t>>, 4> budget_of_;
   std::vector<double> tenant_w_;  // per tenant: watts of what its jobs hold

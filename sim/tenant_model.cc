@@ -74,6 +74,10 @@ void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng,
     spec.runtime_estimate = spec.time_limit;
     spec.checkpoint_interval = c.checkpoint_interval;
     spec.work = c.work;
+    if (c.flexible_deadline) {
+      spec.flexible = true;
+      spec.deadline = spec.submit_time + *c.flexible_deadline;
+    }
     out.Add(WorkloadJob{std::move(spec), duration, 0}, origin, draw);
     t += -std::log(1.0 - rng.UnitDouble()) * mean_gap;
   }

@@ -35,6 +35,9 @@ struct JobClass {
   TypeSet types;
   TopologyRule topology = TopologyRule::kPreferCompact;
   WorkClass work = WorkClass::kTraining;
+  // Flexible jobs: each must end within this long of its submission and may wait for low-carbon
+  // hours until then.
+  std::optional<TimeMs> flexible_deadline;
 };
 
 struct InferenceService {

@@ -16,7 +16,9 @@ void SortBySubmit(Workload& workload) {
 void ScaleArrivals(Workload& workload, double factor) {
   JOULE_CHECK(factor > 0);
   for (WorkloadJob& j : workload.jobs) {
-    j.spec.submit_time = static_cast<TimeMs>(std::llround(static_cast<double>(j.spec.submit_time) * factor));
+    const TimeMs submit = static_cast<TimeMs>(std::llround(static_cast<double>(j.spec.submit_time) * factor));
+    if (j.spec.deadline) *j.spec.deadline += submit - j.spec.submit_time;  // the same slack after the new arrival
+    j.spec.submit_time = submit;
   }
 }
 

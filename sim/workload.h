@@ -30,7 +30,7 @@ struct Workload {
 void SortBySubmit(Workload& workload);
 
 // Multiplies every submit time by `factor` (> 0): the same jobs arriving denser (< 1) or sparser,
-// to replay a trace at another load. Order is kept.
+// to replay a trace at another load; deadlines keep their distance from the arrival. Order is kept.
 void ScaleArrivals(Workload& workload, double factor);
 
 // Job-size classes the metrics break figures down by, by accelerators asked (fractions count as

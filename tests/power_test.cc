@@ -275,5 +275,35 @@ TEST(PowerGovernorTest, NeverOverBudgetOnRandomisedDemand) {
   }
 }
 
+// Hourly forecast 100, 100, 20, 100, ... g/kWh. A flexible one-hour job due in five hours waits
+// for hour 2 (LowCarbonWait), then starts; one due in two hours cannot reach it and starts now; a
+// flexible job without a deadline is refused.
+TEST(FlexibleJobTest, WaitsForTheLowCarbonHourWithinItsDeadline) {
+  Fleet fleet = BudgetFleet(1, 2, std::nullopt, std::nullopt);
+  Engine e(fleet, {TenantSpec{"t"}}, EngineConfig{.check_invariants = true});
+  constexpr TimeMs kHour = 3'600'000;
+  std::vector<Event> events{GridForecast{0, kHour, {100, 100, 20, 100, 100, 100}}};
+  JobSpec late = Gpus(1, 1, 8, 0), soon = Gpus(2, 1, 8, 0), bad = Gpus(3, 1, 8, 0);
+  for (JobSpec* j : {&late, &soon, &bad}) {
+    j->flexible = true;
+    j->runtime_estimate = kHour;
+  }
+  late.deadline = 5 * kHour;
+  soon.deadline = 2 * kHour;
+  for (const JobSpec& j : {late, soon, bad}) events.push_back(JobSubmitted{j});
+  Decisions d = e.Step(0, events);
+  ASSERT_EQ(d.starts.size(), 1u);
+  EXPECT_EQ(d.starts[0].job, 2u);
+  EXPECT_EQ(e.pending_reason(1), PendingReason::kLowCarbonWait);
+  ASSERT_EQ(d.rejections.size(), 1u);
+  EXPECT_EQ(d.rejections[0].reason, "deadline: a flexible job needs one");
+  EXPECT_TRUE(e.Step(kHour, {}).starts.empty());
+  // Half past one: a run from now averages (100 + 20) / 2 = 60, from hour 2 it averages 20.
+  EXPECT_TRUE(e.Step(kHour + kHour / 2, {}).starts.empty());
+  d = e.Step(2 * kHour, {});
+  ASSERT_EQ(d.starts.size(), 1u);
+  EXPECT_EQ(d.starts[0].job, 1u);
+}
+
 }  // namespace
 }  // namespace joule

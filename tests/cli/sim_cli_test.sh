@@ -44,6 +44,18 @@ grep -q '"carbon_t": [0-9]' "$tmp/g/summary.json" || fail "no carbon in summary.
 run --workload "$tmp/model.yaml" --days 3 --grid "$tmp/grid.csv" --out "$tmp/x" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "covers 49 hours, the run needs 73" "$tmp/err" || fail "short grid series: $(cat "$tmp/err")"
 
+# Power: an oversubscribed envelope is kept (the twin measures every budget itself); the
+# baseline runs without budgets; an envelope below idle and contradictory flags are refused.
+run --workload "$tmp/model.yaml" --days 2 --seed 5 --oversubscription 60 --out "$tmp/o" >"$tmp/out" || fail "oversubscribed run"
+grep -q "power: campus IT budget .*; 0 budget violations" "$tmp/out" || fail "oversubscription: $(cat "$tmp/out")"
+grep -q '"campus_it_budget_mw": [0-9]' "$tmp/o/summary.json" || fail "no campus budget in summary.json"
+run --workload "$tmp/model.yaml" --days 2 --seed 5 --uncapped --out "$tmp/u" >"$tmp/out" || fail "uncapped run"
+grep -q "power: no campus budget" "$tmp/out" || fail "uncapped: $(cat "$tmp/out")"
+run --workload "$tmp/model.yaml" --days 2 --oversubscription 900 --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "below the fleet's idle IT draw" "$tmp/err" || fail "envelope below idle: $(cat "$tmp/err")"
+run --workload "$tmp/model.yaml" --days 2 --oversubscription 10 --uncapped --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "exclude each other" "$tmp/err" || fail "contradictory power flags: $(cat "$tmp/err")"
+
 run --workload "$tmp/jobs.csv" --out "$tmp/csv" >"$tmp/out" || fail "csv run"
 grep -q "3 jobs submitted, 2 started, 2 completed, 1 rejected" "$tmp/out" || fail "csv summary: $(cat "$tmp/out")"
 grep -q "1 jobs could never run" "$tmp/out" || fail "rejected job not reported"

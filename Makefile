@@ -32,6 +32,7 @@ test: debug
 
 bench: release
 	@scripts/run-benchmarks.sh build/release
+	@scripts/power-sweep.sh build/release
 
 lint: debug
 	@scripts/check-format.sh

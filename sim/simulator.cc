@@ -470,13 +470,16 @@ void Simulator::Schedule(TimeMs at, TimerKind kind, uint32_t job) {
 
 // Queued work: whole-accelerator shapes (the fragmentation measure), asks against reservations
 // (breaches: a reservation is owed to jobs bound to its type; jobs open to several types run on
-// whatever is free, and jobs with dependencies are owed nothing until they are met), and
+// whatever is free, jobs with dependencies are owed nothing until they are met, flexible jobs that
+// may wait for low-carbon hours nothing at all), and
 // pending_milli_.
 void Simulator::PendingShape(uint32_t job, int delta) {
   const JobSpec& spec = workload_->jobs[job].spec;
   const uint64_t milli = WorkerMilli(spec) * spec.workers;
   pending_milli_ = delta > 0 ? pending_milli_ + milli : pending_milli_ - milli;
-  if (spec.after_ok.empty() && milli > 0 && std::popcount(spec.worker.types.mask) == 1) {
+  // A flexible job the engine may hold for low-carbon hours asks for nothing it is owed now.
+  const bool may_wait = spec.flexible && options_.shift_flexible && !options_.grid_g_per_kwh.empty();
+  if (spec.after_ok.empty() && !may_wait && milli > 0 && std::popcount(spec.worker.types.mask) == 1) {
     const uint32_t u = spec.tenant.value();
     for (uint32_t t = 0; t < reserved_[u].size(); ++t) {
       if (reserved_[u][t] == 0 || !spec.worker.types.Allows(AcceleratorTypeId(t))) continue;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 
 #include "base/check.h"
 
@@ -64,7 +63,10 @@ Watts PowerGovernor::Draw(const Share& s, uint32_t limit) {
 
 std::vector<PowerGovernor::Share> PowerGovernor::SharesOf(const JobSpec& spec,
                                                           std::span<const WorkerPlacement> workers) const {
-  std::map<uint32_t, ExtraLine> by_budget;
+  // Every worker's line under each budget above it, then summed per budget (sorted by budget, in
+  // the order workers come: the sums are the same on every platform).
+  std::vector<Share> all;
+  all.reserve(workers.size() * 4);
   for (const WorkerPlacement& w : workers) {
     const ExtraLine line =
         WorkerExtraLine(fleet_, w.node, static_cast<uint32_t>(w.devices.size()), spec.worker.milli_per_gpu);
@@ -73,15 +75,19 @@ std::vector<PowerGovernor::Share> PowerGovernor::SharesOf(const JobSpec& spec,
     const RowId row = fleet_.RowOf(rack);
     for (std::optional<uint32_t> b :
          {campus_, hall_budget_[fleet_.row(row).hall.value()], row_budget_[row.value()], rack_budget_[rack.value()]}) {
-      if (!b) continue;
-      ExtraLine& sum = by_budget[*b];
-      sum.slope += line.slope;
-      sum.base += line.base;
+      if (b) all.push_back({*b, line});
     }
   }
+  std::stable_sort(all.begin(), all.end(), [](const Share& a, const Share& b) { return a.budget < b.budget; });
   std::vector<Share> shares;
-  shares.reserve(by_budget.size());
-  for (const auto& [b, line] : by_budget) shares.push_back({b, line});
+  for (const Share& s : all) {
+    if (shares.empty() || shares.back().budget != s.budget) {
+      shares.push_back(s);
+    } else {
+      shares.back().line.slope += s.line.slope;
+      shares.back().line.base += s.line.base;
+    }
+  }
   return shares;
 }
 
@@ -92,6 +98,7 @@ void PowerGovernor::Add(JobId id, const JobPower& job, int sign) {
     budgets_[s.budget].used_w += sign * Draw(s, job.limit);
     budgets_[s.budget].cappable_w += sign * (Draw(s, job.limit) - Draw(s, job.floor));
   }
+  if (!ordered_) return;
   const CapKey key{job.priority, job.loss, -static_cast<int64_t>(id)};
   if (sign > 0) {
     if (job.limit > job.floor) cappable_.insert(key);
@@ -156,6 +163,14 @@ std::optional<uint32_t> PowerGovernor::Admit(const JobSpec& spec, std::span<cons
     return std::nullopt;
   };
   if (over.empty()) return kRatedPermille;
+  if (!ordered_) {  // the first shortfall: build the capping order of what runs
+    ordered_ = true;
+    for (const auto& [id, j] : jobs_) {
+      const CapKey key{j.priority, j.loss, -static_cast<int64_t>(id)};
+      if (j.limit > j.floor) cappable_.insert(key);
+      if (j.limit < j.natural) capped_.insert(key);
+    }
+  }
   // Even capping everything under a budget cannot make room: refuse without touching anyone.
   for (uint32_t b : over) {
     if (budgets_[b].used_w - budgets_[b].cappable_w > budgets_[b].budget_w) return refuse({});

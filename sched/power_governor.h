@@ -114,8 +114,11 @@ class PowerGovernor {
   std::optional<uint32_t> campus_;
   std::vector<std::optional<uint32_t>> hall_budget_, row_budget_, rack_budget_;  // budget index by id
   std::unordered_map<JobId, JobPower> jobs_;
-  std::set<CapKey> cappable_;  // running jobs above their floor
-  std::set<CapKey> capped_;    // running jobs below their natural draw
+  // The capping order, kept from the first shortfall on (a campus that never runs short pays
+  // nothing for it): running jobs above their floor, and those below their natural draw.
+  bool ordered_ = false;
+  std::set<CapKey> cappable_;
+  std::set<CapKey> capped_;
   std::set<JobId> changed_;
   bool room_returned_ = false;
 };

@@ -34,6 +34,8 @@ struct SimCommandOptions {
   std::optional<double> oversubscription;  // percent
   bool uncapped = false;
   bool no_flexible = false;
+  std::optional<std::string> price;
+  std::string flexible_by = "carbon";
 };
 
 // --oversubscription P: the campus's IT budget becomes its rated IT draw / (1 + P/100), as if P%
@@ -86,17 +88,19 @@ Result<sim::Workload> LoadWorkload(const SimCommandOptions& o, const std::string
 }
 
 // The hourly carbon series for --grid (empty without it); it must cover the whole horizon.
-Result<std::vector<double>> LoadGrid(const SimCommandOptions& o, TimeMs horizon) {
-  if (!o.grid) return std::vector<double>{};
+Result<std::vector<double>> LoadSeries(const char* flag, const std::optional<std::string>& path, bool price,
+                                       TimeMs horizon) {
+  if (!path) return std::vector<double>{};
   if (horizon == sim::SimOptions::kRunToCompletion) {
-    return Status::Error("--grid: needs --days (a trace otherwise runs to completion, an unknown length)");
+    return Status::Error(
+        fmt::format("{}: needs --days (a trace otherwise runs to completion, an unknown length)", flag));
   }
-  Result<std::vector<double>> series = io::ReadCarbonIntensity(*o.grid);
+  Result<std::vector<double>> series = price ? io::ReadPrice(*path) : io::ReadCarbonIntensity(*path);
   if (!series.ok()) return series.status();
   const int64_t hours_needed = horizon / kMsPerHour + 1;
   if (static_cast<int64_t>(series->size()) < hours_needed) {
     return Status::Error(
-        fmt::format("--grid: {} covers {} hours, the run needs {}", *o.grid, series->size(), hours_needed));
+        fmt::format("{}: {} covers {} hours, the run needs {}", flag, *path, series->size(), hours_needed));
   }
   return series;
 }
@@ -131,8 +135,10 @@ void PrintSummary(const sim::Summary& s, const sim::SimResult& r, const std::str
   }
   const double it_mwh = r.it_energy_wh / 1e6;
   fmt::print("IT energy {:.0f} MWh (facility {:.0f} MWh at PUE {:.2f}), peak facility draw {:.0f} MW of {:.0f} MW",
-             it_mwh, it_mwh * r.pue, r.pue, r.peak_it_w * r.pue / 1e6, static_cast<double>(r.grid_connection_w) / 1e6);
+             it_mwh, r.facility_energy_wh / 1e6, r.pue, r.peak_facility_w / 1e6,
+             static_cast<double>(r.grid_connection_w) / 1e6);
   if (r.carbon_g) fmt::print("; {:.0f} t CO2e", *r.carbon_g / 1e6);
+  if (r.cost_eur) fmt::print("; {:.0f} kEUR", *r.cost_eur / 1e3);
   fmt::print("\n");
   if (r.campus_budget_w) {
     uint64_t violations = 0;
@@ -169,9 +175,18 @@ int RunSim(const SimCommandOptions& o) {
   const TimeMs horizon = o.days               ? static_cast<TimeMs>(*o.days * static_cast<double>(kMsPerDay))
                          : *format == "model" ? 7 * kMsPerDay
                                               : sim::SimOptions::kRunToCompletion;
-  Result<std::vector<double>> grid = LoadGrid(o, horizon);
+  Result<std::vector<double>> grid = LoadSeries("--grid", o.grid, false, horizon);
   if (!grid.ok()) {
     std::cerr << grid.status().message() << "\n";
+    return kExitBadInput;
+  }
+  Result<std::vector<double>> price = LoadSeries("--price", o.price, true, horizon);
+  if (!price.ok()) {
+    std::cerr << price.status().message() << "\n";
+    return kExitBadInput;
+  }
+  if (o.flexible_by == "price" && !o.price) {
+    std::cerr << "--flexible-by price: needs --price\n";
     return kExitBadInput;
   }
   Result<sim::Workload> workload = LoadWorkload(o, *format, *scenario, horizon);
@@ -189,6 +204,8 @@ int RunSim(const SimCommandOptions& o) {
   sim::SimOptions options;
   options.engine.power = *power;
   options.shift_flexible = !o.no_flexible;
+  options.price_eur_per_mwh = std::move(*price);
+  options.flexible_by_price = o.flexible_by == "price";
   options.grid_g_per_kwh = std::move(*grid);
   options.end = horizon;
   options.tick = static_cast<TimeMs>(o.tick_s * 1000);
@@ -248,6 +265,11 @@ void AddSimCommand(CLI::App& app, CommandFn& run) {
                   "rated power")
       ->check(CLI::Range(0.0, 1000.0));
   cmd->add_flag("--uncapped", o->uncapped, "No power budgets: every job runs uncapped (the baseline)");
+  cmd->add_option("--price", o->price,
+                  "Hourly day-ahead price (CSV: Datetime (UTC), Price (EUR/MWh)), hour 0 = the start of the run");
+  cmd->add_option("--flexible-by", o->flexible_by, "What flexible jobs wait for: carbon (with --grid) or price")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"carbon", "price"}));
   cmd->add_flag("--no-flexible", o->no_flexible,
                 "Run flexible jobs as soon as they can start (the baseline for low-carbon shifting)");
   cmd->callback([&run, o] { run = [o] { return RunSim(*o); }; });

@@ -22,14 +22,12 @@ std::optional<int64_t> HourOf(std::string_view s) {
   return days * 24 + h;
 }
 
-}  // namespace
-
-Result<std::vector<double>> ReadCarbonIntensity(const std::string& path) {
+Result<std::vector<double>> ReadHourly(const std::string& path, const char* column, bool negative_ok) {
   CsvReader csv(path);
   if (!csv.status().ok()) return csv.status();
   Result<size_t> when = csv.Column("Datetime (UTC)");
   if (!when.ok()) return when.status();
-  Result<size_t> value = csv.Column("Carbon Intensity gCO2eq/kWh (direct)");
+  Result<size_t> value = csv.Column(column);
   if (!value.ok()) return value.status();
   std::vector<double> series;
   std::optional<int64_t> previous;
@@ -42,12 +40,20 @@ Result<std::vector<double>> ReadCarbonIntensity(const std::string& path) {
     if (row[*value].empty()) return csv.Error(*value, "is missing");
     Result<double> g = csv.Double(row, *value);
     if (!g.ok()) return g.status();
-    if (!(*g >= 0)) return csv.Error(*value, fmt::format("{} is negative", *g));
+    if (!negative_ok && !(*g >= 0)) return csv.Error(*value, fmt::format("{} is negative", *g));
     series.push_back(*g);
   }
   if (!csv.status().ok()) return csv.status();
   if (series.empty()) return Status::Error(fmt::format("{}: no hours listed", path));
   return series;
 }
+
+}  // namespace
+
+Result<std::vector<double>> ReadCarbonIntensity(const std::string& path) {
+  return ReadHourly(path, "Carbon Intensity gCO2eq/kWh (direct)", false);
+}
+
+Result<std::vector<double>> ReadPrice(const std::string& path) { return ReadHourly(path, "Price (EUR/MWh)", true); }
 
 }  // namespace joule::io

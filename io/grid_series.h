@@ -13,4 +13,9 @@ namespace joule::io {
 
 Result<std::vector<double>> ReadCarbonIntensity(const std::string& path);
 
+// An hourly price series: the same `Datetime (UTC)` column and `Price (EUR/MWh)`. Prices may be
+// negative (day-ahead markets clear below zero when wind and sun overflow); missing or
+// non-numeric values fail as above.
+Result<std::vector<double>> ReadPrice(const std::string& path);
+
 }  // namespace joule::io

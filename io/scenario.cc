@@ -1,6 +1,7 @@
 #include "io/scenario.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -10,6 +11,7 @@
 
 #include "io/node_list.h"
 #include "io/yaml_fields.h"
+#include "power/facility.h"
 
 namespace joule::io {
 namespace {
@@ -45,7 +47,8 @@ class Parser {
     if (!top.Has("campus")) top.FailMissing("campus");
     ParseCampus(Fields(top.Get("campus"), "campus",
                        {"name", "grid_connection_mw", "phases", "pue", "liquid_heat_capture", "supply_temperature_c",
-                        "heat_network"}));
+                        "heat_network", "power_model", "pue_at_idle", "pue_per_degree_c", "pue_reference_c",
+                        "outdoor_mean_c", "outdoor_amplitude_c"}));
     ForEach(top, "accelerator_types", [&](const Fields& f) { ParseAcceleratorType(f); });
     ForEach(top, "node_types", [&](const Fields& f) { ParseNodeType(f); });
     ForEach(top, "rack_types", [&](const Fields& f) { ParseRackType(f); });
@@ -85,10 +88,30 @@ class Parser {
     spec_.campus.pue = f.Number("pue", 1.0, 3.0);
     spec_.campus.liquid_heat_capture = f.Number("liquid_heat_capture", 0.0, 1.0);
     spec_.campus.supply_temperature_c = f.Number("supply_temperature_c", 0.0, 100.0);
+    CampusSpec& c = spec_.campus;
+    c.pue_at_idle = f.OptNumber("pue_at_idle", 1.0, 5.0).value_or(0);
+    c.pue_per_degree_c = f.OptNumber("pue_per_degree_c", 0.0, 0.1).value_or(0);
+    c.pue_reference_c = f.OptNumber("pue_reference_c", -40.0, 50.0).value_or(c.pue_reference_c);
+    c.outdoor_mean_c = f.OptNumber("outdoor_mean_c", -40.0, 40.0).value_or(c.outdoor_mean_c);
+    c.outdoor_amplitude_c = f.OptNumber("outdoor_amplitude_c", 0.0, 40.0).value_or(c.outdoor_amplitude_c);
+    if (f.Has("power_model")) {
+      Fields m(f.Get("power_model"), f.PathOf("power_model"), {"training", "inference", "other", "min_power_limit"});
+      PowerModelSpec& model = spec_.campus.power_model;
+      const std::array<std::pair<const char*, WorkClass>, kWorkClasses> classes = {
+          {{"training", WorkClass::kTraining}, {"inference", WorkClass::kInference}, {"other", WorkClass::kOther}}};
+      auto permille = [](double share) { return static_cast<uint32_t>(std::llround(share * 1000)); };
+      for (auto [name, work] : classes) {
+        if (!m.Has(name)) continue;
+        Fields w(m.Get(name), m.PathOf(name), {"draw", "cap_sensitivity"});
+        WorkPowerSpec& spec = model.work[static_cast<size_t>(work)];
+        if (w.Has("draw")) spec.natural_permille = permille(w.Number("draw", 0.01, 1.0));
+        if (w.Has("cap_sensitivity")) spec.cap_sensitivity_milli = permille(w.Number("cap_sensitivity", 0.0, 1.0));
+      }
+      if (m.Has("min_power_limit")) model.min_limit_permille = permille(m.Number("min_power_limit", 0.05, 1.0));
+    }
     if (f.Has("heat_network")) {
       Fields h(f.Get("heat_network"), f.PathOf("heat_network"),
-               {"supply_temperature_c", "peak_demand_mw", "base_share", "design_outdoor_c", "heating_threshold_c",
-                "outdoor_mean_c", "outdoor_amplitude_c"});
+               {"supply_temperature_c", "peak_demand_mw", "base_share", "design_outdoor_c", "heating_threshold_c"});
       HeatNetworkSpec n;
       n.supply_temperature_c = h.Number("supply_temperature_c", 20.0, 150.0);
       n.peak_demand_w = h.Positive("peak_demand_mw") * static_cast<double>(kWattsPerMw);
@@ -98,8 +121,6 @@ class Parser {
       if (n.heating_threshold_c <= n.design_outdoor_c) {
         h.Fail("heating_threshold_c", "must be above design_outdoor_c");
       }
-      n.outdoor_mean_c = h.OptNumber("outdoor_mean_c", -40.0, 40.0).value_or(n.outdoor_mean_c);
-      n.outdoor_amplitude_c = h.OptNumber("outdoor_amplitude_c", 0.0, 40.0).value_or(n.outdoor_amplitude_c);
       spec_.campus.heat_network = n;
     }
     if (f.OneOf({"grid_connection_mw", "phases"}) == "grid_connection_mw") {
@@ -278,7 +299,8 @@ class Parser {
     for (uint32_t i = 0; i < fleet.halls().size(); ++i) {
       CheckLevel(fleet.halls()[i].power_budget_w, fleet.hall_draw(HallId(i)).idle_w, hall_budget_sites_[i], "hall");
     }
-    Watts facility_idle = std::llround(static_cast<double>(fleet.it_draw().idle_w) * fleet.campus().pue);
+    const double idle = static_cast<double>(fleet.it_draw().idle_w);
+    Watts facility_idle = std::llround(idle * DesignPue(fleet, idle));
     CheckLevel(fleet.campus().grid_connection_w, facility_idle, grid_site_, "campus at its PUE");
   }
 

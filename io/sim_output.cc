@@ -210,14 +210,15 @@ std::string FiguresTable(const sim::Summary& s, const sim::SimResult& r) {
 }
 
 ordered_json PowerJson(const sim::SimResult& r) {
-  const double it_mwh = r.it_energy_wh / 1e6, facility_mwh = it_mwh * r.pue;
+  const double it_mwh = r.it_energy_wh / 1e6, facility_mwh = r.facility_energy_wh / 1e6;
   ordered_json by_tenant = ordered_json::object();
   for (size_t t = 0; t < r.tenant_names.size(); ++t) by_tenant[r.tenant_names[t]] = Round(r.tenant_energy_wh[t] / 1e6);
   ordered_json p = {{"pue", Round(r.pue)},
+                    {"design_pue", Round(r.design_pue)},
                     {"grid_connection_mw", Round(static_cast<double>(r.grid_connection_w) / 1e6)},
                     {"it_mwh", Round(it_mwh)},
                     {"facility_mwh", Round(facility_mwh)},
-                    {"peak_facility_mw", Round(r.peak_it_w * r.pue / 1e6)},
+                    {"peak_facility_mw", Round(r.peak_facility_w / 1e6)},
                     {"liquid_captured_heat_mwh", Round(it_mwh * r.liquid_heat_capture)},
                     {"tenant_it_mwh", by_tenant}};
   if (r.carbon_g) {
@@ -237,31 +238,65 @@ ordered_json PowerJson(const sim::SimResult& r) {
     hall_mwh[r.hall_names[h]] = Round(wh / 1e6);
   }
   p["hall_it_mwh"] = hall_mwh;
-  if (r.carbon_g) {
+  ordered_json tenant_peak = ordered_json::object(), hall_peak = ordered_json::object();
+  for (size_t t = 0; t < r.tenant_names.size(); ++t) tenant_peak[r.tenant_names[t]] = Round(r.tenant_peak_w[t] / 1e6);
+  for (size_t h = 0; h < r.hall_names.size(); ++h) {
+    double most = 0;
+    for (const sim::Sample& s : r.samples) most = std::max(most, s.hall_it_w[h]);
+    hall_peak[r.hall_names[h]] = Round(most / 1e6);
+  }
+  const sim::JobRecord* biggest = nullptr;
+  for (const sim::JobRecord& j : r.jobs) {
+    if (!biggest || j.peak_w > biggest->peak_w) biggest = &j;
+  }
+  p["peak_it_mw"] = {{"campus", Round(r.peak_it_w / 1e6)},
+                     {"tenant", tenant_peak},
+                     {"hall", hall_peak},
+                     {"largest_job", biggest ? ordered_json{{"id", biggest->id}, {"mw", Round(biggest->peak_w / 1e6)}}
+                                             : ordered_json(nullptr)}};
+  if (r.cost_eur) {
+    std::vector<double> tenant_eur(r.tenant_names.size(), 0);
+    for (const sim::JobRecord& j : r.jobs) tenant_eur[j.tenant.value()] += j.cost_eur;
+    ordered_json t = ordered_json::object();
+    for (size_t u = 0; u < r.tenant_names.size(); ++u) t[r.tenant_names[u]] = Round(tenant_eur[u]);
+    p["cost_eur"] = Round(*r.cost_eur);
+    p["tenant_cost_eur"] = t;
+  } else {
+    p["cost_eur"] = nullptr;
+  }
+  if (r.carbon_g || r.cost_eur) {
     // Per tenant, and flexible jobs against the others: each job's facility energy weighed by the
-    // grid's intensity while it ran.
+    // grid's intensity (or price) while it ran.
     std::vector<double> tenant_g(r.tenant_names.size(), 0);
-    double flex_g = 0, flex_kwh = 0, other_g = 0, other_kwh = 0;
+    double flex_g = 0, flex_kwh = 0, other_g = 0, other_kwh = 0, flex_eur = 0, other_eur = 0;
     uint64_t flexible = 0, completed = 0, missed = 0;
     for (const sim::JobRecord& j : r.jobs) {
       tenant_g[j.tenant.value()] += j.carbon_g;
-      const double kwh = j.energy_wh * r.pue / 1000;
+      const double kwh = j.energy_wh * r.job_pue / 1000;
       (j.flexible ? flex_g : other_g) += j.carbon_g;
       (j.flexible ? flex_kwh : other_kwh) += kwh;
+      (j.flexible ? flex_eur : other_eur) += j.cost_eur;
       if (!j.flexible) continue;
       ++flexible;
       if (j.outcome == sim::Outcome::kCompleted) ++completed;
       if (j.deadline && ((j.end && *j.end > *j.deadline) || (!j.end && r.end > *j.deadline))) ++missed;
     }
-    ordered_json t = ordered_json::object();
-    for (size_t u = 0; u < r.tenant_names.size(); ++u) t[r.tenant_names[u]] = Round(tenant_g[u] / 1e6);
-    p["tenant_carbon_t"] = t;
-    p["flexible"] = {
-        {"jobs", flexible},
-        {"completed", completed},
-        {"missed_deadline", missed},
-        {"g_per_kwh", flex_kwh > 0 ? ordered_json(Round(flex_g / flex_kwh)) : ordered_json(nullptr)},
-        {"others_g_per_kwh", other_kwh > 0 ? ordered_json(Round(other_g / other_kwh)) : ordered_json(nullptr)}};
+    auto per = [](double amount, double kwh, double scale) {
+      return kwh > 0 ? ordered_json(Round(amount / kwh * scale)) : ordered_json(nullptr);
+    };
+    ordered_json flex = {{"jobs", flexible}, {"completed", completed}, {"missed_deadline", missed}};
+    if (r.carbon_g) {
+      ordered_json t = ordered_json::object();
+      for (size_t u = 0; u < r.tenant_names.size(); ++u) t[r.tenant_names[u]] = Round(tenant_g[u] / 1e6);
+      p["tenant_carbon_t"] = t;
+      flex["g_per_kwh"] = per(flex_g, flex_kwh, 1);
+      flex["others_g_per_kwh"] = per(other_g, other_kwh, 1);
+    }
+    if (r.cost_eur) {
+      flex["eur_per_mwh"] = per(flex_eur, flex_kwh, 1000);
+      flex["others_eur_per_mwh"] = per(other_eur, other_kwh, 1000);
+    }
+    p["flexible"] = flex;
   }
   p["campus_it_budget_mw"] = r.campus_budget_w ? ordered_json(Round(*r.campus_budget_w / 1e6)) : ordered_json(nullptr);
   ordered_json budgets = ordered_json::object();
@@ -283,6 +318,14 @@ ordered_json PowerJson(const sim::SimResult& r) {
                  {"heat_pump_mwh", Round(r.heat_pump_wh / 1e6)},
                  {"heat_pump_cop", r.heat_pump_cop ? ordered_json(Round(*r.heat_pump_cop)) : ordered_json(nullptr)},
                  {"erf", Round(erf)},
+                 {"tenant_reused_mwh",
+                  [&] {
+                    ordered_json t = ordered_json::object();
+                    for (size_t u = 0; u < r.tenant_names.size(); ++u) {
+                      t[r.tenant_names[u]] = Round(r.tenant_heat_reused_wh[u] / 1e6);
+                    }
+                    return t;
+                  }()},
                  {"ere", Round((1 - erf) * r.pue)}};
   } else {
     p["heat"] = nullptr;
@@ -351,13 +394,13 @@ std::string HallHeatMap(const sim::SimResult& r) {
 std::string PowerChart(const sim::SimResult& r) {
   if (r.samples.empty()) return "<p>No samples.</p>";
   const double grid_mw =
-      r.campus_budget_w ? *r.campus_budget_w * r.pue / 1e6 : static_cast<double>(r.grid_connection_w) / 1e6;
+      r.campus_budget_w ? *r.campus_budget_w * r.design_pue / 1e6 : static_cast<double>(r.grid_connection_w) / 1e6;
   double most = grid_mw;
-  for (const sim::Sample& s : r.samples) most = std::max(most, s.it_w * r.pue / 1e6);
+  for (const sim::Sample& s : r.samples) most = std::max(most, s.facility_w / 1e6);
   Axes a{0, Days(r.samples.back().at), 0, most * 1.05};
   std::string points;
   for (const sim::Sample& s : r.samples) {
-    points += fmt::format("{:.1f},{:.1f} ", a.X(Days(s.at)), a.Y(s.it_w * r.pue / 1e6));
+    points += fmt::format("{:.1f},{:.1f} ", a.X(Days(s.at)), a.Y(s.facility_w / 1e6));
   }
   std::string body =
       AxesSvg(a, "simulated days", "facility power (MW)") +
@@ -437,7 +480,7 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   for (const sim::Sample& s : r.samples) {
     csv << s.at / 1000 << ',' << s.pending_jobs << ',' << s.running_jobs << ',' << acc(s.pending_milli) << ','
         << acc(s.allocated_milli) << ',' << acc(s.busy_milli) << ',' << acc(s.fragmented_milli) << ','
-        << fmt::format("{:.3f},{:.3f},{:.3f},{:.3f}", s.it_w / 1e6, s.it_w * r.pue / 1e6, s.heat_demand_w / 1e6,
+        << fmt::format("{:.3f},{:.3f},{:.3f},{:.3f}", s.it_w / 1e6, s.facility_w / 1e6, s.heat_demand_w / 1e6,
                        s.heat_delivered_w / 1e6);
     for (uint64_t m : s.tenant_milli) csv << ',' << acc(m);
     for (uint64_t m : s.type_milli) csv << ',' << acc(m);
@@ -482,7 +525,7 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
             : "No power budget was enforced (an uncapped run).";
     std::string heat;
     if (r.heat_network) {
-      const double erf = it_mwh > 0 ? r.heat_reused_wh / 1e6 / (it_mwh * r.pue) : 0;
+      const double erf = r.facility_energy_wh > 0 ? r.heat_reused_wh / r.facility_energy_wh : 0;
       heat = fmt::format(
           " Heat pumps (COP {}) delivered {} MWh of the heating network's {} MWh demand, reusing {} MWh of campus "
           "heat: ERF {:.3f}, ERE {:.3f}.",
@@ -494,7 +537,7 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
          << fmt::format(
                 "<p>IT energy {} MWh, facility {} MWh at PUE {:.2f}; peak facility draw {} MW against a {} MW "
                 "grid connection; {} MWh of heat captured in the liquid loop{}. {}{}</p>",
-                Human(it_mwh), Human(it_mwh * r.pue), r.pue, Human(r.peak_it_w * r.pue / 1e6),
+                Human(it_mwh), Human(r.facility_energy_wh / 1e6), r.pue, Human(r.peak_facility_w / 1e6),
                 Human(static_cast<double>(r.grid_connection_w) / 1e6), Human(it_mwh * r.liquid_heat_capture),
                 r.carbon_g ? fmt::format("; {} t CO2e from the grid", Human(*r.carbon_g / 1e6)) : "", budget, heat)
          << PowerChart(r) << "<h3>Draw per hall</h3>" << HallHeatMap(r) << "<h3>Heat delivered and demanded</h3>"

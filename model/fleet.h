@@ -16,6 +16,7 @@
 #include "base/ids.h"
 #include "base/units.h"
 #include "model/catalog.h"
+#include "model/power_model.h"
 
 namespace joule {
 
@@ -59,18 +60,26 @@ struct HeatNetworkSpec {
   double base_share = 0.15;          // summer (hot water) load as a share of the peak, 0..1
   double design_outdoor_c = -5;      // outdoor temperature of peak demand
   double heating_threshold_c = 15;   // no space heating above this outdoor temperature
-  double outdoor_mean_c = 12;        // yearly mean outdoor temperature (Paris region ~12.5 °C)
-  double outdoor_amplitude_c = 8;    // half the summer-winter swing of daily means
 };
 
 struct CampusSpec {
   std::string name;
   std::string phase;  // which build-out phase this fleet shows; empty when there is only one
   Watts grid_connection_w = 0;
-  double pue = 1.0;                 // facility power / IT power
+  double pue = 1.0;                 // facility power / IT power, at rated IT draw in mild weather
   double liquid_heat_capture = 0;   // share of IT heat that reaches the liquid loop, 0..1
   double supply_temperature_c = 0;  // liquid-loop supply temperature for heat reuse
   std::optional<HeatNetworkSpec> heat_network;
+  PowerModelSpec power_model;
+  // PUE varies (power/facility.h): `pue_at_idle` at the fleet's idle IT draw (linear in between;
+  // 0: as `pue`), plus `pue_per_degree_c` for each °C the day's mean outdoor temperature is above
+  // `pue_reference_c`. Outdoor temperature: a yearly cosine of this mean and half-swing, coldest
+  // on 15 January, time 0 of a run being 1 January.
+  double pue_at_idle = 0;
+  double pue_per_degree_c = 0;
+  double pue_reference_c = 20;
+  double outdoor_mean_c = 12;
+  double outdoor_amplitude_c = 8;
 };
 
 struct FleetSpec {

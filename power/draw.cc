@@ -28,34 +28,10 @@ std::string_view WorkClassName(WorkClass work) {
   return "?";
 }
 
-uint32_t NaturalPermille(WorkClass work) {
-  switch (work) {
-    case WorkClass::kTraining:
-      return 800;
-    case WorkClass::kInference:
-      return 500;
-    case WorkClass::kOther:
-      break;
-  }
-  return 600;
-}
-
-uint32_t CapSensitivityMilli(WorkClass work) {
-  switch (work) {
-    case WorkClass::kTraining:
-      return 300;
-    case WorkClass::kInference:
-      return 200;
-    case WorkClass::kOther:
-      break;
-  }
-  return 300;
-}
-
-double Throughput(WorkClass work, uint32_t limit_permille) {
-  const uint32_t natural = NaturalPermille(work);
+double Throughput(const PowerModelSpec& model, WorkClass work, uint32_t limit_permille) {
+  const uint32_t natural = model.of(work).natural_permille;
   if (limit_permille >= natural) return 1.0;
-  const double s = CapSensitivityMilli(work) / 1000.0;
+  const double s = model.of(work).cap_sensitivity_milli / 1000.0;
   return 1.0 - s * (1.0 - static_cast<double>(limit_permille) / natural);
 }
 
@@ -79,7 +55,8 @@ double WorkerExtraWatts(const Fleet& fleet, NodeId node, uint32_t accelerators, 
   if (!type.accelerator || type.accelerators == 0) return 0;
   const AcceleratorType& acc = fleet.catalog().accelerator(*type.accelerator);
   const double share = static_cast<double>(milli_per_accelerator) / 1000.0 * accelerators;
-  const double drawn = std::min(NaturalPermille(work), limit_permille) * static_cast<double>(acc.rated_w) / 1000.0;
+  const double drawn = std::min(fleet.campus().power_model.of(work).natural_permille, limit_permille) *
+                       static_cast<double>(acc.rated_w) / 1000.0;
   const double working = std::max(drawn, static_cast<double>(acc.idle_w));
   const double per_accelerator = working - static_cast<double>(acc.idle_w) +
                                  static_cast<double>(type.overhead_rated_w - type.overhead_idle_w) / type.accelerators;

@@ -13,7 +13,8 @@
 // default limit, i.e. uncapped). Below the work's natural draw the accelerator draws the limit
 // and works at `1 - s * (1 - limit / natural)` of full speed, s the work's cap sensitivity:
 // training 0.3, inference 0.2 (prefill 0.5 and decode 0.05, weighted one third to two thirds by
-// time), other 0.3. Pure functions; thread-safe.
+// time), other 0.3. The figures are the campus's PowerModelSpec (model/power_model.h: these
+// defaults, or the scenario's). Pure functions; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -21,25 +22,17 @@
 #include <string_view>
 
 #include "model/fleet.h"
+#include "model/power_model.h"
 
 namespace joule {
-
-enum class WorkClass : uint8_t { kTraining, kInference, kOther };
 
 std::optional<WorkClass> ParseWorkClass(std::string_view name);  // training, inference, other
 std::string_view WorkClassName(WorkClass work);
 
 inline constexpr uint32_t kRatedPermille = 1000;  // a power limit at rated power: no cap
 
-// Average accelerator draw while working, per-mille of rated: training 800, inference 500,
-// other 600.
-uint32_t NaturalPermille(WorkClass work);
-
-// Cap sensitivity s, in thousandths: training 300, inference 200, other 300.
-uint32_t CapSensitivityMilli(WorkClass work);
-
 // Share of full speed at `limit_permille` of rated: 1 at or above the natural draw.
-double Throughput(WorkClass work, uint32_t limit_permille);
+double Throughput(const PowerModelSpec& model, WorkClass work, uint32_t limit_permille);
 
 // Watts one worker adds above the fleet's all-idle draw when it runs on `node` holding
 // `accelerators` x `milli_per_accelerator` (fractions add in proportion) under a power limit. The

@@ -1,15 +1,14 @@
 #include "power/heat.h"
 
+#include "power/facility.h"
+
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 
 namespace joule {
 namespace {
 
 constexpr double kKelvin = 273.15;
-constexpr double kColdestDay = 14;  // 15 January, days since 1 January
-constexpr double kDaysPerYear = 365;
 
 }  // namespace
 
@@ -18,23 +17,17 @@ std::optional<double> HeatPumpCop(double condenser_c, double evaporator_c) {
   return 0.45 * (condenser_c + kKelvin) / (condenser_c - evaporator_c);
 }
 
-double OutdoorTemperatureC(const HeatNetworkSpec& network, TimeMs at) {
-  const double day = static_cast<double>(at) / static_cast<double>(kMsPerDay);
-  const double phase = 2 * std::numbers::pi * (day - kColdestDay) / kDaysPerYear;
-  return network.outdoor_mean_c - network.outdoor_amplitude_c * std::cos(phase);
-}
-
-double HeatDemandW(const HeatNetworkSpec& network, TimeMs at) {
-  const double outdoor = OutdoorTemperatureC(network, at);
+double HeatDemandW(const HeatNetworkSpec& network, const CampusSpec& campus, TimeMs at) {
+  const double outdoor = OutdoorTemperatureC(campus, at);
   const double span = network.heating_threshold_c - network.design_outdoor_c;
   const double heating = span > 0 ? std::clamp((network.heating_threshold_c - outdoor) / span, 0.0, 1.0) : 0.0;
   return network.peak_demand_w * (network.base_share + (1 - network.base_share) * heating);
 }
 
-HeatFlow RecoverHeat(const HeatNetworkSpec& network, double loop_c, double captured_w, TimeMs at) {
+HeatFlow RecoverHeat(const HeatNetworkSpec& network, const CampusSpec& campus, double captured_w, TimeMs at) {
   HeatFlow flow;
-  flow.demand_w = HeatDemandW(network, at);
-  const std::optional<double> cop = HeatPumpCop(network.supply_temperature_c, loop_c);
+  flow.demand_w = HeatDemandW(network, campus, at);
+  const std::optional<double> cop = HeatPumpCop(network.supply_temperature_c, campus.supply_temperature_c);
   if (!cop || *cop <= 1) {  // a plain exchanger (a COP at or below 1 would be no heat pump at all)
     flow.delivered_w = std::min(flow.demand_w, captured_w);
     flow.reused_w = flow.delivered_w;

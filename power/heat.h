@@ -5,10 +5,8 @@
 // energy / total facility energy; ERE = (1 - ERF) x PUE.
 //
 // The network's demand follows the season: a base load (hot water) all year, plus space heating
-// in proportion to how far the day's outdoor temperature is below the heating threshold, reaching
-// the peak at the design temperature. Outdoor temperature is a yearly sine with its minimum on
-// 15 January (time 0 of a run is 1 January, 00:00, as for the grid series). Pure functions;
-// thread-safe.
+// in proportion to how far the day's outdoor temperature (power/facility.h) is below the heating
+// threshold, reaching the peak at the design temperature. Pure functions; thread-safe.
 #pragma once
 
 #include <optional>
@@ -22,17 +20,15 @@ namespace joule {
 // hot as the network (heat goes across a plain exchanger, no heat pump).
 std::optional<double> HeatPumpCop(double condenser_c, double evaporator_c);
 
-double OutdoorTemperatureC(const HeatNetworkSpec& network, TimeMs at);
+double HeatDemandW(const HeatNetworkSpec& network, const CampusSpec& campus, TimeMs at);
 
-double HeatDemandW(const HeatNetworkSpec& network, TimeMs at);
-
-// One instant of heat recovery from `captured_w` of loop heat at `loop_c`.
+// One instant of heat recovery from `captured_w` of loop heat at the campus's loop temperature.
 struct HeatFlow {
   double demand_w = 0;     // the network's demand
   double delivered_w = 0;  // heat into the network: min(demand, what the captured heat can give)
   double reused_w = 0;     // campus heat in what was delivered (the rest is heat-pump work)
   double pump_w = 0;       // heat pumps' electricity
 };
-HeatFlow RecoverHeat(const HeatNetworkSpec& network, double loop_c, double captured_w, TimeMs at);
+HeatFlow RecoverHeat(const HeatNetworkSpec& network, const CampusSpec& campus, double captured_w, TimeMs at);
 
 }  // namespace joule

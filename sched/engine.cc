@@ -178,7 +178,7 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
   } else if (const auto* e = std::get_if<GridForecast>(&event)) {
     forecast_ = e->step > 0 ? *e : GridForecast{};
     forecast_sum_.assign(1, 0.0);
-    for (double g : forecast_.g_per_kwh)
+    for (double g : forecast_.values)
       forecast_sum_.push_back(forecast_sum_.back() + g * static_cast<double>(forecast_.step));
   }
 }
@@ -332,22 +332,23 @@ std::vector<Engine::Job*> Engine::OrderedPending() {
 }
 
 std::optional<double> Engine::MeanIntensity(TimeMs from, TimeMs to) const {
-  const TimeMs end = forecast_.start + forecast_.step * static_cast<TimeMs>(forecast_.g_per_kwh.size());
+  const TimeMs end = forecast_.start + forecast_.step * static_cast<TimeMs>(forecast_.values.size());
   if (from < forecast_.start || to > end || to <= from) return std::nullopt;
   auto integral = [&](TimeMs t) {
     const size_t i = static_cast<size_t>((t - forecast_.start) / forecast_.step);
-    if (i >= forecast_.g_per_kwh.size()) return forecast_sum_.back();
+    if (i >= forecast_.values.size()) return forecast_sum_.back();
     return forecast_sum_[i] +
-           forecast_.g_per_kwh[i] * static_cast<double>(t - forecast_.start - static_cast<TimeMs>(i) * forecast_.step);
+           forecast_.values[i] * static_cast<double>(t - forecast_.start - static_cast<TimeMs>(i) * forecast_.step);
   };
   return (integral(to) - integral(from)) / static_cast<double>(to - from);
 }
 
 // Starts considered: now and every forecast step boundary up to the latest start that meets the
-// deadline. The job waits if one of them averages more than 2% less carbon over its run than now.
+// deadline. The job waits if one of them averages over its run 2% less (of the value now) than
+// starting now.
 bool Engine::WaitsForLowCarbon(TimeMs now, const Job& job) const {
   const JobSpec& s = job.spec;
-  if (!s.flexible || !s.deadline || forecast_.g_per_kwh.empty()) return false;
+  if (!s.flexible || !s.deadline || forecast_.values.empty()) return false;
   const std::optional<TimeMs> runtime = s.runtime_estimate ? s.runtime_estimate : s.time_limit;
   if (!runtime) return false;
   const TimeMs latest = *s.deadline - *runtime;
@@ -358,7 +359,7 @@ bool Engine::WaitsForLowCarbon(TimeMs now, const Job& job) const {
   for (TimeMs t = forecast_.start + ((now - forecast_.start) / step + 1) * step; t <= latest; t += step) {
     const std::optional<double> later = MeanIntensity(t, t + *runtime);
     if (!later) break;
-    if (*later < *here * 0.98) return true;
+    if (*later < *here - 0.02 * std::abs(*here)) return true;
   }
   return false;
 }

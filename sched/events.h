@@ -34,13 +34,14 @@ struct NodeDrain {
   NodeId node;
 };
 
-// The grid's carbon intensity ahead, gCO2e/kWh, one value per `step` from `start` (a day-ahead
+// What power will cost ahead — the grid's carbon intensity (gCO2e/kWh) or its price (EUR/MWh,
+// possibly negative), lower being better — one value per `step` from `start` (a day-ahead
 // forecast; the twin gives the whole series). Replaces the previous forecast. Flexible jobs wait
-// for its low-carbon hours.
+// for its cheap hours.
 struct GridForecast {
   TimeMs start = 0;
   TimeMs step = 3'600'000;
-  std::vector<double> g_per_kwh;
+  std::vector<double> values;
 };
 
 using Event = std::variant<JobSubmitted, JobCancelled, JobFinished, NodeDown, NodeUp, NodeDrain, GridForecast>;

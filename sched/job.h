@@ -38,7 +38,7 @@ struct JobSpec {
   // accepted (and never the job itself), so dependency cycles cannot form.
   std::vector<JobId> after_ok;
   WorkClass work = WorkClass::kTraining;  // sets its power draw and how it slows under a cap (power/draw.h)
-  // A flexible job may wait for the low-carbon hours of the engine's grid forecast as long as it can
+  // A flexible job may wait for the low-carbon (or low-price) hours of the engine's grid forecast as long as it can
   // still end by its deadline (by its runtime estimate, else its time limit); without a forecast,
   // a deadline or an estimate it runs like any other.
   bool flexible = false;
@@ -58,7 +58,7 @@ enum class PendingReason {
   kDependencyNeverSatisfied,  // a job in after_ok failed or was cancelled
   kPreempting,                // lower-priority or borrowed work is being preempted to make room for it
   kPowerCap,                  // a power budget above its placement has no room, even with running work capped
-  kLowCarbonWait,             // flexible: a later start within its deadline runs on lower-carbon power
+  kLowCarbonWait,             // flexible: a later start within its deadline runs on cleaner (or cheaper) power
 };
 
 std::string_view PendingReasonName(PendingReason reason);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "power/facility.h"
 
 namespace joule {
 
@@ -36,7 +37,8 @@ PowerGovernor::PowerGovernor(const Fleet& fleet, PowerConfig config)
   if (config_.campus_it_budget_w) {
     campus = *config_.campus_it_budget_w;
   } else if (fleet.campus().grid_connection_w > 0) {
-    campus = static_cast<Watts>(std::floor(static_cast<double>(fleet.campus().grid_connection_w) / fleet.campus().pue));
+    campus = static_cast<Watts>(std::floor(static_cast<double>(fleet.campus().grid_connection_w) /
+                                           DesignPue(fleet, static_cast<double>(fleet.it_draw().rated_w))));
   }
   if (campus > 0) campus_ = add(PowerLevel::kCampus, 0, campus, fleet.it_draw().idle_w);
   for (uint32_t h = 0; h < fleet.halls().size(); ++h) {
@@ -129,14 +131,15 @@ std::optional<uint32_t> PowerGovernor::Admit(const JobSpec& spec, std::span<cons
   }
   // The floor: the configured one, but never below idle or above the natural draw of any of the
   // job's accelerator types.
-  const uint32_t natural = NaturalPermille(spec.work);
-  uint32_t floor = std::min(config_.min_limit_permille, natural);
+  const PowerModelSpec& model = fleet_.campus().power_model;
+  const uint32_t natural = model.of(spec.work).natural_permille;
+  uint32_t floor = std::min(model.min_limit_permille, natural);
   for (const WorkerPlacement& w : workers) {
     if (auto type = fleet_.node_type(w.node).accelerator) {
       floor = std::max(floor, std::min(natural, IdlePermille(fleet_.catalog().accelerator(*type))));
     }
   }
-  const uint32_t loss = CapSensitivityMilli(spec.work) * 1000 / natural;
+  const uint32_t loss = model.of(spec.work).cap_sensitivity_milli * 1000 / natural;
   JobPower& job = jobs_[spec.id];
   JOULE_CHECK(job.shares.empty());  // not running already
   job = JobPower{spec.priority, loss, natural, floor, natural, std::move(shares)};

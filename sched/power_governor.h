@@ -1,6 +1,7 @@
 // The power governor: the engine's ledger of every power budget on the campus — each rack
 // (its type's power shelf), row (power domain), hall, and the campus's grid connection (as IT
-// power: the connection divided by the PUE) — and the power limits of running jobs.
+// power: the connection divided by the PUE at full load on the hottest day, power/facility.h) —
+// and the power limits of running jobs.
 //
 // A budget's draw is the idle draw of everything it feeds plus, for each running worker under it,
 // what the worker adds at its job's power limit (power/draw.h), rounded up per job and budget, so
@@ -9,7 +10,7 @@
 //   admission — a job starts only if every budget above its workers holds it. When one would not,
 //               the governor lowers the power limits of running work of the job's priority or lower
 //               — lowest priority first, then the most power-elastic (least speed lost per watt
-//               saved), then the newest — never below `min_limit_permille`, the job itself among
+//               saved), then the newest — never below the power model's minimum limit, the job itself among
 //               them, just far enough. When even that cannot make room nothing changes, the job
 //               waits with reason PowerCap, and the budgets it lacked are held for the rest of the
 //               pass: later (lower-ranked) jobs may not take what it waits for, so a large job is
@@ -39,9 +40,6 @@ namespace joule {
 
 struct PowerConfig {
   bool enabled = true;  // off: no budgets, every job uncapped (the "uncapped campus" baseline)
-  // The lowest limit the governor sets, per-mille of rated: deep caps cost more speed than the
-  // linear model says, and accelerators refuse limits far below their default (H100: 200 of 700 W).
-  uint32_t min_limit_permille = 400;
   // Replaces the campus budget derived from the grid connection (IT watts): how oversubscription
   // studies shrink the envelope of a fleet.
   std::optional<Watts> campus_it_budget_w;

@@ -28,7 +28,7 @@ echo "oversubscription_pct,campus_it_budget_mw,peak_it_mw,work_done_share,comple
 for p in ${PCTS:-0 5 10 15 20 25 30 35 40 50 60}; do
   sweep "p$p" --oversubscription "$p"
   s="$out/p$p/summary.json"
-  peak_it=$(awk -v f="$(field "$s" peak_facility_mw)" -v pue="$(field "$s" pue)" 'BEGIN {printf "%.1f", f / pue}')
+  peak_it=$(field "$s" campus)
   share=$(awk -v a="$(field "$s" useful_accelerator_hours)" -v b="$base" 'BEGIN {printf "%.4f", a / b}')
   done_share=$(awk -v a="$(field "$s" completed_accelerator_hours)" -v b="$base_done" 'BEGIN {printf "%.4f", a / b}')
   echo "$p,$(field "$s" campus_it_budget_mw),$peak_it,$share,$done_share,$(jct "$s"),$(violations "$s"),$(field "$s" capping_lost_accelerator_hours),$(field "$s" power_limit_changes)" \

@@ -27,6 +27,8 @@ struct JobRecord {
   std::optional<TimeMs> deadline;
   double energy_wh = 0;  // IT energy of what it held while running
   double carbon_g = 0;   // its facility energy x the grid's intensity, with a grid series
+  double cost_eur = 0;   // its facility energy x the price, with a price series
+  double peak_w = 0;     // the most IT power it drew at once
 };
 
 // The campus at one instant. Milli-accelerators throughout.
@@ -41,6 +43,7 @@ struct Sample {
   std::vector<uint64_t> tenant_milli;  // allocated, per tenant
   std::vector<uint64_t> type_milli;    // allocated, per accelerator type
   double it_w = 0;                     // IT power (power/draw.h)
+  double facility_w = 0;               // IT power x the PUE at this load and day (power/facility.h)
   std::vector<double> hall_it_w;       // IT power per hall
   double heat_demand_w = 0;            // the heating network's demand (power/heat.h), when there is one
   double heat_delivered_w = 0;         // heat delivered into it
@@ -71,14 +74,19 @@ struct SimResult {
   // shortfall, for longer than the preemption grace plus two ticks (sim/simulator.cc).
   uint64_t reservation_breaches = 0;
   // Energy, integrated over samples (each sample's power held until the next).
-  double pue = 1.0;
+  double pue = 1.0;  // facility energy / IT energy over the run
   Watts grid_connection_w = 0;
   double liquid_heat_capture = 0;
   double idle_it_w = 0;  // the fleet's IT draw with nothing running
   double it_energy_wh = 0;
+  double facility_energy_wh = 0;
   double peak_it_w = 0;
-  std::vector<double> tenant_energy_wh;  // IT energy of what each tenant's jobs held
-  std::optional<double> carbon_g;        // facility energy x grid intensity, when a series is given
+  double peak_facility_w = 0;
+  std::vector<double> tenant_energy_wh;       // IT energy of what each tenant's jobs held
+  std::optional<double> carbon_g;             // facility energy x grid intensity, when a series is given
+  std::optional<double> cost_eur;             // facility energy x price, when a price series is given
+  std::vector<double> tenant_peak_w;          // the most IT power each tenant's jobs held at a sample
+  std::vector<double> tenant_heat_reused_wh;  // reused heat, shared by each sample's IT power
   // Heat recovery, when the campus feeds a heating network (power/heat.h): the network's demand,
   // heat delivered, campus heat reused in it, heat pumps' electricity; the pumps' COP.
   bool heat_network = false;
@@ -92,6 +100,8 @@ struct SimResult {
   std::vector<uint64_t> violations_by_level;
   double max_violation_w = 0;
   std::optional<double> campus_budget_w;  // IT watts; none when the campus has no budget
+  double design_pue = 1.0;                // the PUE the campus budget assumes (power/facility.h)
+  double job_pue = 1.0;                   // the full-load PUE, by which a job's carbon counts its facility share
   // Work: accelerator-hours of work done at full speed (completed jobs, and progress of the jobs
   // still running or saved at a checkpoint when the horizon cuts them), and the accelerator-hours
   // power limits cost (held x (1 - speed)).

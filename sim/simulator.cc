@@ -1,5 +1,6 @@
 #include "sim/simulator.h"
 
+#include "power/facility.h"
 #include "power/heat.h"
 
 #include <algorithm>
@@ -42,12 +43,17 @@ SimResult Simulator::Run(const Workload& workload) {
   tenant_milli_.assign(tenants_.size(), 0);
   tenant_w_.assign(tenants_.size(), 0.0);
   extra_w_ = 0;
-  result_.pue = fleet_.campus().pue;
+  result_.pue = fleet_.campus().pue;  // until energy is measured
+  result_.job_pue = fleet_.campus().pue;
+  result_.design_pue = DesignPue(fleet_, static_cast<double>(fleet_.it_draw().rated_w));
   result_.grid_connection_w = fleet_.campus().grid_connection_w;
   result_.liquid_heat_capture = fleet_.campus().liquid_heat_capture;
   result_.idle_it_w = static_cast<double>(fleet_.it_draw().idle_w);
   result_.tenant_energy_wh.assign(tenants_.size(), 0.0);
+  result_.tenant_peak_w.assign(tenants_.size(), 0.0);
+  result_.tenant_heat_reused_wh.assign(tenants_.size(), 0.0);
   if (!options_.grid_g_per_kwh.empty()) result_.carbon_g = 0.0;
+  if (!options_.price_eur_per_mwh.empty()) result_.cost_eur = 0.0;
   if (const auto& network = fleet_.campus().heat_network) {
     result_.heat_network = true;
     result_.heat_pump_cop = HeatPumpCop(network->supply_temperature_c, fleet_.campus().supply_temperature_c);
@@ -103,7 +109,8 @@ SimResult Simulator::Run(const Workload& workload) {
   std::vector<Event> events;
   // The grid series as the engine's forecast (a perfect one: day-ahead forecasts of a nuclear-
   // and hydro-heavy grid are close), given with the first step.
-  bool forecast_sent = options_.grid_g_per_kwh.empty();
+  const std::vector<double>& signal = options_.flexible_by_price ? options_.price_eur_per_mwh : options_.grid_g_per_kwh;
+  bool forecast_sent = signal.empty();
   while (true) {
     TimeMs first = kNever;
     if (next_job < workload.jobs.size()) first = workload.jobs[next_job].spec.submit_time;
@@ -121,7 +128,7 @@ SimResult Simulator::Run(const Workload& workload) {
     if (at > options_.end) break;
     events.clear();
     if (!forecast_sent) {
-      events.push_back(GridForecast{0, kMsPerHour, options_.grid_g_per_kwh});
+      events.push_back(GridForecast{0, kMsPerHour, signal});
       forecast_sent = true;
     }
     while (next_job < workload.jobs.size() && workload.jobs[next_job].spec.submit_time <= at) {
@@ -167,6 +174,7 @@ SimResult Simulator::Run(const Workload& workload) {
     }
     result_.useful_accelerator_hours += done * static_cast<double>(record.accelerators) / kMsPerHour;
   }
+  if (result_.it_energy_wh > 0) result_.pue = result_.facility_energy_wh / result_.it_energy_wh;
   return std::move(result_);
 }
 
@@ -303,7 +311,7 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
   run.nodes.clear();
   run.extra_w = run.idle_w = 0;
   run.limit = start.power_limit_permille;
-  run.speed = Throughput(spec.work, run.limit);
+  run.speed = Throughput(fleet_.campus().power_model, spec.work, run.limit);
   run.segment_start = now;
   run.done = 0;
   for (const WorkerPlacement& w : start.workers) {
@@ -339,8 +347,7 @@ uint64_t Simulator::HeldMilli(uint32_t job) const {
   return milli;
 }
 
-double Simulator::GridGramsPerKwhHours(TimeMs from, TimeMs to) const {
-  const std::vector<double>& g = options_.grid_g_per_kwh;
+double Simulator::SeriesHours(const std::vector<double>& g, TimeMs from, TimeMs to) {
   double sum = 0;
   for (TimeMs t = from; t < to;) {
     const size_t hour = static_cast<size_t>(t / kMsPerHour);
@@ -358,7 +365,12 @@ double Simulator::Progress(TimeMs now, uint32_t job) {
   const double watts = run.extra_w + run.idle_w;
   record.energy_wh += watts * dt / static_cast<double>(kMsPerHour);
   if (!options_.grid_g_per_kwh.empty() && now > run.segment_start) {
-    record.carbon_g += watts * result_.pue / 1000.0 * GridGramsPerKwhHours(run.segment_start, now);
+    record.carbon_g +=
+        watts * fleet_.campus().pue / 1000.0 * SeriesHours(options_.grid_g_per_kwh, run.segment_start, now);
+  }
+  if (!options_.price_eur_per_mwh.empty() && now > run.segment_start) {
+    record.cost_eur +=
+        watts * fleet_.campus().pue / 1e6 * SeriesHours(options_.price_eur_per_mwh, run.segment_start, now);
   }
   run.done += dt * run.speed;
   result_.capping_lost_accelerator_hours +=
@@ -381,7 +393,7 @@ void Simulator::SetLimit(TimeMs now, uint32_t job, uint32_t limit) {
   const double done = Progress(now, job);
   Draw(job, -1);
   run.limit = limit;
-  run.speed = Throughput(workload_->jobs[job].spec.work, limit);
+  run.speed = Throughput(fleet_.campus().power_model, workload_->jobs[job].spec.work, limit);
   Draw(job, +1);
   run.generation++;
   const double left = std::max(0.0, static_cast<double>(run.remaining) - done);
@@ -405,6 +417,7 @@ void Simulator::Draw(uint32_t job, int sign) {
     total += w;
   }
   run.extra_w = sign > 0 ? total : 0;
+  if (sign > 0) result_.jobs[job].peak_w = std::max(result_.jobs[job].peak_w, run.extra_w + run.idle_w);
   extra_w_ += sign * total;
   tenant_w_[spec.tenant.value()] += sign * total;
 }
@@ -478,7 +491,8 @@ void Simulator::PendingShape(uint32_t job, int delta) {
   const uint64_t milli = WorkerMilli(spec) * spec.workers;
   pending_milli_ = delta > 0 ? pending_milli_ + milli : pending_milli_ - milli;
   // A flexible job the engine may hold for low-carbon hours asks for nothing it is owed now.
-  const bool may_wait = spec.flexible && options_.shift_flexible && !options_.grid_g_per_kwh.empty();
+  const bool may_wait = spec.flexible && options_.shift_flexible &&
+                        !(options_.flexible_by_price ? options_.price_eur_per_mwh : options_.grid_g_per_kwh).empty();
   if (spec.after_ok.empty() && !may_wait && milli > 0 && std::popcount(spec.worker.types.mask) == 1) {
     const uint32_t u = spec.tenant.value();
     for (uint32_t t = 0; t < reserved_[u].size(); ++t) {
@@ -542,23 +556,37 @@ void Simulator::TakeSample(TimeMs at) {
                         ? options_.sample_interval
                         : std::max<TimeMs>(0, std::min(options_.sample_interval, options_.end - at));
   const double hours = static_cast<double>(dt) / static_cast<double>(kMsPerHour);
+  s.facility_w = s.it_w * Pue(fleet_, s.it_w, at);
   result_.it_energy_wh += s.it_w * hours;
+  result_.facility_energy_wh += s.facility_w * hours;
   result_.peak_it_w = std::max(result_.peak_it_w, s.it_w);
+  result_.peak_facility_w = std::max(result_.peak_facility_w, s.facility_w);
   if (const auto& network = fleet_.campus().heat_network) {
-    const HeatFlow heat =
-        RecoverHeat(*network, fleet_.campus().supply_temperature_c, s.it_w * fleet_.campus().liquid_heat_capture, at);
+    const HeatFlow heat = RecoverHeat(*network, fleet_.campus(), s.it_w * fleet_.campus().liquid_heat_capture, at);
     s.heat_demand_w = heat.demand_w;
     s.heat_delivered_w = heat.delivered_w;
     result_.heat_demand_wh += heat.demand_w * hours;
     result_.heat_delivered_wh += heat.delivered_w * hours;
     result_.heat_reused_wh += heat.reused_w * hours;
+    // Each tenant's part of the reused heat: its share of the IT power (idle hardware's is nobody's).
+    for (size_t t = 0; t < tenant_w_.size(); ++t) {
+      if (s.it_w > 0) result_.tenant_heat_reused_wh[t] += heat.reused_w * tenant_w_[t] / s.it_w * hours;
+    }
     result_.heat_pump_wh += heat.pump_w * hours;
   }
-  for (size_t t = 0; t < tenant_w_.size(); ++t) result_.tenant_energy_wh[t] += tenant_w_[t] * hours;
+  for (size_t t = 0; t < tenant_w_.size(); ++t) {
+    result_.tenant_energy_wh[t] += tenant_w_[t] * hours;
+    result_.tenant_peak_w[t] = std::max(result_.tenant_peak_w[t], tenant_w_[t]);
+  }
   if (result_.carbon_g) {
     const size_t hour = static_cast<size_t>(at / kMsPerHour);
     JOULE_CHECK(hour < options_.grid_g_per_kwh.size());
-    *result_.carbon_g += s.it_w * result_.pue * hours / 1000.0 * options_.grid_g_per_kwh[hour];
+    *result_.carbon_g += s.facility_w * hours / 1000.0 * options_.grid_g_per_kwh[hour];
+  }
+  if (result_.cost_eur) {
+    const size_t hour = static_cast<size_t>(at / kMsPerHour);
+    JOULE_CHECK(hour < options_.price_eur_per_mwh.size());
+    *result_.cost_eur += s.facility_w * hours / 1e6 * options_.price_eur_per_mwh[hour];
   }
   result_.samples.push_back(std::move(s));
 }

@@ -39,9 +39,13 @@ struct SimOptions {
   // Grid carbon intensity, gCO2e/kWh, hour by hour from time 0; empty: no carbon accounting.
   // REQUIRES: covers every sample up to `end` when given.
   std::vector<double> grid_g_per_kwh;
+  // Hourly day-ahead price, EUR/MWh, from time 0; empty: no cost accounting. REQUIRES: as above.
+  std::vector<double> price_eur_per_mwh;
   // Hand flexible jobs to the engine as flexible; otherwise as ordinary jobs (the baseline; the
   // results still tell them apart).
   bool shift_flexible = true;
+  // The forecast flexible jobs minimise: the carbon series (default) or the price series.
+  bool flexible_by_price = false;
 };
 
 class Simulator {
@@ -90,8 +94,9 @@ class Simulator {
   void Kill(TimeMs now, const KillJob& kill);
   void Release(uint32_t job);
   void SetLimit(TimeMs now, uint32_t job, uint32_t limit);
-  double Progress(TimeMs now, uint32_t job);                  // work done in the current run; closes the speed segment
-  double GridGramsPerKwhHours(TimeMs from, TimeMs to) const;  // the grid series integrated over [from, to)
+  double Progress(TimeMs now, uint32_t job);  // work done in the current run; closes the speed segment
+  // An hourly series integrated over [from, to), in value x hours.
+  static double SeriesHours(const std::vector<double>& series, TimeMs from, TimeMs to);
   // Adds (sign +1) or removes (-1) the job's draw at its limit from the power ledgers.
   void Draw(uint32_t job, int sign);
   void CheckBudgets(TimeMs now);

@@ -204,5 +204,22 @@ TEST(GridSeriesTest, ReadsHoursAndNamesBadRows) {
   }
 }
 
+// Prices may be negative (markets clear below zero); a missing one is still an error.
+TEST(GridSeriesTest, ReadsPricesNegativeIncluded) {
+  const std::string header = "Datetime (UTC),Price (EUR/MWh)\n";
+  TempFile good("price.csv", header + "01/01/2022 00:00,80.5\n01/01/2022 01:00,-3\n");
+  Result<std::vector<double>> p = ReadPrice(good.path);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(*p, (std::vector<double>{80.5, -3}));
+  TempFile bad("price-bad.csv", header + "01/01/2022 00:00,\n");
+  p = ReadPrice(bad.path);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find(":2: Price (EUR/MWh): is missing"), std::string::npos) << p.status().message();
+  TempFile carbon("grid-for-price.csv", "Datetime (UTC),Carbon Intensity gCO2eq/kWh (direct)\n01/01/2022 00:00,3\n");
+  p = ReadPrice(carbon.path);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("Price (EUR/MWh)"), std::string::npos) << p.status().message();
+}
+
 }  // namespace
 }  // namespace joule::io

@@ -6,6 +6,7 @@
 
 #include "base/rng.h"
 #include "power/draw.h"
+#include "power/facility.h"
 #include "power/heat.h"
 #include "sched/engine.h"
 #include "tests/test_fleets.h"
@@ -63,13 +64,18 @@ EngineConfig WithCampusBudget(Watts budget) {
 }
 
 TEST(PowerModelTest, ThroughputUnderACap) {
-  EXPECT_DOUBLE_EQ(Throughput(WorkClass::kTraining, 1000), 1.0);
-  EXPECT_DOUBLE_EQ(Throughput(WorkClass::kTraining, 800), 1.0);
+  const PowerModelSpec m;
+  EXPECT_DOUBLE_EQ(Throughput(m, WorkClass::kTraining, 1000), 1.0);
+  EXPECT_DOUBLE_EQ(Throughput(m, WorkClass::kTraining, 800), 1.0);
   // 1 - 0.3 x (1 - 400/800)
-  EXPECT_DOUBLE_EQ(Throughput(WorkClass::kTraining, 400), 0.85);
+  EXPECT_DOUBLE_EQ(Throughput(m, WorkClass::kTraining, 400), 0.85);
   // Inference: natural 500, s 0.2: 1 - 0.2 x (1 - 400/500)
-  EXPECT_DOUBLE_EQ(Throughput(WorkClass::kInference, 400), 0.96);
-  EXPECT_EQ(NaturalPermille(WorkClass::kOther), 600u);
+  EXPECT_DOUBLE_EQ(Throughput(m, WorkClass::kInference, 400), 0.96);
+  EXPECT_EQ(m.of(WorkClass::kOther).natural_permille, 600u);
+  // A scenario's own figures: inference drawing 0.6 and slowing by s = 0.5 under a cap.
+  PowerModelSpec own;
+  own.work[1] = {600, 500};
+  EXPECT_DOUBLE_EQ(Throughput(own, WorkClass::kInference, 300), 0.75);
 }
 
 TEST(PowerModelTest, DrawUnderALimitByHand) {
@@ -88,28 +94,59 @@ TEST(PowerModelTest, DrawUnderALimitByHand) {
 // 0.525 of its span, demand 200 x (0.15 + 0.85 x 0.525) = 119.25 MW. 50 MW of loop heat give
 // 50 x COP / (COP - 1) MW, short of the demand; 200 MW cover it.
 TEST(HeatTest, HeatPumpAndSeasonalDemandByHand) {
-  HeatNetworkSpec n{70, 200e6, 0.15, -5, 15, 12.5, 8};
+  HeatNetworkSpec n{70, 200e6, 0.15, -5, 15};
+  CampusSpec campus;
+  campus.supply_temperature_c = 45;
+  campus.outdoor_mean_c = 12.5;
+  campus.outdoor_amplitude_c = 8;
   const double cop = 0.45 * 343.15 / 25;
   EXPECT_NEAR(*HeatPumpCop(70, 45), cop, 1e-12);
   EXPECT_FALSE(HeatPumpCop(40, 45).has_value());
   const TimeMs jan15 = 14 * kMsPerDay;
-  EXPECT_NEAR(OutdoorTemperatureC(n, jan15), 4.5, 1e-9);
-  EXPECT_NEAR(HeatDemandW(n, jan15), 119.25e6, 1e-3);
+  EXPECT_NEAR(OutdoorTemperatureC(campus, jan15), 4.5, 1e-9);
+  EXPECT_NEAR(HeatDemandW(n, campus, jan15), 119.25e6, 1e-3);
   // Mid-July: 20.5 °C, above the threshold: hot water only.
-  EXPECT_NEAR(HeatDemandW(n, jan15 + 365 * kMsPerDay / 2), 0.15 * 200e6, 1e-3);
+  EXPECT_NEAR(HeatDemandW(n, campus, jan15 + 365 * kMsPerDay / 2), 0.15 * 200e6, 1e-3);
 
-  HeatFlow short_of = RecoverHeat(n, 45, 50e6, jan15);
+  HeatFlow short_of = RecoverHeat(n, campus, 50e6, jan15);
   EXPECT_NEAR(short_of.delivered_w, 50e6 * cop / (cop - 1), 1e-3);
   EXPECT_NEAR(short_of.reused_w, 50e6, 1e-3);
   EXPECT_NEAR(short_of.pump_w, short_of.delivered_w / cop, 1e-3);
-  HeatFlow covered = RecoverHeat(n, 45, 200e6, jan15);
+  HeatFlow covered = RecoverHeat(n, campus, 200e6, jan15);
   EXPECT_NEAR(covered.delivered_w, 119.25e6, 1e-3);
   EXPECT_NEAR(covered.reused_w, 119.25e6 * (cop - 1) / cop, 1e-3);
   // A loop hotter than the network: a plain exchanger, every delivered watt is campus heat.
-  HeatFlow direct = RecoverHeat(HeatNetworkSpec{40, 10e6}, 45, 50e6, jan15);
+  HeatFlow direct = RecoverHeat(HeatNetworkSpec{40, 10e6}, campus, 50e6, jan15);
   EXPECT_EQ(direct.pump_w, 0);
   EXPECT_NEAR(direct.delivered_w, direct.demand_w, 1e-6);
   EXPECT_EQ(direct.reused_w, direct.delivered_w);
+}
+
+// PUE 1.10 at rated IT draw, 1.30 at idle, linear between; + 0.01 per °C above 18 °C. The
+// 0..rated draw of BudgetFleet(1, 1): idle 1,770 W, rated 2 x (5,600 + 1,000) + 100 = 13,300 W.
+// Mid-July (20.5 °C mean with 12.5 ± 8): + 0.025; the hottest day is the same.
+TEST(FacilityTest, PueByLoadAndWeather) {
+  FleetSpec spec;
+  spec.catalog = Catalog::BuiltIn();
+  spec.campus = {"pue", "", 0, 1.10, 0.8, 45};
+  spec.campus.pue_at_idle = 1.30;
+  spec.campus.pue_per_degree_c = 0.01;
+  spec.campus.pue_reference_c = 18;
+  spec.campus.outdoor_mean_c = 12.5;
+  spec.campus.outdoor_amplitude_c = 8;
+  const NodeTypeId node = spec.catalog.Add(testing::GpuNode(spec.catalog, 8, 64, 512));
+  const RackTypeId rack = spec.catalog.Add(RackType{"r", node, 2, 100, 50, std::nullopt});
+  spec.halls.push_back(HallSpec{"h", std::nullopt, {RowSpec{"row", std::nullopt, rack, 1, {}, 0}}});
+  Fleet fleet = Fleet::Build(std::move(spec));
+  ASSERT_EQ(fleet.it_draw().idle_w, 1770);
+  ASSERT_EQ(fleet.it_draw().rated_w, 13300);
+  const TimeMs jan15 = 14 * kMsPerDay, jul16 = jan15 + 365 * kMsPerDay / 2;
+  EXPECT_NEAR(Pue(fleet, 1770, jan15), 1.30, 1e-12);
+  EXPECT_NEAR(Pue(fleet, 13300, jan15), 1.10, 1e-12);
+  EXPECT_NEAR(Pue(fleet, (1770 + 13300) / 2.0, jan15), 1.20, 1e-12);
+  EXPECT_NEAR(Pue(fleet, 13300, jul16), 1.10 + 0.025, 1e-9);
+  EXPECT_NEAR(DesignPue(fleet, 13300), 1.125, 1e-9);
+  EXPECT_NEAR(DesignPue(fleet, 1770), 1.325, 1e-9);
 }
 
 // Campus idle 2 racks x 1,770 W = 3,540 W. Budget: idle + job A at natural + 3,000 W. Job B

@@ -149,6 +149,31 @@ TEST(ScenarioTest, HeatNetworkIsReadAndChecked) {
       << ErrorOf(path);
 }
 
+TEST(ScenarioTest, PowerModelAndPueAreReadAndChecked) {
+  const std::string halls = "halls:\n  - name: a\n    rows:\n      - rack_type: gb200-nvl72\n        racks: 1\n";
+  std::string path =
+      WriteScenario(std::string(kCampus) +
+                    "  pue_at_idle: 1.3\n  pue_per_degree_c: 0.01\n  outdoor_mean_c: 15\n"
+                    "  power_model: {inference: {draw: 0.6, cap_sensitivity: 0.5}, min_power_limit: 0.3}\n" +
+                    halls);
+  Result<Scenario> s = LoadScenario(path);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  const CampusSpec& c = s->fleet.campus();
+  EXPECT_EQ(c.pue_at_idle, 1.3);
+  EXPECT_EQ(c.pue_per_degree_c, 0.01);
+  EXPECT_EQ(c.outdoor_mean_c, 15);
+  EXPECT_EQ(c.power_model.of(WorkClass::kInference).natural_permille, 600u);
+  EXPECT_EQ(c.power_model.of(WorkClass::kInference).cap_sensitivity_milli, 500u);
+  EXPECT_EQ(c.power_model.of(WorkClass::kTraining).natural_permille, 800u);  // the default stays
+  EXPECT_EQ(c.power_model.min_limit_permille, 300u);
+  path = WriteScenario(std::string(kCampus) + "  power_model: {training: {cap_sensitivity: 2}}\n" + halls);
+  EXPECT_NE(ErrorOf(path).find("campus.power_model.training.cap_sensitivity:"), std::string::npos) << ErrorOf(path);
+  path = WriteScenario(std::string(kCampus) + "  power_model: {decode: {draw: 0.3}}\n" + halls);
+  EXPECT_NE(ErrorOf(path).find("decode"), std::string::npos) << ErrorOf(path);
+  path = WriteScenario(std::string(kCampus) + "  pue_at_idle: 0.5\n" + halls);
+  EXPECT_NE(ErrorOf(path).find("campus.pue_at_idle:"), std::string::npos) << ErrorOf(path);
+}
+
 TEST(ScenarioTest, DuplicateNameIsRefused) {
   std::string path = WriteScenario(WithHalls(R"(  - name: a
     rows:

@@ -13,6 +13,7 @@ tenants:
   - tenant: lab-b
     jobs:
       - {class: eval, per_day: 300, accelerators: [1, 4], per_worker: 4, duration_min: [5, 60], priority: 1}
+      - {class: batch, per_day: 30, priority: 8, accelerators: [4, 8], per_worker: 4, duration_h: [1, 2], limit_factor: [1.1, 1.2], flexible_deadline_h: 12, work: inference}
     services:
       - {name: chat, replicas_at_peak: 6, accelerators_per_replica: 4, burstiness: 0.2, priority: 10}
 YAML
@@ -41,6 +42,24 @@ cmp -s "$tmp/a/summary.json" "$tmp/c/summary.json" && fail "another seed, same s
 run --workload "$tmp/model.yaml" --days 2 --seed 5 --grid "$tmp/grid.csv" --out "$tmp/g" >"$tmp/out" || fail "grid run: $(cat "$tmp/out")"
 grep -q "t CO2e" "$tmp/out" || fail "no carbon printed"
 grep -q '"carbon_t": [0-9]' "$tmp/g/summary.json" || fail "no carbon in summary.json"
+# Prices with a cheap (negative) night: flexible jobs wait for it and pay at least a fifth less per
+# MWh than when they run at once (about half of them arrive too late in the morning to reach it).
+{
+  echo "Datetime (UTC),Price (EUR/MWh)"
+  for h in $(seq 0 48); do
+    p=120
+    [ $((h % 24)) -ge 1 ] && [ $((h % 24)) -le 5 ] && p=-5
+    printf '%02d/01/2022 %02d:00,%d\n' $((h / 24 + 1)) $((h % 24)) $p
+  done
+} >"$tmp/price.csv"
+run --workload "$tmp/model.yaml" --days 2 --seed 5 --price "$tmp/price.csv" --flexible-by price --out "$tmp/p" >"$tmp/out" || fail "price run: $(cat "$tmp/out")"
+grep -q "kEUR" "$tmp/out" || fail "no cost printed"
+run --workload "$tmp/model.yaml" --days 2 --seed 5 --price "$tmp/price.csv" --no-flexible --out "$tmp/p0" >/dev/null || fail "baseline price run"
+eur() { sed -n 's/^ *"eur_per_mwh": \(.*\),$/\1/p' "$1/summary.json"; }
+awk -v f="$(eur "$tmp/p")" -v b="$(eur "$tmp/p0")" 'BEGIN {exit !(f > -100 && f < 0.8 * b)}' ||
+  fail "flexible jobs paid $(eur "$tmp/p") EUR/MWh, $(eur "$tmp/p0") when run at once"
+run --workload "$tmp/model.yaml" --days 2 --flexible-by price --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "needs --price" "$tmp/err" || fail "price signal without prices: $(cat "$tmp/err")"
 run --workload "$tmp/model.yaml" --days 3 --grid "$tmp/grid.csv" --out "$tmp/x" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "covers 49 hours, the run needs 73" "$tmp/err" || fail "short grid series: $(cat "$tmp/err")"
 

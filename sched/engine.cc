@@ -467,7 +467,11 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
-    if (WaitsForLowCarbon(now, *job)) {
+    // The decision to wait holds until the forecast's next step: the cheap hours only move then.
+    if (now >= job->low_carbon_until && WaitsForLowCarbon(now, *job)) {
+      job->low_carbon_until = forecast_.start + ((now - forecast_.start) / forecast_.step + 1) * forecast_.step;
+    }
+    if (now < job->low_carbon_until) {
       job->reason = PendingReason::kLowCarbonWait;
       continue;
     }

@@ -100,6 +100,7 @@ class Engine {
     uint64_t used_node_types = 0;      // running: its workers' node types (bits; all set beyond 63)
     std::vector<JobId> waiting_for;    // pending, its preemption victims still leaving
     uint32_t preemptions = 0;          // times this job was preempted
+    TimeMs low_carbon_until = 0;       // flexible, waiting: decided until this forecast step ends
   };
   struct BackfillHold;
 

@@ -343,15 +343,17 @@ std::optional<double> Engine::MeanIntensity(TimeMs from, TimeMs to) const {
   return (integral(to) - integral(from)) / static_cast<double>(to - from);
 }
 
-// Starts considered: now and every forecast step boundary up to the latest start that meets the
-// deadline. The job waits if one of them averages over its run 2% less (of the value now) than
-// starting now.
+// Starts considered: now and every forecast step boundary up to the middle of the slack (the time
+// between submission and the latest start that meets the deadline). The job waits if one of them averages over its run
+// 2% less (of the value now) than starting now.
 bool Engine::WaitsForLowCarbon(TimeMs now, const Job& job) const {
   const JobSpec& s = job.spec;
   if (!s.flexible || !s.deadline || forecast_.values.empty()) return false;
   const std::optional<TimeMs> runtime = s.runtime_estimate ? s.runtime_estimate : s.time_limit;
   if (!runtime) return false;
-  const TimeMs latest = *s.deadline - *runtime;
+  // Shift within the first half of the slack; the second half is kept for the queue (the tenant
+  // may be at its quota, the campus full, when the window comes).
+  const TimeMs latest = s.submit_time + (*s.deadline - *runtime - s.submit_time) / 2;
   if (now >= latest) return false;
   const std::optional<double> here = MeanIntensity(now, now + *runtime);
   if (!here) return false;
@@ -468,8 +470,14 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
     // The decision to wait holds until the forecast's next step: the cheap hours only move then.
-    if (now >= job->low_carbon_until && WaitsForLowCarbon(now, *job)) {
-      job->low_carbon_until = forecast_.start + ((now - forecast_.start) / forecast_.step + 1) * forecast_.step;
+    // Once its window comes a job queues like any other: should it not start then (its tenant at
+    // its quota, the campus full), waiting for the next window would risk its deadline.
+    if (job->spec.flexible && !job->window_reached && now >= job->low_carbon_until) {
+      if (WaitsForLowCarbon(now, *job)) {
+        job->low_carbon_until = forecast_.start + ((now - forecast_.start) / forecast_.step + 1) * forecast_.step;
+      } else {
+        job->window_reached = true;
+      }
     }
     if (now < job->low_carbon_until) {
       job->reason = PendingReason::kLowCarbonWait;

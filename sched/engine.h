@@ -5,7 +5,8 @@
 // A pass is a list of named stages:
 //   admit   — drop jobs whose dependencies failed to their reason, hold those still waiting; hold
 //             flexible jobs while a later start that still meets their deadline would run on
-//             lower-carbon power by the grid forecast (LowCarbonWait);
+//             lower-carbon (or cheaper) power by the grid forecast (LowCarbonWait), re-deciding
+//             each forecast step until their window comes; then they queue like any other;
 //   order   — priority (high first), then fair share (tenant's decayed usage / weight, low
 //             first), then submit time, then id (EngineConfig::order picks FIFO or
 //             shortest-first instead);
@@ -101,6 +102,7 @@ class Engine {
     std::vector<JobId> waiting_for;    // pending, its preemption victims still leaving
     uint32_t preemptions = 0;          // times this job was preempted
     TimeMs low_carbon_until = 0;       // flexible, waiting: decided until this forecast step ends
+    bool window_reached = false;       // flexible: its low-carbon window came; it waits no more
   };
   struct BackfillHold;
 

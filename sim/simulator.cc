@@ -22,7 +22,7 @@ constexpr int64_t kMilliwattsOfSlack = 1000;  // the engine rounds per job and b
 }  // namespace
 
 Simulator::Simulator(const Fleet& fleet, std::vector<TenantSpec> tenants, SimOptions options)
-    : fleet_(fleet), tenants_(std::move(tenants)), options_(options) {
+    : fleet_(fleet), tenants_(std::move(tenants)), options_(std::move(options)) {
   JOULE_CHECK(!tenants_.empty() && options_.tick > 0 && options_.sample_interval > 0);
 }
 

@@ -47,6 +47,7 @@ JobSpec Gpus(JobId id, uint32_t workers, uint32_t gpus, int32_t priority, WorkCl
 
 Decisions Submit(Engine& e, TimeMs now, std::vector<JobSpec> jobs) {
   std::vector<Event> events;
+  events.reserve(jobs.size());
   for (JobSpec& j : jobs) events.push_back(JobSubmitted{std::move(j)});
   return e.Step(now, events);
 }

@@ -13,7 +13,7 @@ tenants:
   - tenant: lab-b
     jobs:
       - {class: eval, per_day: 300, accelerators: [1, 4], per_worker: 4, duration_min: [5, 60], priority: 1}
-      - {class: batch, per_day: 30, priority: 8, accelerators: [4, 8], per_worker: 4, duration_h: [1, 2], limit_factor: [1.1, 1.2], flexible_deadline_h: 12, work: inference}
+      - {class: batch, per_day: 30, priority: 8, accelerators: [4, 8], per_worker: 4, duration_h: [1, 2], limit_factor: [1.1, 1.2], flexible_deadline_h: 24, work: inference}
     services:
       - {name: chat, replicas_at_peak: 6, accelerators_per_replica: 4, burstiness: 0.2, priority: 10}
 YAML
@@ -43,7 +43,8 @@ run --workload "$tmp/model.yaml" --days 2 --seed 5 --grid "$tmp/grid.csv" --out 
 grep -q "t CO2e" "$tmp/out" || fail "no carbon printed"
 grep -q '"carbon_t": [0-9]' "$tmp/g/summary.json" || fail "no carbon in summary.json"
 # Prices with a cheap (negative) night: flexible jobs wait for it and pay at least a fifth less per
-# MWh than when they run at once (about half of them arrive too late in the morning to reach it).
+# MWh than when they run at once (those arriving in the morning cannot reach it within the first
+# half of their slack).
 {
   echo "Datetime (UTC),Price (EUR/MWh)"
   for h in $(seq 0 48); do

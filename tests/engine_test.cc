@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "base/rng.h"
+#include "tests/test_engine.h"
 #include "tests/test_fleets.h"
 
 namespace joule {
 namespace {
+
+using testing::Submit;
 
 using testing::FleetOf;
 using testing::GpuNode;
@@ -27,13 +30,6 @@ JobSpec Job(JobId id, uint32_t workers, uint32_t gpus, int32_t priority = 0) {
 JobSpec Timed(JobSpec j, TimeMs estimate) {
   j.runtime_estimate = estimate;
   return j;
-}
-
-Decisions Submit(Engine& e, TimeMs now, std::vector<JobSpec> jobs) {
-  std::vector<Event> events;
-  events.reserve(jobs.size());
-  for (JobSpec& j : jobs) events.push_back(JobSubmitted{std::move(j)});
-  return e.Step(now, events);
 }
 
 bool Started(const Decisions& d, JobId id) {

@@ -9,10 +9,13 @@
 #include "power/facility.h"
 #include "power/heat.h"
 #include "sched/engine.h"
+#include "tests/test_engine.h"
 #include "tests/test_fleets.h"
 
 namespace joule {
 namespace {
+
+using testing::Submit;
 
 // H100 (700 W rated, 70 W idle) in 8-GPU nodes whose overhead rises from 300 W idle to 1,000 W;
 // racks of two nodes, 50 W idle overhead. One worker of 8 GPUs training at its natural 0.8 of
@@ -43,13 +46,6 @@ JobSpec Gpus(JobId id, uint32_t workers, uint32_t gpus, int32_t priority, WorkCl
   j.work = work;
   j.topology = TopologyRule::kAny;
   return j;
-}
-
-Decisions Submit(Engine& e, TimeMs now, std::vector<JobSpec> jobs) {
-  std::vector<Event> events;
-  events.reserve(jobs.size());
-  for (JobSpec& j : jobs) events.push_back(JobSubmitted{std::move(j)});
-  return e.Step(now, events);
 }
 
 Decisions Finish(Engine& e, TimeMs now, JobId job) {

@@ -344,26 +344,38 @@ std::optional<double> Engine::MeanIntensity(TimeMs from, TimeMs to) const {
 }
 
 // Starts considered: now and every forecast step boundary up to the middle of the slack (the time
-// between submission and the latest start that meets the deadline). The job waits if one of them averages over its run
-// 2% less (of the value now) than starting now.
-bool Engine::WaitsForLowCarbon(TimeMs now, const Job& job) const {
+// between submission and the latest start that meets the deadline), each by its mean forecast
+// value over the run. Returns the start to wait for, or nullopt to queue now. The job waits if one of them averages
+// over its run 2% less (of the value now) than starting now.
+std::optional<TimeMs> Engine::LowCarbonStart(TimeMs now, const Job& job) const {
   const JobSpec& s = job.spec;
-  if (!s.flexible || !s.deadline || forecast_.values.empty()) return false;
+  if (!s.flexible || !s.deadline || forecast_.values.empty()) return std::nullopt;
   const std::optional<TimeMs> runtime = s.runtime_estimate ? s.runtime_estimate : s.time_limit;
-  if (!runtime) return false;
+  if (!runtime) return std::nullopt;
   // Shift within the first half of the slack; the second half is kept for the queue (the tenant
   // may be at its quota, the campus full, when the window comes).
   const TimeMs latest = s.submit_time + (*s.deadline - *runtime - s.submit_time) / 2;
-  if (now >= latest) return false;
+  if (now >= latest) return std::nullopt;
   const std::optional<double> here = MeanIntensity(now, now + *runtime);
-  if (!here) return false;
+  if (!here) return std::nullopt;
+  std::vector<std::pair<TimeMs, double>> starts = {{now, *here}};
   const TimeMs step = forecast_.step;
   for (TimeMs t = forecast_.start + ((now - forecast_.start) / step + 1) * step; t <= latest; t += step) {
     const std::optional<double> later = MeanIntensity(t, t + *runtime);
     if (!later) break;
-    if (*later < *here - 0.02 * std::abs(*here)) return true;
+    starts.emplace_back(t, *later);
   }
-  return false;
+  double best = *here;
+  for (auto [t, v] : starts) best = std::min(best, v);
+  // Starting now is as good as any: do. Otherwise jobs spread over the windows within 2% of the
+  // best by id, so that they do not all wait for the same hour.
+  auto near = [&](double v) { return v <= best + 0.02 * std::abs(best); };
+  if (near(*here)) return std::nullopt;
+  std::vector<TimeMs> windows;
+  for (auto [t, v] : starts) {
+    if (near(v)) windows.push_back(t);
+  }
+  return windows[s.id % windows.size()];
 }
 
 bool Engine::DependenciesMet(Job& job) {
@@ -470,14 +482,14 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
     // The decision to wait holds until the forecast's next step: the cheap hours only move then.
-    // Once its window comes a job queues like any other: should it not start then (its tenant at
-    // its quota, the campus full), waiting for the next window would risk its deadline.
+    // Decided once: a job waits for the window it chose, then queues like any other; should it not
+    // start then (its tenant at its quota, the campus full), waiting for another window would risk
+    // its deadline.
     if (job->spec.flexible && !job->window_reached && now >= job->low_carbon_until) {
-      if (WaitsForLowCarbon(now, *job)) {
-        job->low_carbon_until = forecast_.start + ((now - forecast_.start) / forecast_.step + 1) * forecast_.step;
-      } else {
-        job->window_reached = true;
+      if (job->low_carbon_until == 0) {
+        if (std::optional<TimeMs> window = LowCarbonStart(now, *job)) job->low_carbon_until = *window;
       }
+      if (now >= job->low_carbon_until) job->window_reached = true;
     }
     if (now < job->low_carbon_until) {
       job->reason = PendingReason::kLowCarbonWait;

@@ -5,8 +5,8 @@
 // A pass is a list of named stages:
 //   admit   — drop jobs whose dependencies failed to their reason, hold those still waiting; hold
 //             flexible jobs while a later start that still meets their deadline would run on
-//             lower-carbon (or cheaper) power by the grid forecast (LowCarbonWait), re-deciding
-//             each forecast step until their window comes; then they queue like any other;
+//             lower-carbon (or cheaper) power by the grid forecast (LowCarbonWait), decided
+//             once, spread over near-best windows; when it comes they queue like any other;
 //   order   — priority (high first), then fair share (tenant's decayed usage / weight, low
 //             first), then submit time, then id (EngineConfig::order picks FIFO or
 //             shortest-first instead);
@@ -101,7 +101,7 @@ class Engine {
     uint64_t used_node_types = 0;      // running: its workers' node types (bits; all set beyond 63)
     std::vector<JobId> waiting_for;    // pending, its preemption victims still leaving
     uint32_t preemptions = 0;          // times this job was preempted
-    TimeMs low_carbon_until = 0;       // flexible, waiting: decided until this forecast step ends
+    TimeMs low_carbon_until = 0;       // flexible: the start it waits for (0: not decided yet)
     bool window_reached = false;       // flexible: its low-carbon window came; it waits no more
   };
   struct BackfillHold;
@@ -116,7 +116,7 @@ class Engine {
   void SchedulingPass(TimeMs now, Decisions& out);
   std::vector<Job*> OrderedPending();
   bool DependenciesMet(Job& job);
-  bool WaitsForLowCarbon(TimeMs now, const Job& job) const;
+  std::optional<TimeMs> LowCarbonStart(TimeMs now, const Job& job) const;
   // Mean forecast intensity over [from, to); nullopt beyond the forecast.
   std::optional<double> MeanIntensity(TimeMs from, TimeMs to) const;
   bool WithinQuota(const Job& job, bool owed) const;

@@ -309,9 +309,9 @@ TEST(PowerGovernorTest, NeverOverBudgetOnRandomisedDemand) {
   }
 }
 
-// Hourly forecast 100, 100, 20, 100, ... g/kWh. A flexible one-hour job due in five hours waits
-// for hour 2 (LowCarbonWait), then starts; one due in two hours cannot reach it and starts now; a
-// flexible job without a deadline is refused.
+// Hourly forecast 100, 100, 20, 100, ... g/kWh. A flexible one-hour job due in five hours (slack
+// 4 h, of which it uses the first half) waits for hour 2 (LowCarbonWait), then starts; one due in
+// two hours cannot reach it and starts now; a flexible job without a deadline is refused.
 TEST(FlexibleJobTest, WaitsForTheLowCarbonHourWithinItsDeadline) {
   Fleet fleet = BudgetFleet(1, 2, std::nullopt, std::nullopt);
   Engine e(fleet, {TenantSpec{"t"}}, EngineConfig{.check_invariants = true});

@@ -331,7 +331,7 @@ std::vector<Engine::Job*> Engine::OrderedPending() {
   return order;
 }
 
-std::optional<double> Engine::MeanIntensity(TimeMs from, TimeMs to) const {
+std::optional<double> Engine::ForecastMean(TimeMs from, TimeMs to) const {
   const TimeMs end = forecast_.start + forecast_.step * static_cast<TimeMs>(forecast_.values.size());
   if (from < forecast_.start || to > end || to <= from) return std::nullopt;
   auto integral = [&](TimeMs t) {
@@ -344,9 +344,8 @@ std::optional<double> Engine::MeanIntensity(TimeMs from, TimeMs to) const {
 }
 
 // Starts considered: now and every forecast step boundary up to the middle of the slack (the time
-// between submission and the latest start that meets the deadline), each by its mean forecast
-// value over the run. Returns the start to wait for, or nullopt to queue now. The job waits if one of them averages
-// over its run 2% less (of the value now) than starting now.
+// between submission and the latest start that meets the deadline), each by the forecast's mean
+// over the run. Returns the start to wait for, or nullopt to queue now.
 std::optional<TimeMs> Engine::LowCarbonStart(TimeMs now, const Job& job) const {
   const JobSpec& s = job.spec;
   if (!s.flexible || !s.deadline || forecast_.values.empty()) return std::nullopt;
@@ -356,12 +355,12 @@ std::optional<TimeMs> Engine::LowCarbonStart(TimeMs now, const Job& job) const {
   // may be at its quota, the campus full, when the window comes).
   const TimeMs latest = s.submit_time + (*s.deadline - *runtime - s.submit_time) / 2;
   if (now >= latest) return std::nullopt;
-  const std::optional<double> here = MeanIntensity(now, now + *runtime);
+  const std::optional<double> here = ForecastMean(now, now + *runtime);
   if (!here) return std::nullopt;
   std::vector<std::pair<TimeMs, double>> starts = {{now, *here}};
   const TimeMs step = forecast_.step;
   for (TimeMs t = forecast_.start + ((now - forecast_.start) / step + 1) * step; t <= latest; t += step) {
-    const std::optional<double> later = MeanIntensity(t, t + *runtime);
+    const std::optional<double> later = ForecastMean(t, t + *runtime);
     if (!later) break;
     starts.emplace_back(t, *later);
   }
@@ -481,17 +480,11 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
-    // The decision to wait holds until the forecast's next step: the cheap hours only move then.
-    // Decided once: a job waits for the window it chose, then queues like any other; should it not
-    // start then (its tenant at its quota, the campus full), waiting for another window would risk
-    // its deadline.
-    if (job->spec.flexible && !job->window_reached && now >= job->low_carbon_until) {
-      if (job->low_carbon_until == 0) {
-        if (std::optional<TimeMs> window = LowCarbonStart(now, *job)) job->low_carbon_until = *window;
-      }
-      if (now >= job->low_carbon_until) job->window_reached = true;
-    }
-    if (now < job->low_carbon_until) {
+    // Decided once: a flexible job waits for the window it chose, then queues like any other;
+    // should it not start then (its tenant at its quota, the campus full), waiting for another
+    // window would risk its deadline.
+    if (job->spec.flexible && !job->window) job->window = LowCarbonStart(now, *job).value_or(now);
+    if (job->window && now < *job->window) {
       job->reason = PendingReason::kLowCarbonWait;
       continue;
     }

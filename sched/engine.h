@@ -101,8 +101,7 @@ class Engine {
     uint64_t used_node_types = 0;      // running: its workers' node types (bits; all set beyond 63)
     std::vector<JobId> waiting_for;    // pending, its preemption victims still leaving
     uint32_t preemptions = 0;          // times this job was preempted
-    TimeMs low_carbon_until = 0;       // flexible: the start it waits for (0: not decided yet)
-    bool window_reached = false;       // flexible: its low-carbon window came; it waits no more
+    std::optional<TimeMs> window;      // flexible: the start it chose (now, if none is better)
   };
   struct BackfillHold;
 
@@ -117,8 +116,8 @@ class Engine {
   std::vector<Job*> OrderedPending();
   bool DependenciesMet(Job& job);
   std::optional<TimeMs> LowCarbonStart(TimeMs now, const Job& job) const;
-  // Mean forecast intensity over [from, to); nullopt beyond the forecast.
-  std::optional<double> MeanIntensity(TimeMs from, TimeMs to) const;
+  // The forecast's mean over [from, to); nullopt beyond the forecast.
+  std::optional<double> ForecastMean(TimeMs from, TimeMs to) const;
   bool WithinQuota(const Job& job, bool owed) const;
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
   bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const;

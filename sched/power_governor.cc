@@ -30,7 +30,7 @@ PowerGovernor::PowerGovernor(const Fleet& fleet, PowerConfig config)
       rack_budget_(fleet.racks().size()) {
   if (!config_.enabled) return;
   auto add = [&](PowerLevel level, uint32_t index, Watts budget, Watts idle) {
-    budgets_.push_back(Budget{level, index, budget, idle, 0});
+    budgets_.push_back(Budget{level, index, budget, idle, idle, 0});
     return static_cast<uint32_t>(budgets_.size() - 1);
   };
   Watts campus = 0;
@@ -100,7 +100,10 @@ void PowerGovernor::Add(JobId id, const JobPower& job, int sign) {
     budgets_[s.budget].used_w += sign * Draw(s, job.limit);
     budgets_[s.budget].cappable_w += sign * (Draw(s, job.limit) - Draw(s, job.floor));
   }
-  if (!ordered_) return;
+  if (ordered_) Order(id, job, sign);
+}
+
+void PowerGovernor::Order(JobId id, const JobPower& job, int sign) {
   const CapKey key{job.priority, job.loss, -static_cast<int64_t>(id)};
   if (sign > 0) {
     if (job.limit > job.floor) cappable_.insert(key);
@@ -168,11 +171,7 @@ std::optional<uint32_t> PowerGovernor::Admit(const JobSpec& spec, std::span<cons
   if (over.empty()) return kRatedPermille;
   if (!ordered_) {  // the first shortfall: build the capping order of what runs
     ordered_ = true;
-    for (const auto& [id, j] : jobs_) {
-      const CapKey key{j.priority, j.loss, -static_cast<int64_t>(id)};
-      if (j.limit > j.floor) cappable_.insert(key);
-      if (j.limit < j.natural) capped_.insert(key);
-    }
+    for (const auto& [id, j] : jobs_) Order(id, j, +1);
   }
   // Even capping everything under a budget cannot make room: refuse without touching anyone.
   for (uint32_t b : over) {
@@ -200,9 +199,8 @@ std::optional<uint32_t> PowerGovernor::Admit(const JobSpec& spec, std::span<cons
     undo.push_back({id, candidate.limit, changed_.count(id) > 0});
     SetLimit(id, candidate, limit);
     if (!still_over()) {
-      const uint32_t granted = jobs_.at(spec.id).limit;
       changed_.erase(spec.id);
-      return granted == natural ? kRatedPermille : granted;
+      return Reported(jobs_.at(spec.id));
     }
   }
   return refuse(undo);
@@ -257,10 +255,7 @@ void PowerGovernor::RaiseLimits() {
 std::vector<std::pair<JobId, uint32_t>> PowerGovernor::TakeChanges() {
   std::vector<std::pair<JobId, uint32_t>> out;
   out.reserve(changed_.size());
-  for (JobId id : changed_) {
-    const JobPower& job = jobs_.at(id);
-    out.emplace_back(id, job.limit >= job.natural ? kRatedPermille : job.limit);
-  }
+  for (JobId id : changed_) out.emplace_back(id, Reported(jobs_.at(id)));
   changed_.clear();
   return out;
 }
@@ -268,28 +263,12 @@ std::vector<std::pair<JobId, uint32_t>> PowerGovernor::TakeChanges() {
 std::optional<uint32_t> PowerGovernor::limit(JobId job) const {
   auto it = jobs_.find(job);
   if (it == jobs_.end()) return std::nullopt;
-  return it->second.limit >= it->second.natural ? kRatedPermille : it->second.limit;
+  return Reported(it->second);
 }
 
 void PowerGovernor::CheckInvariants() const {
   std::vector<Watts> used(budgets_.size()), cappable(budgets_.size());
-  for (const Budget& b : budgets_) {
-    const size_t i = static_cast<size_t>(&b - budgets_.data());
-    switch (b.level) {
-      case PowerLevel::kCampus:
-        used[i] = fleet_.it_draw().idle_w;
-        break;
-      case PowerLevel::kHall:
-        used[i] = fleet_.hall_draw(HallId(b.index)).idle_w;
-        break;
-      case PowerLevel::kRow:
-        used[i] = fleet_.row_draw(RowId(b.index)).idle_w;
-        break;
-      case PowerLevel::kRack:
-        used[i] = fleet_.rack_draw(RackId(b.index)).idle_w;
-        break;
-    }
-  }
+  for (size_t i = 0; i < budgets_.size(); ++i) used[i] = budgets_[i].idle_w;
   for (const auto& [id, job] : jobs_) {
     JOULE_CHECK(job.floor <= job.limit && job.limit <= job.natural);
     for (const Share& s : job.shares) {

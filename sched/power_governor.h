@@ -55,7 +55,8 @@ class PowerGovernor {
     PowerLevel level;
     uint32_t index;  // hall, row or rack id; 0 for the campus
     Watts budget_w;
-    Watts used_w;      // idle of what it feeds + running work at its limits
+    Watts idle_w;      // idle draw of everything it feeds
+    Watts used_w;      // idle_w + running work at its limits
     Watts cappable_w;  // what lowering every running job under it to the floor would save
   };
 
@@ -101,7 +102,10 @@ class PowerGovernor {
   using CapKey = std::tuple<int32_t, uint32_t, int64_t>;  // priority, loss, -id: capping order
 
   static Watts Draw(const Share& s, uint32_t limit);
-  void Add(JobId id, const JobPower& job, int sign);  // in or out of the ledger and the sets
+  // The limit decisions carry: kRatedPermille when the job runs at its natural draw.
+  static uint32_t Reported(const JobPower& job) { return job.limit >= job.natural ? kRatedPermille : job.limit; }
+  void Add(JobId id, const JobPower& job, int sign);    // in or out of the ledger and the order
+  void Order(JobId id, const JobPower& job, int sign);  // in or out of the capping order
   void SetLimit(JobId id, JobPower& job, uint32_t limit);
   std::vector<Share> SharesOf(const JobSpec& spec, std::span<const WorkerPlacement> workers) const;
 

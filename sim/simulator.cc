@@ -59,10 +59,11 @@ SimResult Simulator::Run(const Workload& workload) {
     result_.heat_pump_cop = HeatPumpCop(network->supply_temperature_c, fleet_.campus().supply_temperature_c);
   }
   type_milli_.assign(types, 0);
-  hall_mw_.assign(fleet_.halls().size(), 0);
-  row_mw_.assign(fleet_.rows().size(), 0);
-  rack_mw_.assign(fleet_.racks().size(), 0);
-  campus_mw_ = 0;
+  const std::array<size_t, 4> level_sizes = {1, fleet_.halls().size(), fleet_.rows().size(), fleet_.racks().size()};
+  for (size_t l = 0; l < level_sizes.size(); ++l) {
+    level_mw_[l].assign(level_sizes[l], 0);
+    budget_of_[l].assign(level_sizes[l], std::nullopt);
+  }
   touched_racks_.clear();
   low_carbon_waiting_.clear();
   next_hour_wake_ = 0;
@@ -71,10 +72,6 @@ SimResult Simulator::Run(const Workload& workload) {
   }
   result_.budgets_by_level.assign(4, 0);
   result_.violations_by_level.assign(4, 0);
-  budget_of_[0].assign(1, std::nullopt);
-  budget_of_[1].assign(fleet_.halls().size(), std::nullopt);
-  budget_of_[2].assign(fleet_.rows().size(), std::nullopt);
-  budget_of_[3].assign(fleet_.racks().size(), std::nullopt);
   for (const PowerGovernor::Budget& b : engine_->power().budgets()) {
     budget_of_[static_cast<size_t>(b.level)][b.index] = static_cast<uint32_t>(&b - engine_->power().budgets().data());
     result_.budgets_by_level[static_cast<size_t>(b.level)]++;
@@ -158,7 +155,7 @@ SimResult Simulator::Run(const Workload& workload) {
     result_.steps++;
     Apply(at, engine_->Step(at, events));
     CheckReservations(at);
-    CheckBudgets(at);
+    CheckBudgets();
   }
   // Work done: completed jobs in full, the others up to the horizon (or their last checkpoint).
   const TimeMs horizon = result_.end;
@@ -181,29 +178,14 @@ SimResult Simulator::Run(const Workload& workload) {
 // A budget is violated when the twin's own sum of what runs under it, plus the idle draw of all
 // it feeds, exceeds it by more than the rounding slack. Checked after every step, where draw grew:
 // draw only grows when decisions start jobs or raise limits, and the twin notes the racks then.
-void Simulator::CheckBudgets(TimeMs now) {
-  (void)now;
+void Simulator::CheckBudgets() {
   std::span<const PowerGovernor::Budget> budgets = engine_->power().budgets();
   if (budgets.empty()) return;
   std::sort(touched_racks_.begin(), touched_racks_.end());
   touched_racks_.erase(std::unique(touched_racks_.begin(), touched_racks_.end()), touched_racks_.end());
   auto check = [&](const PowerGovernor::Budget& b) {
-    int64_t mw = 0, idle = 0;
-    switch (b.level) {
-      case PowerLevel::kCampus:
-        mw = campus_mw_, idle = fleet_.it_draw().idle_w;
-        break;
-      case PowerLevel::kHall:
-        mw = hall_mw_[b.index], idle = fleet_.hall_draw(HallId(b.index)).idle_w;
-        break;
-      case PowerLevel::kRow:
-        mw = row_mw_[b.index], idle = fleet_.row_draw(RowId(b.index)).idle_w;
-        break;
-      case PowerLevel::kRack:
-        mw = rack_mw_[b.index], idle = fleet_.rack_draw(RackId(b.index)).idle_w;
-        break;
-    }
-    const int64_t over = mw + idle * 1000 - b.budget_w * 1000;
+    const int64_t mw = level_mw_[static_cast<size_t>(b.level)][b.index];
+    const int64_t over = mw + b.idle_w * 1000 - b.budget_w * 1000;
     if (over > kMilliwattsOfSlack) {
       result_.violations_by_level[static_cast<size_t>(b.level)]++;
       result_.max_violation_w = std::max(result_.max_violation_w, static_cast<double>(over) / 1000.0);
@@ -409,10 +391,10 @@ void Simulator::Draw(uint32_t job, int sign) {
     const int64_t mw = sign * std::llround(w * 1000.0);
     const RackId rack = fleet_.node(node).rack;
     const RowId row = fleet_.RowOf(rack);
-    rack_mw_[rack.value()] += mw;
-    row_mw_[row.value()] += mw;
-    hall_mw_[fleet_.row(row).hall.value()] += mw;
-    campus_mw_ += mw;
+    level_mw_[0][0] += mw;
+    level_mw_[1][fleet_.row(row).hall.value()] += mw;
+    level_mw_[2][row.value()] += mw;
+    level_mw_[3][rack.value()] += mw;
     if (sign > 0) touched_racks_.push_back(rack.value());
     total += w;
   }
@@ -546,10 +528,11 @@ void Simulator::TakeSample(TimeMs at) {
   s.tenant_milli = tenant_milli_;
   s.type_milli = type_milli_;
   s.it_w = result_.idle_it_w + extra_w_;
-  s.hall_it_w.reserve(hall_mw_.size());
-  for (uint32_t h = 0; h < hall_mw_.size(); ++h) {
+  const std::vector<int64_t>& hall_mw = level_mw_[static_cast<size_t>(PowerLevel::kHall)];
+  s.hall_it_w.reserve(hall_mw.size());
+  for (uint32_t h = 0; h < hall_mw.size(); ++h) {
     s.hall_it_w.push_back(static_cast<double>(fleet_.hall_draw(HallId(h)).idle_w) +
-                          static_cast<double>(hall_mw_[h]) / 1000.0);
+                          static_cast<double>(hall_mw[h]) / 1000.0);
   }
   // Energy: this sample's power until the next one (or the horizon).
   const TimeMs dt = options_.end == SimOptions::kRunToCompletion

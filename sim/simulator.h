@@ -99,7 +99,7 @@ class Simulator {
   static double SeriesHours(const std::vector<double>& series, TimeMs from, TimeMs to);
   // Adds (sign +1) or removes (-1) the job's draw at its limit from the power ledgers.
   void Draw(uint32_t job, int sign);
-  void CheckBudgets(TimeMs now);
+  void CheckBudgets();
   uint64_t HeldMilli(uint32_t job) const;
   void Schedule(TimeMs at, TimerKind kind, uint32_t job);
   void TakeSample(TimeMs at);
@@ -122,10 +122,9 @@ class Simulator {
   uint64_t allocated_milli_ = 0, stopping_milli_ = 0, pending_milli_ = 0;
   double extra_w_ = 0;  // campus IT watts above idle
   // The twin's own power ledger, summed worker by worker from power/draw.h (milliwatts above idle,
-  // integers so that millions of adds and removes stay exact): per hall, row and rack. Racks
-  // touched since the last budget check.
-  std::vector<int64_t> hall_mw_, row_mw_, rack_mw_;
-  int64_t campus_mw_ = 0;
+  // integers so that millions of adds and removes stay exact): per level (PowerLevel: the campus,
+  // then by hall, row and rack id). Racks touched since the last budget check.
+  std::array<std::vector<int64_t>, 4> level_mw_;
   std::vector<uint32_t> touched_racks_;
   std::set<JobId> low_carbon_waiting_;  // pending with LowCarbonWait
   TimeMs next_hour_wake_ = 0;

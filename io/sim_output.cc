@@ -229,14 +229,7 @@ ordered_json PowerJson(const sim::SimResult& r) {
     p["mean_g_per_kwh"] = nullptr;
   }
   ordered_json hall_mwh = ordered_json::object();
-  for (size_t h = 0; h < r.hall_names.size(); ++h) {
-    double wh = 0;
-    for (size_t i = 0; i < r.samples.size(); ++i) {
-      const TimeMs next = i + 1 < r.samples.size() ? r.samples[i + 1].at : r.end;
-      wh += r.samples[i].hall_it_w[h] * static_cast<double>(std::max<TimeMs>(0, next - r.samples[i].at)) / kMsPerHour;
-    }
-    hall_mwh[r.hall_names[h]] = Round(wh / 1e6);
-  }
+  for (size_t h = 0; h < r.hall_names.size(); ++h) hall_mwh[r.hall_names[h]] = Round(r.hall_energy_wh[h] / 1e6);
   p["hall_it_mwh"] = hall_mwh;
   ordered_json tenant_peak = ordered_json::object(), hall_peak = ordered_json::object();
   for (size_t t = 0; t < r.tenant_names.size(); ++t) tenant_peak[r.tenant_names[t]] = Round(r.tenant_peak_w[t] / 1e6);

@@ -83,6 +83,7 @@ struct SimResult {
   double peak_it_w = 0;
   double peak_facility_w = 0;
   std::vector<double> tenant_energy_wh;       // IT energy of what each tenant's jobs held
+  std::vector<double> hall_energy_wh;         // IT energy per hall
   std::optional<double> carbon_g;             // facility energy x grid intensity, when a series is given
   std::optional<double> cost_eur;             // facility energy x price, when a price series is given
   std::vector<double> tenant_peak_w;          // the most IT power each tenant's jobs held at a sample

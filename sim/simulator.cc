@@ -50,6 +50,7 @@ SimResult Simulator::Run(const Workload& workload) {
   result_.liquid_heat_capture = fleet_.campus().liquid_heat_capture;
   result_.idle_it_w = static_cast<double>(fleet_.it_draw().idle_w);
   result_.tenant_energy_wh.assign(tenants_.size(), 0.0);
+  result_.hall_energy_wh.assign(fleet_.halls().size(), 0.0);
   result_.tenant_peak_w.assign(tenants_.size(), 0.0);
   result_.tenant_heat_reused_wh.assign(tenants_.size(), 0.0);
   if (!options_.grid_g_per_kwh.empty()) result_.carbon_g = 0.0;
@@ -541,6 +542,7 @@ void Simulator::TakeSample(TimeMs at) {
   const double hours = static_cast<double>(dt) / static_cast<double>(kMsPerHour);
   s.facility_w = s.it_w * Pue(fleet_, s.it_w, at);
   result_.it_energy_wh += s.it_w * hours;
+  for (size_t h = 0; h < s.hall_it_w.size(); ++h) result_.hall_energy_wh[h] += s.hall_it_w[h] * hours;
   result_.facility_energy_wh += s.facility_w * hours;
   result_.peak_it_w = std::max(result_.peak_it_w, s.it_w);
   result_.peak_facility_w = std::max(result_.peak_facility_w, s.facility_w);

@@ -215,6 +215,8 @@ TEST(PowerTest, EnergyAndCarbonByHand) {
   EXPECT_DOUBLE_EQ(r.samples[0].it_w, idle + job);
   EXPECT_DOUBLE_EQ(r.samples[1].it_w, idle);
   EXPECT_DOUBLE_EQ(r.it_energy_wh, (idle + job) + idle);
+  ASSERT_EQ(r.hall_energy_wh.size(), 1u);  // one hall: all of it
+  EXPECT_DOUBLE_EQ(r.hall_energy_wh[0], r.it_energy_wh);
   EXPECT_DOUBLE_EQ(r.tenant_energy_wh[0], job + 8 * (70 + 300 / 8.0));
   EXPECT_DOUBLE_EQ(r.peak_it_w, idle + job);
   ASSERT_TRUE(r.carbon_g.has_value());

@@ -33,7 +33,22 @@ void Print(TimeMs at, const Decisions& d, const Fleet& fleet) {
     fmt::print("t={} kill {} {}{}\n", at, k.job, KillReasonName(k.reason),
                k.deadline > at ? fmt::format(" sigkill_at={}", k.deadline) : "");
   }
-  for (const StartJob& s : d.starts) fmt::print("t={} start {}{}\n", at, s.job, Workers(fleet, s.workers));
+  for (const HealthTransition& h : d.health) {
+    fmt::print("t={} node {} {} -> {} by {}: {}\n", at, fleet.NodeName(h.node), NodeHealthName(h.from),
+               NodeHealthName(h.to), ActorName(h.actor), h.reason);
+  }
+  for (const HealthRefusal& h : d.health_refused) fmt::print("t={} refused {}\n", at, h.why);
+  for (const Requeue& r : d.requeues) {
+    fmt::print("t={} requeue {} restart={} eligible_at={}: {}\n", at, r.job, r.restarts, r.eligible_at, r.reason);
+  }
+  for (const JobEnded& x : d.ended) fmt::print("t={} ended {} {}: {}\n", at, x.job, JobStateName(x.state), x.reason);
+  for (const StartJob& s : d.starts) {
+    fmt::print("t={} start {}{}{}\n", at, s.job, Workers(fleet, s.workers),
+               s.spares.empty() ? "" : " spares:" + Workers(fleet, s.spares));
+  }
+  for (const RestartJob& r : d.restarts) {
+    fmt::print("t={} restart {}{} spares:{}\n", at, r.job, Workers(fleet, r.workers), Workers(fleet, r.spares));
+  }
   for (const PendingChange& p : d.pending) fmt::print("t={} pending {} {}\n", at, p.job, PendingReasonName(p.reason));
 }
 

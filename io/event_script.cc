@@ -58,7 +58,8 @@ class ScriptParser {
   }
 
   ScriptStep Step(const YAML::Node& node, const std::string& path, const EventScript& script) {
-    Fields f(node, path, {"at_ms", "submit", "finish", "fail", "cancel", "node_down", "node_up", "drain"});
+    Fields f(node, path,
+             {"at_ms", "submit", "finish", "fail", "cancel", "node_down", "node_up", "drain", "suspect", "repair"});
     ScriptStep step{std::llround(f.Number("at_ms", 0, 1e15)), {}};
     if (!script.steps.empty() && step.at < script.steps.back().at) {
       f.Fail("at_ms", fmt::format("steps must be in time order (previous step at {})", script.steps.back().at));
@@ -80,14 +81,18 @@ class ScriptParser {
         }
       }
     }
-    for (const char* key : {"node_down", "node_up", "drain"}) {
+    const std::pair<const char*, NodeHealth> health[] = {{"node_down", NodeHealth::kDown},
+                                                         {"node_up", NodeHealth::kHealthy},
+                                                         {"drain", NodeHealth::kDrained},
+                                                         {"suspect", NodeHealth::kSuspect},
+                                                         {"repair", NodeHealth::kRepairing}};
+    for (auto [key, to] : health) {
       if (!f.Has(key)) continue;
       YAML::Node names = f.List(key);
       for (size_t i = 0; i < names.size(); ++i) {
         NodeId n = NodeNamed(names[i], Indexed(f.PathOf(key), i));
-        if (std::string_view(key) == "node_down") step.events.push_back(NodeDown{n});
-        if (std::string_view(key) == "node_up") step.events.push_back(NodeUp{n});
-        if (std::string_view(key) == "drain") step.events.push_back(NodeDrain{n});
+        NodeHealthChange change{n, to, Actor::kOperator, "event script", std::nullopt};
+        step.events.emplace_back(std::in_place_type<NodeHealthChange>, std::move(change));
       }
     }
     return step;
@@ -108,7 +113,8 @@ class ScriptParser {
   JobSpec Job(const YAML::Node& node, const std::string& path) {
     Fields f(node, path,
              {"id", "tenant", "workers", "gpus", "milli", "cpu", "memory_gib", "types", "halls", "node_types",
-              "priority", "topology", "estimate_ms", "time_limit_ms", "checkpoint_ms", "after_ok"});
+              "priority", "topology", "estimate_ms", "time_limit_ms", "checkpoint_ms", "after_ok", "max_restarts",
+              "backoff_ms", "spare_nodes"});
     JobSpec j;
     if (!f.Has("id")) f.FailMissing("id");
     j.id = Id(f.Get("id"), f.PathOf("id"));
@@ -133,6 +139,9 @@ class ScriptParser {
     if (f.Has("estimate_ms")) j.runtime_estimate = std::llround(f.Number("estimate_ms", 1, 1e15));
     if (f.Has("time_limit_ms")) j.time_limit = std::llround(f.Number("time_limit_ms", 1, 1e15));
     if (f.Has("checkpoint_ms")) j.checkpoint_interval = std::llround(f.Number("checkpoint_ms", 1, 1e15));
+    if (f.Has("max_restarts")) j.max_restarts = static_cast<uint32_t>(std::llround(f.Number("max_restarts", 0, 1e6)));
+    if (f.Has("backoff_ms")) j.restart_backoff = std::llround(f.Number("backoff_ms", 0, 1e15));
+    if (f.Has("spare_nodes")) j.spare_nodes = static_cast<uint32_t>(std::llround(f.Number("spare_nodes", 0, 1e6)));
     if (f.Has("after_ok")) {
       YAML::Node deps = f.List("after_ok");
       for (size_t i = 0; i < deps.size(); ++i) j.after_ok.push_back(Id(deps[i], Indexed(f.PathOf("after_ok"), i)));

@@ -68,7 +68,9 @@ Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig
       governor_(fleet, config.power),
       in_use_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
       reserved_milli_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
-      decayed_usage_(tenants_.size(), 0.0) {
+      decayed_usage_(tenants_.size(), 0.0),
+      health_(fleet.nodes().size(), NodeHealth::kHealthy),
+      jobs_on_(fleet.nodes().size()) {
   ends_by_type_.resize(fleet.catalog().accelerators().size());
   for (size_t u = 0; u < tenants_.size(); ++u) {
     for (const Reservation& r : tenants_[u].reserved)
@@ -100,6 +102,17 @@ const std::vector<WorkerPlacement>* Engine::placement(JobId job) const {
   return it == jobs_.end() || it->second.state != JobState::kRunning ? nullptr : &it->second.workers;
 }
 
+const std::vector<WorkerPlacement>* Engine::spares(JobId job) const {
+  auto it = jobs_.find(job);
+  return it == jobs_.end() || it->second.state != JobState::kRunning ? nullptr : &it->second.spares;
+}
+
+JobSpec Engine::GangSpec(const JobSpec& spec) {
+  JobSpec gang = spec;
+  gang.workers += spec.spare_nodes;
+  return gang;
+}
+
 Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
   Decisions out;
   DecayUsage(now);
@@ -124,21 +137,24 @@ Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
 void Engine::ReportPowerLimits(Decisions& out) {
   std::vector<std::pair<JobId, uint32_t>> changes = governor_.TakeChanges();
   if (changes.empty()) return;
-  std::unordered_map<JobId, size_t> started;
-  for (size_t i = 0; i < out.starts.size(); ++i) started.emplace(out.starts[i].job, i);
+  std::unordered_map<JobId, uint32_t*> started;
+  for (StartJob& s : out.starts) started.emplace(s.job, &s.power_limit_permille);
+  for (RestartJob& r : out.restarts) started.emplace(r.job, &r.power_limit_permille);
   for (auto [job, limit] : changes) {
     if (auto it = started.find(job); it != started.end()) {
-      out.starts[it->second].power_limit_permille = limit;
+      *it->second = limit;
     } else {
       out.power_limits.push_back({job, limit});
     }
   }
 }
 
-std::optional<uint32_t> Engine::AdmitPower(Job& job, const std::vector<WorkerPlacement>& workers, bool owed) {
+std::optional<uint32_t> Engine::AdmitPower(Job& job, const std::vector<WorkerPlacement>& workers,
+                                           const std::vector<WorkerPlacement>& spares, bool owed) {
   std::optional<uint32_t> limit = governor_.Admit(job.spec, workers, owed);
   if (!limit) {
     ReleaseGang(cluster_, job.spec, workers);
+    ReleaseGang(cluster_, job.spec, spares);
     job.reason = PendingReason::kPowerCap;
   }
   return limit;
@@ -153,28 +169,25 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
     auto it = jobs_.find(e->job);
     if (it == jobs_.end()) return;
     Job& job = it->second;
-    if (job.state == JobState::kRunning) {
-      out.kills.push_back({job.spec.id, KillReason::kCancelled, now});
-      Stop(job, JobState::kCancelled);
-      Retire(e->job);
-    } else if (job.state == JobState::kPending) {
-      pending_.erase(job.spec.id);
-      job.state = JobState::kCancelled;
-      Retire(e->job);
-    }
+    if (job.state == JobState::kRunning) out.kills.push_back({job.spec.id, KillReason::kCancelled, now});
+    End(job, JobState::kCancelled, "cancelled", out);
   } else if (const auto* e = std::get_if<JobFinished>(&event)) {
     auto it = jobs_.find(e->job);
-    if (it != jobs_.end() && it->second.state == JobState::kRunning) {
-      Stop(it->second, e->ok ? JobState::kCompleted : JobState::kFailed);
-      Retire(e->job);
+    if (it == jobs_.end() || it->second.state != JobState::kRunning) return;
+    Job& job = it->second;
+    if (e->ok) {
+      End(job, JobState::kCompleted, "completed", out);
+    } else if (RestartAllowed(job, /*own_failure=*/true)) {
+      Stop(job, JobState::kPending);
+      Requeue(now, job, "job failed", out);
+    } else {
+      End(job, JobState::kFailed,
+          job.spec.max_restarts ? fmt::format("job failed: {} restarts allowed, all used", *job.spec.max_restarts)
+                                : "job failed",
+          out);
     }
-  } else if (const auto* e = std::get_if<NodeDown>(&event)) {
-    cluster_.SetSchedulable(e->node, false);
-    KillJobsOn(now, e->node, out);
-  } else if (const auto* e = std::get_if<NodeDrain>(&event)) {
-    cluster_.SetSchedulable(e->node, false);
-  } else if (const auto* e = std::get_if<NodeUp>(&event)) {
-    cluster_.SetSchedulable(e->node, true);
+  } else if (const auto* e = std::get_if<NodeHealthChange>(&event)) {
+    ChangeHealth(now, *e, out);
   } else if (const auto* e = std::get_if<GridForecast>(&event)) {
     forecast_ = e->step > 0 ? *e : GridForecast{};
     forecast_sum_.assign(1, 0.0);
@@ -201,6 +214,10 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
     if (t <= 0) return reject("time_limit, runtime_estimate and checkpoint_interval must be > 0");
   }
   if (spec.flexible && !spec.deadline) return reject("deadline: a flexible job needs one");
+  if (spec.restart_backoff < 0) return reject("restart_backoff: must be >= 0");
+  if (spec.spare_nodes > 0 && (w.gpus == 0 || w.Shared())) {
+    return reject("spare_nodes: hot spares are for jobs of whole accelerators");
+  }
   // Can one worker fit on any node of the fleet, empty? Can the fleet hold the whole gang?
   bool worker_fits = false;
   uint64_t capacity = 0;
@@ -220,7 +237,7 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
     worker_fits = worker_fits || (type_ok && t.cpu >= w.cpu && t.memory >= w.memory && t.accelerators >= w.gpus);
   }
   if (!worker_fits) return reject("worker: no node of the fleet can hold one worker (type, accelerators, CPU, memory)");
-  const uint64_t need = static_cast<uint64_t>(w.gpus) * spec.workers;
+  const uint64_t need = static_cast<uint64_t>(w.gpus) * (spec.workers + spec.spare_nodes);
   if (w.milli_per_gpu == kMilliPerGpu && need > capacity) {
     return reject(fmt::format("workers: needs {} accelerators, the fleet has {} of the allowed types", need, capacity));
   }
@@ -241,13 +258,12 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
 
 void Engine::Stop(Job& job, JobState end_state) {
   ReleaseGang(cluster_, job.spec, job.workers);
+  ReleaseGang(cluster_, job.spec, job.spares);
   governor_.Remove(job.spec.id);
-  for (const WorkerPlacement& p : job.workers) {
-    if (auto type = cluster_.accelerator_type(p.node)) {
-      in_use_[job.spec.tenant.value()][type->value()] -= job.spec.worker.TotalMilliGpu();
-    }
-  }
+  Hold(job, job.workers, -1);
+  Hold(job, job.spares, -1);
   job.workers.clear();
+  job.spares.clear();
   running_.erase(job.spec.id);
   if (job.spec.time_limit) deadlines_.erase({job.start + *job.spec.time_limit, job.spec.id});
   if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) {
@@ -260,32 +276,11 @@ void Engine::Stop(Job& job, JobState end_state) {
   job.state = end_state;
 }
 
-// Jobs with a worker on a failed node are killed and go back to the queue (issue: failures adds
-// restart policies and checkpoint-aware requeue).
-void Engine::KillJobsOn(TimeMs now, NodeId node, Decisions& out) {
-  std::vector<Job*> hit;
-  for (auto& [id, job] : running_) {
-    for (const WorkerPlacement& p : job->workers) {
-      if (p.node == node) {
-        hit.push_back(job);
-        break;
-      }
-    }
-  }
-  for (Job* job : hit) {
-    out.kills.push_back({job->spec.id, KillReason::kNodeDown, now});
-    Stop(*job, JobState::kPending);
-    job->reason = PendingReason::kNone;
-    pending_[job->spec.id] = job;
-  }
-}
-
 void Engine::EnforceTimeLimits(TimeMs now, Decisions& out) {
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     Job& job = jobs_.at(deadlines_.begin()->second);
     out.kills.push_back({job.spec.id, KillReason::kTimeLimit, now});
-    Stop(job, JobState::kFailed);
-    Retire(job.spec.id);
+    End(job, JobState::kFailed, "time limit", out);
   }
 }
 
@@ -390,7 +385,8 @@ bool Engine::DependenciesMet(Job& job) {
 
 uint64_t Engine::Accelerators(const Job& job) const {
   const TaskShape& w = job.spec.worker;
-  return (static_cast<uint64_t>(w.TotalMilliGpu()) * job.spec.workers + kMilliPerGpu - 1) / kMilliPerGpu;
+  const uint64_t places = job.spec.workers + job.spec.spare_nodes;
+  return (static_cast<uint64_t>(w.TotalMilliGpu()) * places + kMilliPerGpu - 1) / kMilliPerGpu;
 }
 
 // Within quota when some allowed type leaves the tenant's borrowing (use beyond its reservations,
@@ -412,7 +408,8 @@ bool Engine::WithinQuota(const Job& job, bool owed) const {
   };
   uint64_t total = 0;
   for (uint32_t t = 0; t < use.size(); ++t) total += beyond(t, use[t]);
-  const uint64_t milli = static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * job.spec.workers;
+  const uint64_t milli =
+      static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * (job.spec.workers + job.spec.spare_nodes);
   for (uint32_t t = 0; t < use.size(); ++t) {
     if (!job.spec.worker.types.Allows(AcceleratorTypeId(t))) continue;
     if (total - beyond(t, use[t]) + beyond(t, use[t] + milli) <= *tenant.borrow_limit) return true;
@@ -480,6 +477,10 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
   std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
   for (Job* job : OrderedPending()) {
     if (!DependenciesMet(*job)) continue;
+    if (now < job->eligible_at) {
+      job->reason = PendingReason::kBeginTime;
+      continue;
+    }
     // Decided once: a flexible job waits for the window it chose, then queues like any other;
     // should it not start then (its tenant at its quota, the campus full), waiting for another
     // window would risk its deadline.
@@ -502,23 +503,25 @@ void Engine::SchedulingPass(TimeMs now, Decisions& out) {
       continue;
     }
     const TaskShape& w = job->spec.worker;
-    auto key = std::make_tuple(job->spec.workers, w.gpus, w.milli_per_gpu, w.cpu, w.memory, w.types.mask,
-                               static_cast<int>(job->spec.topology), w.halls, w.node_types);
+    auto key = std::make_tuple(job->spec.workers + job->spec.spare_nodes, w.gpus, w.milli_per_gpu, w.cpu, w.memory,
+                               w.types.mask, static_cast<int>(job->spec.topology), w.halls, w.node_types);
     GangResult result;
     if (failed.count(key)) {
       result.reason = job->reason == PendingReason::kNone ? PendingReason::kResources : job->reason;
     } else {
-      result = PlaceGang(cluster_, job->spec, w.Shared() ? SharedPlacer() : nullptr);
+      result = job->spec.spare_nodes > 0 ? PlaceGang(cluster_, GangSpec(job->spec))
+                                         : PlaceGang(cluster_, job->spec, w.Shared() ? SharedPlacer() : nullptr);
     }
     if (result.placed()) {
-      const std::optional<uint32_t> limit = AdmitPower(*job, result.workers, owed);
+      std::vector<WorkerPlacement> spares = TakeSpares(job->spec, result.workers);
+      const std::optional<uint32_t> limit = AdmitPower(*job, result.workers, spares, owed);
       if (!limit) continue;
       const uint64_t need = Accelerators(*job);
       const TimeMs end = ExpectedEnd(now, job->spec);
       for (BackfillHold& r : holds) {
         if (Overlaps(r.types, w.types) && end > r.start) r.spare -= std::min(r.spare, need);
       }
-      Started(now, *job, std::move(result.workers), *limit, out);
+      Started(now, *job, std::move(result.workers), std::move(spares), *limit, out);
       continue;
     }
     failed.insert(key);
@@ -577,7 +580,8 @@ bool Engine::OwedOneType(const Job& job) const {
 
 bool Engine::FitsInReservation(const Job& job) const {
   const uint32_t u = job.spec.tenant.value();
-  const uint64_t milli = static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * job.spec.workers;
+  const uint64_t milli =
+      static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * (job.spec.workers + job.spec.spare_nodes);
   for (uint32_t t = 0; t < reserved_milli_[u].size(); ++t) {
     const uint64_t reserved = reserved_milli_[u][t];
     if (reserved > 0 && job.spec.worker.types.Allows(AcceleratorTypeId(t)) && in_use_[u][t] + milli <= reserved) {
@@ -653,9 +657,10 @@ bool Engine::TryPreempt(TimeMs now, Job& job, Decisions& out) {
   auto restore = [&](const Job* v) {
     for (const WorkerPlacement& p : v->workers) cluster_.Allocate(p.node, v->spec.worker, p.devices);
   };
+  const JobSpec gang = GangSpec(job.spec);
   auto job_fits = [&] {
-    GangResult r = PlaceGang(cluster_, job.spec);
-    if (r.placed()) ReleaseGang(cluster_, job.spec, r.workers);
+    GangResult r = PlaceGang(cluster_, gang);
+    if (r.placed()) ReleaseGang(cluster_, gang, r.workers);
     return r.placed();
   };
   constexpr size_t kSingleProbes = 64;
@@ -746,26 +751,48 @@ bool Engine::TryPreempt(TimeMs now, Job& job, Decisions& out) {
   if (config_.preemption_grace > 0) return true;
   FinishPreemptions(now);
   job.waiting_for.clear();
-  GangResult r = PlaceGang(cluster_, job.spec);
+  GangResult r = PlaceGang(cluster_, gang);
   JOULE_CHECK(r.placed());
-  if (std::optional<uint32_t> limit = AdmitPower(job, r.workers, OwedOneType(job))) {
-    Started(now, job, std::move(r.workers), *limit, out);
+  std::vector<WorkerPlacement> spares = TakeSpares(job.spec, r.workers);
+  if (std::optional<uint32_t> limit = AdmitPower(job, r.workers, spares, OwedOneType(job))) {
+    Started(now, job, std::move(r.workers), std::move(spares), *limit, out);
   }
   return true;
 }
 
-void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, uint32_t limit, Decisions& out) {
-  job.used_types = TypeSet{};
-  job.used_node_types = 0;
-  for (const WorkerPlacement& p : workers) {
-    const uint32_t node_type = fleet_.node(p.node).type.value();
-    job.used_node_types |= node_type < 64 ? uint64_t{1} << node_type : ~uint64_t{0};
+// Adds (sign +1) or removes (-1) the places' share of the tenant's use and the node index.
+void Engine::Hold(Job& job, const std::vector<WorkerPlacement>& places, int sign) {
+  for (const WorkerPlacement& p : places) {
     if (auto type = cluster_.accelerator_type(p.node)) {
-      in_use_[job.spec.tenant.value()][type->value()] += job.spec.worker.TotalMilliGpu();
-      if (job.spec.worker.gpus > 0) job.used_types.Add(*type);
+      uint64_t& use = in_use_[job.spec.tenant.value()][type->value()];
+      const uint64_t milli = static_cast<uint64_t>(job.spec.worker.TotalMilliGpu());
+      use = sign > 0 ? use + milli : use - milli;
+    }
+    std::vector<JobId>& on = jobs_on_[p.node.value()];
+    if (sign > 0) {
+      if (std::find(on.begin(), on.end(), job.spec.id) == on.end()) on.push_back(job.spec.id);
+    } else if (auto it = std::find(on.begin(), on.end(), job.spec.id); it != on.end()) {
+      *it = on.back();
+      on.pop_back();
     }
   }
+}
+
+void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, std::vector<WorkerPlacement> spares,
+                     uint32_t limit, Decisions& out) {
+  job.used_types = TypeSet{};
+  job.used_node_types = 0;
+  for (const std::vector<WorkerPlacement>* places : {&workers, &spares}) {
+    for (const WorkerPlacement& p : *places) {
+      const uint32_t node_type = fleet_.node(p.node).type.value();
+      job.used_node_types |= node_type < 64 ? uint64_t{1} << node_type : ~uint64_t{0};
+      if (auto type = cluster_.accelerator_type(p.node); type && job.spec.worker.gpus > 0) job.used_types.Add(*type);
+    }
+  }
+  Hold(job, workers, +1);
+  Hold(job, spares, +1);
   job.workers = std::move(workers);
+  job.spares = std::move(spares);
   job.state = JobState::kRunning;
   job.reason = PendingReason::kNone;
   job.reported = PendingReason::kNone;
@@ -778,7 +805,7 @@ void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers,
       if ((job.used_types.mask >> t) & 1) ends_by_type_[t].insert({end, job.spec.id, &job});
     }
   }
-  out.starts.push_back({job.spec.id, job.workers, limit});
+  out.starts.push_back({job.spec.id, job.workers, limit, job.spares});
 }
 
 // Capacity conserved: every device's free milli equals 1000 minus what running jobs hold there,
@@ -790,7 +817,12 @@ void Engine::CheckInvariants() const {
   std::vector<MiB> mem(fleet_.nodes().size(), 0);
   for (const auto& [id, job] : running_) {
     JOULE_CHECK(job->workers.size() == job->spec.workers);  // gangs are whole
-    for (const WorkerPlacement& p : job->workers) {
+    JOULE_CHECK(job->spares.size() <= job->spec.spare_nodes);
+    std::vector<WorkerPlacement> places = job->workers;
+    places.insert(places.end(), job->spares.begin(), job->spares.end());
+    for (const WorkerPlacement& p : places) {
+      JOULE_CHECK(std::find(jobs_on_[p.node.value()].begin(), jobs_on_[p.node.value()].end(), id) !=
+                  jobs_on_[p.node.value()].end());
       cpu[p.node.value()] += job->spec.worker.cpu;
       mem[p.node.value()] += job->spec.worker.memory;
       for (uint32_t d : p.devices)

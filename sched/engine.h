@@ -31,6 +31,9 @@
 //             PowerCap and holds the budgets it lacks for the rest of the pass. After the pass,
 //             room left by ended jobs raises capped limits (sched/power_governor.h);
 //   commit  — decisions, and an invariant check of the cluster state when enabled.
+// Failures (docs/decisions/0006-failures.md): node health changes arrive as events and follow a
+// state machine; a job on a node that goes down restarts on its hot spares when it holds enough,
+// else goes back to the queue under its failure policy (restart limit, backoff), or fails.
 // Thread-safety: not thread-safe; one thread owns an Engine.
 #pragma once
 
@@ -39,6 +42,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <string>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -85,6 +89,10 @@ class Engine {
   const std::vector<WorkerPlacement>* placement(JobId job) const;
   const ClusterState& cluster() const { return cluster_; }
   const PowerGovernor& power() const { return governor_; }
+  NodeHealth health(NodeId node) const { return health_[node.value()]; }
+  // Running jobs with workers or spares on the node (a drained node is "draining" while any).
+  std::span<const JobId> jobs_on(NodeId node) const { return jobs_on_[node.value()]; }
+  const std::vector<WorkerPlacement>* spares(JobId job) const;
   size_t pending_count() const { return pending_.size(); }
   size_t running_count() const { return running_.size(); }
 
@@ -96,12 +104,15 @@ class Engine {
     PendingReason reported = PendingReason::kNone;  // last reason put in decisions
     std::vector<WorkerPlacement> workers;
     TimeMs start = 0;
-    std::optional<TimeMs> preempt_at;  // running, being preempted: resources go back then
-    TypeSet used_types;                // running: the accelerator types its workers hold
-    uint64_t used_node_types = 0;      // running: its workers' node types (bits; all set beyond 63)
-    std::vector<JobId> waiting_for;    // pending, its preemption victims still leaving
-    uint32_t preemptions = 0;          // times this job was preempted
-    std::optional<TimeMs> window;      // flexible: the start it chose (now, if none is better)
+    std::optional<TimeMs> preempt_at;     // running, being preempted: resources go back then
+    TypeSet used_types;                   // running: the accelerator types its workers hold
+    uint64_t used_node_types = 0;         // running: its workers' node types (bits; all set beyond 63)
+    std::vector<JobId> waiting_for;       // pending, its preemption victims still leaving
+    uint32_t preemptions = 0;             // times this job was preempted
+    std::optional<TimeMs> window;         // flexible: the start it chose (now, if none is better)
+    std::vector<WorkerPlacement> spares;  // running: hot spares' places, held idle
+    uint32_t restarts = 0;                // times requeued or restarted after a failure
+    TimeMs eligible_at = 0;               // pending: not before (a restart's backoff)
   };
   struct BackfillHold;
 
@@ -109,21 +120,39 @@ class Engine {
   void Submit(TimeMs now, const JobSpec& spec, Decisions& out);
   void Stop(Job& job, JobState end_state);
   void Retire(JobId job);
-  void KillJobsOn(TimeMs now, NodeId node, Decisions& out);
+  // ---- Failures (engine_failures.cc) ----
+  void ChangeHealth(TimeMs now, const NodeHealthChange& change, Decisions& out);
+  std::optional<std::string> Refusal(NodeId node, NodeHealth from, NodeHealth to) const;
+  void KillJobsOn(TimeMs now, NodeId node, const std::string& why, Decisions& out);
+  // The job lost `node`: restart on spares, requeue, or fail, by its policy.
+  void Interrupt(TimeMs now, Job& job, NodeId node, const std::string& why, Decisions& out);
+  bool RestartOnSpares(Job& job, NodeId node, Decisions& out);
+  void Requeue(TimeMs now, Job& job, const std::string& why, Decisions& out);
+  // Whether a failure may requeue the job once more (counting it); false: it has used them all.
+  bool RestartAllowed(Job& job, bool own_failure) const;
+  void End(Job& job, JobState state, std::string reason, Decisions& out);
+  // Moves the spares out of a placed gang (workers + spare_nodes places): spread over it, so that
+  // each part of a large gang has one near.
+  static std::vector<WorkerPlacement> TakeSpares(const JobSpec& spec, std::vector<WorkerPlacement>& gang);
+  void Hold(Job& job, const std::vector<WorkerPlacement>& places, int sign);
   void EnforceTimeLimits(TimeMs now, Decisions& out);
   void DecayUsage(TimeMs now);
   void SchedulingPass(TimeMs now, Decisions& out);
   std::vector<Job*> OrderedPending();
   bool DependenciesMet(Job& job);
+  // The job as placed: its workers and its spares, one gang.
+  static JobSpec GangSpec(const JobSpec& spec);
   std::optional<TimeMs> LowCarbonStart(TimeMs now, const Job& job) const;
   // The forecast's mean over [from, to); nullopt beyond the forecast.
   std::optional<double> ForecastMean(TimeMs from, TimeMs to) const;
   bool WithinQuota(const Job& job, bool owed) const;
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
   bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const;
-  void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, uint32_t limit, Decisions& out);
+  void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, std::vector<WorkerPlacement> spares,
+               uint32_t limit, Decisions& out);
   // The power stage for a placed job: its limit, or nullopt after releasing the placement.
-  std::optional<uint32_t> AdmitPower(Job& job, const std::vector<WorkerPlacement>& workers, bool owed);
+  std::optional<uint32_t> AdmitPower(Job& job, const std::vector<WorkerPlacement>& workers,
+                                     const std::vector<WorkerPlacement>& spares, bool owed);
   void ReportPowerLimits(Decisions& out);
   void FinishPreemptions(TimeMs now);
   bool TryPreempt(TimeMs now, Job& job, Decisions& out);
@@ -182,6 +211,8 @@ class Engine {
   GridForecast forecast_;
   std::vector<double> forecast_sum_;  // forecast_sum_[i]: intensity x ms over the first i steps
   TimeMs last_decay_ = 0;
+  std::vector<NodeHealth> health_;           // per node
+  std::vector<std::vector<JobId>> jobs_on_;  // per node: running jobs holding a place there
 };
 
 }  // namespace joule

@@ -27,6 +27,8 @@ std::string_view PendingReasonName(PendingReason reason) {
       return "PowerCap";
     case PendingReason::kLowCarbonWait:
       return "LowCarbonWait";
+    case PendingReason::kBeginTime:
+      return "BeginTime";
   }
   return "?";
 }
@@ -41,6 +43,34 @@ std::string_view KillReasonName(KillReason reason) {
       return "TimeLimit";
     case KillReason::kPreempted:
       return "Preempted";
+  }
+  return "?";
+}
+
+std::string_view NodeHealthName(NodeHealth health) {
+  switch (health) {
+    case NodeHealth::kHealthy:
+      return "healthy";
+    case NodeHealth::kSuspect:
+      return "suspect";
+    case NodeHealth::kDrained:
+      return "drained";
+    case NodeHealth::kRepairing:
+      return "repairing";
+    case NodeHealth::kDown:
+      return "down";
+  }
+  return "?";
+}
+
+std::string_view ActorName(Actor actor) {
+  switch (actor) {
+    case Actor::kOperator:
+      return "operator";
+    case Actor::kAgent:
+      return "agent";
+    case Actor::kPolicy:
+      return "policy";
   }
   return "?";
 }

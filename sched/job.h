@@ -43,6 +43,15 @@ struct JobSpec {
   // a deadline or an estimate it runs like any other.
   bool flexible = false;
   std::optional<TimeMs> deadline;  // absolute time
+  // Failure policy (docs/decisions/0006-failures.md). Without max_restarts, Slurm's defaults: a
+  // node failure requeues the job without limit, the job's own failure (JobFinished, ok false) is
+  // final. With it, any failure requeues the job until it has restarted that many times (as a
+  // Kubernetes Job's backoffLimit); the next one fails it.
+  std::optional<uint32_t> max_restarts;
+  TimeMs restart_backoff = 0;  // wait before requeueing, doubled at each later restart, at most an hour
+  // Hot spares: workers' places held idle beside the gang, each taking over a failed worker's at
+  // once (the nearest: same NVLink domain, rack, pod, row, hall). Whole-accelerator jobs only.
+  uint32_t spare_nodes = 0;
 
   MilliGpu TotalMilliGpu() const { return worker.TotalMilliGpu() * workers; }
 };
@@ -59,6 +68,7 @@ enum class PendingReason {
   kPreempting,                // lower-priority or borrowed work is being preempted to make room for it
   kPowerCap,                  // a power budget above its placement has no room, even with running work capped
   kLowCarbonWait,             // flexible: a later start within its deadline runs on cleaner (or cheaper) power
+  kBeginTime,                 // requeued after a failure, waiting out its restart backoff
 };
 
 std::string_view PendingReasonName(PendingReason reason);

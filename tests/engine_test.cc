@@ -258,7 +258,8 @@ TEST(EngineTest, NodeDownKillsAndRequeuesDrainLetsWorkFinish) {
   ASSERT_EQ(d.starts.size(), 2u);
   NodeId n1 = e.placement(1)->at(0).node;
   NodeId n2 = e.placement(2)->at(0).node;
-  d = e.Step(1, std::vector<Event>{NodeDown{n1}, NodeDrain{n2}});
+  d = e.Step(1,
+             std::vector<Event>{NodeHealthChange{n1, NodeHealth::kDown}, NodeHealthChange{n2, NodeHealth::kDrained}});
   ASSERT_EQ(d.kills.size(), 1u);
   EXPECT_EQ(d.kills[0].job, 1u);
   EXPECT_EQ(d.kills[0].reason, KillReason::kNodeDown);
@@ -266,7 +267,7 @@ TEST(EngineTest, NodeDownKillsAndRequeuesDrainLetsWorkFinish) {
   EXPECT_EQ(e.state(2), JobState::kRunning);  // drain lets it run
   d = e.Step(2, std::vector<Event>{JobFinished{2, true}});
   EXPECT_TRUE(d.starts.empty());  // the drained node takes no new work
-  d = e.Step(3, std::vector<Event>{NodeUp{n1}});
+  d = e.Step(3, std::vector<Event>{NodeHealthChange{n1, NodeHealth::kHealthy}});
   EXPECT_TRUE(Started(d, 1));
 }
 
@@ -521,8 +522,10 @@ TEST(EnginePropertyTest, RandomWorkloadsNeverDoubleBookAndGangsStayWhole) {
       for (const auto& [id, entry] : ledger.running) {
         if (rng.Uniform(10) == 0) events.push_back(JobFinished{id, rng.Uniform(6) != 0});
       }
-      if (rng.Uniform(40) == 0) events.push_back(NodeDown{NodeId(static_cast<uint32_t>(rng.Uniform(nodes)))});
-      if (rng.Uniform(20) == 0) events.push_back(NodeUp{NodeId(static_cast<uint32_t>(rng.Uniform(nodes)))});
+      if (rng.Uniform(40) == 0)
+        events.push_back(NodeHealthChange{NodeId(static_cast<uint32_t>(rng.Uniform(nodes))), NodeHealth::kDown});
+      if (rng.Uniform(20) == 0)
+        events.push_back(NodeHealthChange{NodeId(static_cast<uint32_t>(rng.Uniform(nodes))), NodeHealth::kHealthy});
       for (const Event& ev : events) {
         if (const auto* f = std::get_if<JobFinished>(&ev)) ledger.End(f->job);
       }

@@ -1,0 +1,171 @@
+// The engine's failure handling (docs/decisions/0006-failures.md): node health, and what a failure
+// does to the jobs on the node — restart on hot spares, requeue under the job's failure policy,
+// or fail it. Part of Engine; see engine.h.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "base/check.h"
+#include "sched/engine.h"
+#include "sched/placement/gang.h"
+
+namespace joule {
+namespace {
+
+constexpr TimeMs kMaxBackoff = 3'600'000;
+
+// How far apart two nodes are in the topology: 0 in one NVLink domain, then rack, pod, row, hall,
+// 5 anywhere else on the campus.
+int Distance(const Fleet& fleet, NodeId a, NodeId b) {
+  const Node& x = fleet.node(a);
+  const Node& y = fleet.node(b);
+  if (x.domain && x.domain == y.domain) return 0;
+  if (x.rack == y.rack) return 1;
+  const PodId pod_x = fleet.rack(x.rack).pod, pod_y = fleet.rack(y.rack).pod;
+  if (pod_x == pod_y) return 2;
+  const RowId row_x = fleet.pod(pod_x).row, row_y = fleet.pod(pod_y).row;
+  if (row_x == row_y) return 3;
+  return fleet.row(row_x).hall == fleet.row(row_y).hall ? 4 : 5;
+}
+
+}  // namespace
+
+std::optional<std::string> Engine::Refusal(NodeId node, NodeHealth from, NodeHealth to) const {
+  const std::string_view name = fleet_.NodeName(node);
+  if (to == NodeHealth::kSuspect && from != NodeHealth::kHealthy) {
+    return fmt::format("node {} is {}: only a healthy node can become suspect", name, NodeHealthName(from));
+  }
+  if (to == NodeHealth::kDrained && (from == NodeHealth::kDown || from == NodeHealth::kRepairing)) {
+    return fmt::format("node {} is {}: resume it or finish its repair before draining it", name, NodeHealthName(from));
+  }
+  return std::nullopt;
+}
+
+void Engine::ChangeHealth(TimeMs now, const NodeHealthChange& change, Decisions& out) {
+  if (change.node.value() >= health_.size()) {
+    out.health_refused.push_back(
+        {change.node, change.to, fmt::format("node {}: the fleet has {} nodes", change.node.value(), health_.size())});
+    return;
+  }
+  const NodeHealth from = health_[change.node.value()];
+  if (from == change.to) return;
+  if (std::optional<std::string> why = Refusal(change.node, from, change.to)) {
+    out.health_refused.push_back({change.node, change.to, std::move(*why)});
+    return;
+  }
+  health_[change.node.value()] = change.to;
+  cluster_.SetSchedulable(change.node, change.to == NodeHealth::kHealthy);
+  out.health.push_back({change.node, from, change.to, change.actor, change.reason, now, change.device});
+  if (change.to == NodeHealth::kDown || change.to == NodeHealth::kRepairing) {
+    const std::string why = fmt::format("node {} {}{}{}", fleet_.NodeName(change.node), NodeHealthName(change.to),
+                                        change.reason.empty() ? "" : ": ", change.reason);
+    KillJobsOn(now, change.node, why, out);
+  }
+}
+
+// In job id order, so that the same events give the same decisions.
+void Engine::KillJobsOn(TimeMs now, NodeId node, const std::string& why, Decisions& out) {
+  std::vector<JobId> hit = jobs_on_[node.value()];
+  std::sort(hit.begin(), hit.end());
+  for (JobId id : hit) Interrupt(now, jobs_.at(id), node, why, out);
+}
+
+void Engine::Interrupt(TimeMs now, Job& job, NodeId node, const std::string& why, Decisions& out) {
+  // Spares on the node are lost; the job does not notice.
+  std::vector<WorkerPlacement> lost_spares;
+  std::erase_if(job.spares, [&](const WorkerPlacement& p) {
+    if (p.node != node) return false;
+    lost_spares.push_back(p);
+    return true;
+  });
+  ReleaseGang(cluster_, job.spec, lost_spares);
+  Hold(job, lost_spares, -1);
+  const bool hit = std::any_of(job.workers.begin(), job.workers.end(),
+                               [&](const WorkerPlacement& p) { return p.node == node; });
+  if (!hit) return;
+  if (!RestartAllowed(job, /*own_failure=*/false)) {
+    out.kills.push_back({job.spec.id, KillReason::kNodeDown, now});
+    End(job, JobState::kFailed, fmt::format("{}; {} restarts allowed, all used", why, *job.spec.max_restarts), out);
+    return;
+  }
+  if (RestartOnSpares(job, node, out)) return;
+  out.kills.push_back({job.spec.id, KillReason::kNodeDown, now});
+  Stop(job, JobState::kPending);
+  Requeue(now, job, why, out);
+}
+
+// Each lost worker takes the nearest spare (then the lowest node id). The job keeps its start, so
+// its time limit runs on; its power is admitted again where it now runs.
+bool Engine::RestartOnSpares(Job& job, NodeId node, Decisions& out) {
+  std::vector<size_t> lost;
+  for (size_t rank = 0; rank < job.workers.size(); ++rank) {
+    if (job.workers[rank].node == node) lost.push_back(rank);
+  }
+  if (job.preempt_at || job.spares.size() < lost.size()) return false;
+  for (size_t rank : lost) {
+    auto nearest = std::min_element(job.spares.begin(), job.spares.end(), [&](const auto& a, const auto& b) {
+      return std::make_pair(Distance(fleet_, node, a.node), a.node.value()) <
+             std::make_pair(Distance(fleet_, node, b.node), b.node.value());
+    });
+    ReleaseGang(cluster_, job.spec, {job.workers[rank]});
+    Hold(job, {job.workers[rank]}, -1);
+    job.workers[rank] = std::move(*nearest);
+    job.spares.erase(nearest);
+  }
+  governor_.Remove(job.spec.id);
+  const std::optional<uint32_t> limit = governor_.Admit(job.spec, job.workers, /*ignore_holds=*/true);
+  if (!limit) return false;  // no power where the spares are: back to the queue
+  job.restarts++;
+  out.restarts.push_back({job.spec.id, job.workers, job.spares, static_cast<uint32_t>(lost.size()), *limit});
+  return true;
+}
+
+bool Engine::RestartAllowed(Job& job, bool own_failure) const {
+  if (!job.spec.max_restarts) return !own_failure;
+  return job.restarts < *job.spec.max_restarts;
+}
+
+// REQUIRES: the job is stopped (pending, holding nothing).
+void Engine::Requeue(TimeMs now, Job& job, const std::string& why, Decisions& out) {
+  job.restarts++;
+  TimeMs backoff = 0;
+  if (job.spec.restart_backoff > 0) {
+    backoff = job.spec.restart_backoff;
+    for (uint32_t i = 1; i < job.restarts && backoff < kMaxBackoff; ++i) backoff *= 2;
+    backoff = std::min(backoff, kMaxBackoff);
+  }
+  job.eligible_at = now + backoff;
+  job.reason = backoff > 0 ? PendingReason::kBeginTime : PendingReason::kNone;
+  pending_[job.spec.id] = &job;
+  out.requeues.push_back({job.spec.id, job.restarts, job.eligible_at, why});
+}
+
+void Engine::End(Job& job, JobState state, std::string reason, Decisions& out) {
+  if (job.state == JobState::kRunning) {
+    Stop(job, state);
+  } else {
+    pending_.erase(job.spec.id);
+    job.state = state;
+  }
+  const JobId id = job.spec.id;
+  out.ended.push_back({id, state, std::move(reason)});
+  Retire(id);
+}
+
+std::vector<WorkerPlacement> Engine::TakeSpares(const JobSpec& spec, std::vector<WorkerPlacement>& gang) {
+  std::vector<WorkerPlacement> spares;
+  const size_t s = spec.spare_nodes, g = gang.size();
+  if (s == 0) return spares;
+  JOULE_CHECK(g == spec.workers + s);
+  // One spare in the middle of each of `s` equal stretches of the gang (placed in topology order).
+  std::vector<size_t> picks;
+  for (size_t i = 0; i < s; ++i) picks.push_back((2 * i + 1) * g / (2 * s));
+  for (size_t i = picks.size(); i-- > 0;) {
+    spares.push_back(std::move(gang[picks[i]]));
+    gang.erase(gang.begin() + static_cast<std::ptrdiff_t>(picks[i]));
+  }
+  std::reverse(spares.begin(), spares.end());
+  return spares;
+}
+
+}  // namespace joule

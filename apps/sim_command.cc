@@ -36,7 +36,29 @@ struct SimCommandOptions {
   bool no_flexible = false;
   std::optional<std::string> price;
   std::string flexible_by = "carbon";
+  std::string failures = "scenario";
+  bool no_spares = false;
+  std::optional<double> checkpoint_min;
 };
+
+// --failures: the scenario's failure model (none if it has no `failures:` block), the built-in
+// defaults, or none; --no-spares and --checkpoint-min change the jobs (the acceptance runs compare
+// them).
+Result<std::optional<FailureModelSpec>> ParseFailures(const SimCommandOptions& o, const io::Scenario& scenario) {
+  if (o.failures == "scenario") return scenario.failures;
+  if (o.failures == "default") return std::optional<FailureModelSpec>(FailureModelSpec::Defaults());
+  if (o.failures == "none") return std::optional<FailureModelSpec>();
+  return Status::Error(fmt::format("--failures: must be scenario, default or none, got '{}'", o.failures));
+}
+
+void AdjustJobs(const SimCommandOptions& o, sim::Workload& workload) {
+  for (sim::WorkloadJob& job : workload.jobs) {
+    if (o.no_spares) job.spec.spare_nodes = 0;
+    if (o.checkpoint_min && job.spec.checkpoint_interval) {
+      job.spec.checkpoint_interval = std::llround(*o.checkpoint_min * 60'000.0);
+    }
+  }
+}
 
 // --oversubscription P: the campus's IT budget becomes its rated IT draw / (1 + P/100), as if P%
 // more accelerators had been installed than the envelope holds at rated power. --uncapped: no
@@ -151,6 +173,14 @@ void PrintSummary(const sim::Summary& s, const sim::SimResult& r, const std::str
   } else {
     fmt::print("power: no campus budget; {:.0f} accelerator-hours of work done\n", r.useful_accelerator_hours);
   }
+  if (r.failures.enabled) {
+    const sim::FailureFigures& f = r.failures;
+    fmt::print(
+        "failures: {} interruptions ({} on hot spares, {} requeued), {} jobs failed, {:.0f} accelerator-hours lost; "
+        "ETTR {:.3f} for {} jobs of 1,025+ accelerators, {:.3f} for {} of 16,384+; goodput {:.3f}\n",
+        f.interruptions, f.spare_restarts, f.requeues, s.failed, f.lost_accelerator_hours, s.ettr_large.ettr,
+        s.ettr_large.jobs, s.ettr_16k.ettr, s.ettr_16k.jobs, s.goodput);
+  }
   fmt::print("report: {}/report.html\n", out);
 }
 
@@ -195,6 +225,12 @@ int RunSim(const SimCommandOptions& o) {
     return kExitBadInput;
   }
   if (o.arrival_scale != 1) sim::ScaleArrivals(*workload, o.arrival_scale);
+  AdjustJobs(o, *workload);
+  Result<std::optional<FailureModelSpec>> failures = ParseFailures(o, *scenario);
+  if (!failures.ok()) {
+    std::cerr << failures.status().message() << "\n";
+    return kExitBadInput;
+  }
 
   Result<PowerConfig> power = ParsePower(o, scenario->fleet);
   if (!power.ok()) {
@@ -211,6 +247,8 @@ int RunSim(const SimCommandOptions& o) {
   options.tick = static_cast<TimeMs>(o.tick_s * 1000);
   options.engine.order = *order;
   options.oracle_estimates = *order == QueueOrder::kShortestFirst;
+  options.failures = std::move(*failures);
+  options.failure_seed = o.seed;
   sim::Simulator simulator(scenario->fleet, scenario->tenants, options);
   sim::SimResult result = simulator.Run(*workload);
   sim::Summary summary = sim::Summarize(result);
@@ -270,6 +308,12 @@ void AddSimCommand(CLI::App& app, CommandFn& run) {
   cmd->add_option("--flexible-by", o->flexible_by, "What flexible jobs wait for: carbon (with --grid) or price")
       ->capture_default_str()
       ->check(CLI::IsMember({"carbon", "price"}));
+  cmd->add_option("--failures", o->failures,
+                  "Failures to inject: scenario (its failures: block, if any), default (built-in rates), none")
+      ->capture_default_str();
+  cmd->add_flag("--no-spares", o->no_spares, "Jobs keep no hot spares (whatever their workload asks)");
+  cmd->add_option("--checkpoint-min", o->checkpoint_min, "Every job that checkpoints does so this often (minutes)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--no-flexible", o->no_flexible,
                 "Run flexible jobs as soon as they can start (the baseline for low-carbon shifting)");
   cmd->callback([&run, o] { run = [o] { return RunSim(*o); }; });

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "io/failures_yaml.h"
 #include "io/node_list.h"
 #include "io/yaml_fields.h"
 #include "power/facility.h"
@@ -40,8 +41,9 @@ class Parser {
  private:
   Result<Scenario> Parse(const YAML::Node& root) {
     if (!root || root.IsNull()) return Status::Error(fmt::format("{}: empty scenario file", path_));
-    Fields top(root, "",
-               {"description", "campus", "accelerator_types", "node_types", "rack_types", "halls", "tenants"});
+    Fields top(
+        root, "",
+        {"description", "campus", "accelerator_types", "node_types", "rack_types", "halls", "tenants", "failures"});
     if (top.Has("description")) (void)top.String("description");
     spec_.catalog = Catalog::BuiltIn();
     if (!top.Has("campus")) top.FailMissing("campus");
@@ -60,6 +62,13 @@ class Parser {
     Scenario scenario{Fleet::Build(std::move(spec_)), {}, phases_};
     CheckBudgets(scenario.fleet);
     if (top.Has("tenants")) scenario.tenants = ParseTenants(top, scenario.fleet);
+    if (top.Has("failures")) {
+      YAML::Node block = top.Get("failures");
+      scenario.failures = ParseFailures(block.IsNull() ? Fields(YAML::Node(YAML::NodeType::Map), "failures", {})
+                                                       : Fields(block, "failures",
+                                                                {"causes", "domains", "maintenance", "triage_h",
+                                                                 "restart_overhead_min", "checkpoint_stall_s"}));
+    }
     return scenario;
   }
 

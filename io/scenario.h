@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "model/failure_model.h"
 #include "model/fleet.h"
 #include "model/tenant.h"
 
@@ -17,7 +18,8 @@ namespace joule::io {
 struct Scenario {
   Fleet fleet;
   std::vector<TenantSpec> tenants;
-  std::vector<std::string> phases;  // declared build-out phases, in order; empty if none
+  std::vector<std::string> phases;           // declared build-out phases, in order; empty if none
+  std::optional<FailureModelSpec> failures;  // the `failures:` block; none: the twin injects none
 };
 
 struct LoadOptions {

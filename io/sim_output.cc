@@ -405,6 +405,82 @@ std::string PowerChart(const sim::SimResult& r) {
   return Svg(body + Legend({"facility draw", r.campus_budget_w ? "campus budget" : "grid connection"}));
 }
 
+ordered_json EttrJson(const sim::EttrGroup& g) {
+  return {{"min_accelerators", g.min_accelerators},
+          {"jobs", g.jobs},
+          {"ettr", Round(g.ettr)},
+          {"wall_hours", Round(g.wall_hours)},
+          {"interruptions_per_job", Round(g.interruptions_per_job)},
+          {"failed", g.failed}};
+}
+
+ordered_json FailuresJson(const sim::Summary& s, const sim::SimResult& r) {
+  const sim::FailureFigures& f = r.failures;
+  ordered_json causes = ordered_json::object();
+  for (int c = 0; c < kFailureCauses; ++c) causes[FailureCauseName(static_cast<FailureCause>(c))] = f.node_failures[c];
+  ordered_json domains = ordered_json::object();
+  for (size_t d = 0; d < f.domain_names.size(); ++d) domains[f.domain_names[d]] = f.domain_failures[d];
+  return {{"modelled", f.enabled},
+          {"node_failures_by_cause", causes},
+          {"domain_failures", domains},
+          {"maintenance_windows", f.maintenance_windows},
+          {"health_transitions", f.health_transitions},
+          {"health_refused", f.health_refused},
+          {"interruptions", f.interruptions},
+          {"restarts_on_spares", f.spare_restarts},
+          {"spares_used", f.spares_used},
+          {"requeues", f.requeues},
+          {"jobs_failed", s.failed},
+          {"lost_accelerator_hours", Round(f.lost_accelerator_hours)},
+          {"time_to_recover_s", DistributionJson(s.recover_s)},
+          {"goodput", Round(s.goodput)},
+          {"allocated_accelerator_hours", Round(r.allocated_accelerator_hours)},
+          {"useful_accelerator_hours", Round(r.useful_accelerator_hours)},
+          {"ettr_large_jobs", EttrJson(s.ettr_large)},
+          {"ettr_16k_jobs", EttrJson(s.ettr_16k)}};
+}
+
+std::string OutChart(const sim::SimResult& r) {
+  if (r.samples.empty()) return "<p>No samples.</p>";
+  double most = 1;
+  for (const sim::Sample& s : r.samples) most = std::max(most, static_cast<double>(s.out_accelerators));
+  Axes a{0, Days(r.samples.back().at), 0, most * 1.05};
+  std::string points;
+  for (const sim::Sample& s : r.samples) {
+    points += fmt::format("{:.1f},{:.1f} ", a.X(Days(s.at)), a.Y(static_cast<double>(s.out_accelerators)));
+  }
+  return Svg(
+      AxesSvg(a, "simulated days", "accelerators out of service") +
+      fmt::format(R"svg(<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>)svg", points, kColors[3]));
+}
+
+std::string FailurePanel(const sim::Summary& s, const sim::SimResult& r) {
+  const sim::FailureFigures& f = r.failures;
+  if (!f.enabled) return "<p class=\"todo\">No failures were injected in this run.</p>";
+  std::string causes;
+  for (int c = 0; c < kFailureCauses; ++c) {
+    causes += fmt::format("{}{} {}", c ? ", " : "", f.node_failures[c], FailureCauseName(static_cast<FailureCause>(c)));
+  }
+  for (size_t d = 0; d < f.domain_names.size(); ++d) {
+    causes += fmt::format(", {} {}", f.domain_failures[d], Escape(f.domain_names[d]));
+  }
+  std::string rows;
+  for (const sim::EttrGroup* g : {&s.ettr_large, &s.ettr_16k}) {
+    rows += fmt::format("<tr><td>{}+ accelerators</td><td>{}</td><td>{:.3f}</td><td>{:.2f}</td><td>{}</td></tr>",
+                        Human(g->min_accelerators), g->jobs, g->ettr, g->interruptions_per_job, g->failed);
+  }
+  return fmt::format(
+             "<p>Failures ({}); {} maintenance windows. {} job interruptions: {} restarted at once on hot spares "
+             "({} spares used), {} requeued; {} jobs failed after their last allowed restart. {} accelerator-hours "
+             "lost (work since the last checkpoint, restarts, stalls); time to recover p50 {} s, p95 {} s. "
+             "Goodput {:.3f} of the accelerator-hours allocated.</p>",
+             causes, f.maintenance_windows, Human(static_cast<double>(f.interruptions)), f.spare_restarts,
+             f.spares_used, f.requeues, s.failed, Human(f.lost_accelerator_hours), Human(s.recover_s.p50),
+             Human(s.recover_s.p95), s.goodput) +
+         "<table><tr><th>jobs</th><th>count</th><th>ETTR</th><th>interruptions per job</th><th>failed</th></tr>" +
+         rows + "</table>" + OutChart(r);
+}
+
 }  // namespace
 
 ordered_json SummaryJson(const RunInfo& info, const sim::Summary& s, const sim::SimResult& r) {
@@ -444,6 +520,7 @@ ordered_json SummaryJson(const RunInfo& info, const sim::Summary& s, const sim::
           {"reservation_breaches", s.reservation_breaches},
           {"longest_giant_gang_wait_s", Round(s.longest_giant_wait_s)},
           {"power", PowerJson(r)},
+          {"failures", FailuresJson(s, r)},
           {"rejected", rejected}};
 }
 
@@ -464,7 +541,7 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   json << SummaryJson(info, summary, r).dump(2) << "\n";
 
   csv << "time_s,pending_jobs,running_jobs,pending_accelerators,allocated,busy,fragmented,it_mw,facility_mw,"
-         "heat_demand_mw,heat_delivered_mw";
+         "heat_demand_mw,heat_delivered_mw,out_of_service";
   for (const std::string& t : r.tenant_names) csv << ",tenant:" << t;
   for (const std::string& t : r.type_names) csv << ",type:" << t;
   for (const std::string& h : r.hall_names) csv << ",hall_it_mw:" << h;
@@ -473,8 +550,8 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
   for (const sim::Sample& s : r.samples) {
     csv << s.at / 1000 << ',' << s.pending_jobs << ',' << s.running_jobs << ',' << acc(s.pending_milli) << ','
         << acc(s.allocated_milli) << ',' << acc(s.busy_milli) << ',' << acc(s.fragmented_milli) << ','
-        << fmt::format("{:.3f},{:.3f},{:.3f},{:.3f}", s.it_w / 1e6, s.facility_w / 1e6, s.heat_demand_w / 1e6,
-                       s.heat_delivered_w / 1e6);
+        << fmt::format("{:.3f},{:.3f},{:.3f},{:.3f},{}", s.it_w / 1e6, s.facility_w / 1e6, s.heat_demand_w / 1e6,
+                       s.heat_delivered_w / 1e6, s.out_accelerators);
     for (uint64_t m : s.tenant_milli) csv << ',' << acc(m);
     for (uint64_t m : s.type_milli) csv << ',' << acc(m);
     for (double w : s.hall_it_w) csv << fmt::format(",{:.3f}", w / 1e6);
@@ -536,7 +613,7 @@ Status WriteSimOutputs(const std::string& dir, const RunInfo& info, const sim::S
          << PowerChart(r) << "<h3>Draw per hall</h3>" << HallHeatMap(r) << "<h3>Heat delivered and demanded</h3>"
          << HeatChart(r) << "</section>\n";
   }
-  html << "<section><h2>Failures</h2><p class=\"todo\">Not modelled in this run.</p></section>\n";
+  html << "<section><h2>Failures</h2>" << FailurePanel(summary, r) << "</section>\n";
   html << "</body></html>\n";
   for (std::ofstream* out : {&json, &csv, &html}) {
     out->flush();

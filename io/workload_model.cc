@@ -85,10 +85,11 @@ class ModelParser {
   }
 
   sim::JobClass Class(const YAML::Node& node, const std::string& path) {
-    Fields f(node, path,
-             {"class", "per_day", "accelerators", "per_worker", "fraction", "cpu_cores_per_accelerator",
-              "memory_gib_per_accelerator", "duration_s", "duration_min", "duration_h", "limit_factor",
-              "checkpoint_min", "priority", "type", "topology", "work", "flexible_deadline_h"});
+    Fields f(
+        node, path,
+        {"class", "per_day", "accelerators", "per_worker", "fraction", "cpu_cores_per_accelerator",
+         "memory_gib_per_accelerator", "duration_s", "duration_min", "duration_h", "limit_factor", "checkpoint_min",
+         "priority", "type", "topology", "work", "flexible_deadline_h", "max_restarts", "spares_per_1000_workers"});
     sim::JobClass c;
     c.name = f.String("class");
     c.per_day = f.Positive("per_day");
@@ -131,6 +132,16 @@ class ModelParser {
       c.topology = it->second;
     }
     c.work = Work(f, WorkClass::kTraining);
+    if (f.Has("max_restarts")) {
+      const double n = f.Number("max_restarts", 0, 1e6);
+      if (n != std::floor(n)) f.Fail("max_restarts", "must be a whole number");
+      c.max_restarts = static_cast<uint32_t>(n);
+    }
+    if (f.Has("spares_per_1000_workers")) {
+      c.spares_per_1000_workers = f.Number("spares_per_1000_workers", 0, 1000);
+      if (c.milli_per_accelerator < kMilliPerGpu)
+        f.Fail("spares_per_1000_workers", "hot spares need whole accelerators");
+    }
     if (f.Has("flexible_deadline_h")) {
       c.flexible_deadline = std::llround(f.Positive("flexible_deadline_h") * 3600e3);
       if (*c.flexible_deadline < static_cast<TimeMs>(static_cast<double>(c.max_duration) * c.max_limit_factor)) {

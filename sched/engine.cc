@@ -120,6 +120,7 @@ Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
   FinishPreemptions(now);
   EnforceTimeLimits(now, out);
   SchedulingPass(now, out);
+  RefillSpares(out);
   governor_.RaiseLimits();
   ReportPowerLimits(out);
   for (auto& [id, job] : pending_) {
@@ -264,6 +265,7 @@ void Engine::Stop(Job& job, JobState end_state) {
   Hold(job, job.spares, -1);
   job.workers.clear();
   job.spares.clear();
+  short_of_spares_.erase(job.spec.id);
   running_.erase(job.spec.id);
   if (job.spec.time_limit) deadlines_.erase({job.start + *job.spec.time_limit, job.spec.id});
   if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) {

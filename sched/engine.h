@@ -135,6 +135,9 @@ class Engine {
   // each part of a large gang has one near.
   static std::vector<WorkerPlacement> TakeSpares(const JobSpec& spec, std::vector<WorkerPlacement>& gang);
   void Hold(Job& job, const std::vector<WorkerPlacement>& places, int sign);
+  // Jobs that used or lost spares get new ones, from what the pass left free, near nothing in
+  // particular (the best-fitting node of the type they run on).
+  void RefillSpares(Decisions& out);
   void EnforceTimeLimits(TimeMs now, Decisions& out);
   void DecayUsage(TimeMs now);
   void SchedulingPass(TimeMs now, Decisions& out);
@@ -213,6 +216,7 @@ class Engine {
   TimeMs last_decay_ = 0;
   std::vector<NodeHealth> health_;           // per node
   std::vector<std::vector<JobId>> jobs_on_;  // per node: running jobs holding a place there
+  std::set<JobId> short_of_spares_;          // running jobs holding fewer spares than they asked
 };
 
 }  // namespace joule

@@ -80,8 +80,9 @@ void Engine::Interrupt(TimeMs now, Job& job, NodeId node, const std::string& why
   });
   ReleaseGang(cluster_, job.spec, lost_spares);
   Hold(job, lost_spares, -1);
-  const bool hit = std::any_of(job.workers.begin(), job.workers.end(),
-                               [&](const WorkerPlacement& p) { return p.node == node; });
+  if (!lost_spares.empty()) short_of_spares_.insert(job.spec.id);
+  const bool hit =
+      std::any_of(job.workers.begin(), job.workers.end(), [&](const WorkerPlacement& p) { return p.node == node; });
   if (!hit) return;
   if (!RestartAllowed(job, /*own_failure=*/false)) {
     out.kills.push_back({job.spec.id, KillReason::kNodeDown, now});
@@ -112,12 +113,40 @@ bool Engine::RestartOnSpares(Job& job, NodeId node, Decisions& out) {
     job.workers[rank] = std::move(*nearest);
     job.spares.erase(nearest);
   }
+  short_of_spares_.insert(job.spec.id);
   governor_.Remove(job.spec.id);
   const std::optional<uint32_t> limit = governor_.Admit(job.spec, job.workers, /*ignore_holds=*/true);
   if (!limit) return false;  // no power where the spares are: back to the queue
   job.restarts++;
   out.restarts.push_back({job.spec.id, job.workers, job.spares, static_cast<uint32_t>(lost.size()), *limit});
   return true;
+}
+
+void Engine::RefillSpares(Decisions& out) {
+  for (auto it = short_of_spares_.begin(); it != short_of_spares_.end();) {
+    Job& job = jobs_.at(*it);
+    if (job.preempt_at) {  // leaving anyway
+      ++it;
+      continue;
+    }
+    JobSpec one = job.spec;
+    one.workers = 1;
+    one.spare_nodes = 0;
+    one.worker.types = job.used_types;
+    one.topology = TopologyRule::kAny;
+    std::vector<WorkerPlacement> added;
+    while (job.spares.size() + added.size() < job.spec.spare_nodes) {
+      GangResult r = PlaceGang(cluster_, one);
+      if (!r.placed()) break;
+      added.push_back(std::move(r.workers[0]));
+    }
+    if (!added.empty()) {
+      Hold(job, added, +1);
+      job.spares.insert(job.spares.end(), added.begin(), added.end());
+      out.spares_added.push_back({job.spec.id, std::move(added)});
+    }
+    it = job.spares.size() == job.spec.spare_nodes ? short_of_spares_.erase(it) : std::next(it);
+  }
 }
 
 bool Engine::RestartAllowed(Job& job, bool own_failure) const {

@@ -135,6 +135,12 @@ struct HealthRefusal {
   std::string why;  // e.g. "node 12 is down: repair or resume it first"
 };
 
+// A running job got new hot spares in place of those it used or lost.
+struct SparesAdded {
+  JobId job = 0;
+  std::vector<WorkerPlacement> spares;
+};
+
 // A job interrupted by a failure went back to the queue; it may start again from `eligible_at`
 // (its failure policy's backoff).
 struct Requeue {
@@ -155,6 +161,7 @@ struct JobEnded {
 struct Decisions {
   std::vector<StartJob> starts;
   std::vector<RestartJob> restarts;
+  std::vector<SparesAdded> spares_added;  // after the pass, from what it left free
   std::vector<KillJob> kills;
   std::vector<PendingChange> pending;    // jobs whose pending reason changed in this step
   std::vector<Rejection> rejections;     // submitted specs that can never run

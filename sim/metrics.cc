@@ -59,6 +59,23 @@ Distribution Distribute(std::vector<double> values) {
   return d;
 }
 
+EttrGroup Ettr(const SimResult& r, uint32_t min_accelerators) {
+  EttrGroup g{min_accelerators};
+  double work = 0, wall = 0, interruptions = 0;
+  for (const JobRecord& job : r.jobs) {
+    if (job.accelerators < min_accelerators || !job.first_start) continue;
+    g.jobs++;
+    work += static_cast<double>(job.work_done);
+    wall += static_cast<double>(job.end.value_or(r.end) - *job.first_start);
+    interruptions += job.interruptions;
+    g.failed += job.outcome == Outcome::kFailed;
+  }
+  if (wall > 0) g.ettr = work / wall;
+  g.wall_hours = wall / static_cast<double>(kMsPerHour);
+  if (g.jobs > 0) g.interruptions_per_job = interruptions / static_cast<double>(g.jobs);
+  return g;
+}
+
 Summary Summarize(const SimResult& r) {
   Summary s;
   s.jobs = r.jobs.size();
@@ -97,6 +114,11 @@ Summary Summarize(const SimResult& r) {
   }
   s.preemptions = r.preemptions;
   s.lost_accelerator_hours = r.lost_accelerator_hours;
+  for (const JobRecord& job : r.jobs) s.failed += job.outcome == Outcome::kFailed;
+  s.ettr_large = Ettr(r, 1025);
+  s.ettr_16k = Ettr(r, 16384);
+  if (r.allocated_accelerator_hours > 0) s.goodput = r.useful_accelerator_hours / r.allocated_accelerator_hours;
+  s.recover_s = Distribute(r.failures.recover_s);
   s.reservation_breaches = r.reservation_breaches;
   return s;
 }

@@ -7,7 +7,11 @@
 //   JCT         end - submit, over jobs that completed;
 //   slowdown    bounded slowdown max(1, JCT / max(duration, 10 s)), over completed jobs;
 //   percentiles nearest rank on the sorted values (p50 of {1,2,3,4} is 2);
-//   utilisation mean over samples of allocated / capacity.
+//   utilisation mean over samples of allocated / capacity;
+//   ETTR        effective training time ratio of a group of jobs: work done (saved, or complete)
+//               / wall time from first start to end (or the horizon), summed over the group's
+//               started jobs; queueing after a failure counts as wall time (Meta's definition);
+//   goodput     useful accelerator-hours / accelerator-hours allocated (spares included).
 #pragma once
 
 #include <array>
@@ -35,6 +39,16 @@ struct GroupFigures {
   double mean_bounded_slowdown = 0;
 };
 
+// Jobs of at least `min_accelerators` that started.
+struct EttrGroup {
+  uint32_t min_accelerators = 0;
+  uint64_t jobs = 0;
+  double ettr = 0;
+  double wall_hours = 0;
+  double interruptions_per_job = 0;
+  uint64_t failed = 0;  // ended failed after their last allowed restart
+};
+
 struct Summary {
   uint64_t jobs = 0;
   GroupFigures all;
@@ -52,7 +66,15 @@ struct Summary {
   // The longest wait of any gang of more than 1,024 accelerators, including those still queued
   // at the horizon (their wait so far); 0 when there were none.
   double longest_giant_wait_s = 0;
+  uint64_t failed = 0;  // jobs ended by failures (sim/result.h Outcome::kFailed)
+  // Failures: ETTR of large gangs (over 1,024 accelerators) and of 16k-accelerator jobs (16,384 or
+  // more), goodput, time to recover.
+  EttrGroup ettr_large, ettr_16k;
+  double goodput = 0;
+  Distribution recover_s;
 };
+
+EttrGroup Ettr(const SimResult& result, uint32_t min_accelerators);
 
 Summary Summarize(const SimResult& result);
 

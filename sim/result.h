@@ -2,16 +2,19 @@
 // material of sim/metrics.h and of the report writers (io/sim_output.h). Plain values.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "model/failure_model.h"
 #include "sched/job.h"
 
 namespace joule::sim {
 
-enum class Outcome : uint8_t { kQueued, kRunning, kCompleted, kTimeLimit, kRejected };
+// kFailed: ended by a failure after its last allowed restart (or its own failure, none allowed).
+enum class Outcome : uint8_t { kQueued, kRunning, kCompleted, kTimeLimit, kRejected, kFailed };
 
 struct JobRecord {
   JobId id = 0;
@@ -25,10 +28,13 @@ struct JobRecord {
   uint32_t preemptions = 0;
   bool flexible = false;
   std::optional<TimeMs> deadline;
-  double energy_wh = 0;  // IT energy of what it held while running
-  double carbon_g = 0;   // its facility energy x the grid's intensity, with a grid series
-  double cost_eur = 0;   // its facility energy x the price, with a price series
-  double peak_w = 0;     // the most IT power it drew at once
+  double energy_wh = 0;        // IT energy of what it held while running
+  double carbon_g = 0;         // its facility energy x the grid's intensity, with a grid series
+  double cost_eur = 0;         // its facility energy x the price, with a price series
+  double peak_w = 0;           // the most IT power it drew at once
+  uint32_t interruptions = 0;  // runs a failure ended (restarts on spares included)
+  TimeMs work_done = 0;        // work done by the horizon: saved, or complete; ms at full speed
+  std::string end_reason;      // why the engine failed it, for kFailed
 };
 
 // The campus at one instant. Milli-accelerators throughout.
@@ -47,6 +53,26 @@ struct Sample {
   std::vector<double> hall_it_w;       // IT power per hall
   double heat_demand_w = 0;            // the heating network's demand (power/heat.h), when there is one
   double heat_delivered_w = 0;         // heat delivered into it
+  uint64_t out_accelerators = 0;       // on nodes not healthy (suspect, drained, repairing, down)
+};
+
+// What failures did (sim/failure_injector.h, docs/sim-output.md).
+struct FailureFigures {
+  bool enabled = false;
+  std::array<uint64_t, kFailureCauses> node_failures{};  // component failures by cause; software: jobs crashed
+  std::vector<std::string> domain_names;                 // the model's correlated failures
+  std::vector<uint64_t> domain_failures;
+  uint64_t maintenance_windows = 0;
+  uint64_t interruptions = 0;   // runs a failure ended
+  uint64_t spare_restarts = 0;  // of which went on at once on hot spares
+  uint64_t requeues = 0;
+  uint64_t jobs_failed = 0;  // ended failed after their last allowed restart
+  uint64_t spares_used = 0;  // workers moved onto spares
+  uint64_t health_transitions = 0, health_refused = 0;
+  // Accelerator-hours held by runs a failure ended that did not become saved work (work since the
+  // last checkpoint, restart overhead, checkpoint stalls).
+  double lost_accelerator_hours = 0;
+  std::vector<double> recover_s;  // per interruption: until the job works again (restart overhead included)
 };
 
 struct SimResult {
@@ -109,7 +135,9 @@ struct SimResult {
   double useful_accelerator_hours = 0;
   double completed_accelerator_hours = 0;  // of the jobs that completed only
   double capping_lost_accelerator_hours = 0;
-  uint64_t power_limit_changes = 0;  // limits the engine changed on running jobs
+  uint64_t power_limit_changes = 0;        // limits the engine changed on running jobs
+  double allocated_accelerator_hours = 0;  // held (spares, grace periods included), over samples
+  FailureFigures failures;
 };
 
 }  // namespace joule::sim

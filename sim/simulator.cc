@@ -86,6 +86,18 @@ SimResult Simulator::Run(const Workload& workload) {
   for (size_t u = 0; u < tenants_.size(); ++u) {
     for (const Reservation& r : tenants_[u].reserved) reserved_[u][r.type.value()] += uint64_t{r.accelerators} * 1000;
   }
+  injector_.reset();
+  health_actions_.clear();
+  outage_.assign(fleet_.nodes().size(), 0);
+  out_accelerators_ = 0;
+  checkpoint_stall_ = 0;
+  if (options_.failures) {
+    injector_.emplace(fleet_, *options_.failures, options_.failure_seed);
+    checkpoint_stall_ = std::llround(options_.failures->checkpoint_stall_s * 1000.0);
+    result_.failures.enabled = true;
+    for (const DomainFailureSpec& d : options_.failures->domains) result_.failures.domain_names.push_back(d.name);
+    result_.failures.domain_failures.assign(options_.failures->domains.size(), 0);
+  }
   live_.assign(workload.jobs.size(), LiveJob{});
   result_.jobs.reserve(workload.jobs.size());
   index_.reserve(workload.jobs.size());
@@ -113,8 +125,14 @@ SimResult Simulator::Run(const Workload& workload) {
     TimeMs first = kNever;
     if (next_job < workload.jobs.size()) first = workload.jobs[next_job].spec.submit_time;
     if (!timers_.empty()) first = std::min(first, timers_.front().at);
+    // Failures go on for ever: they set the next step, not whether there is work left.
+    const bool work_left = first != kNever;
+    if (injector_) {
+      first = std::min(first, injector_->peek().at);
+      if (auto m = injector_->peek_maintenance()) first = std::min(first, m->at);
+    }
     const TimeMs at = first == kNever ? kNever : NextTick(first);
-    if (at == kNever && options_.end == SimOptions::kRunToCompletion) {  // run to completion: stop when nothing is left
+    if (!work_left && options_.end == SimOptions::kRunToCompletion) {  // run to completion: stop when nothing is left
       TakeSample(next_sample);
       result_.end = next_sample;
       break;
@@ -136,6 +154,13 @@ SimResult Simulator::Run(const Workload& workload) {
       std::pop_heap(timers_.begin(), timers_.end(), std::greater<>());
       const Timer timer = timers_.back();
       timers_.pop_back();
+      if (timer.kind == TimerKind::kHealth) {
+        HealthAction& a = health_actions_[timer.job];
+        if (a.outage == outage_[a.node.value()]) {
+          events.push_back(NodeHealthChange{a.node, a.to, Actor::kPolicy, std::move(a.reason), std::nullopt});
+        }
+        continue;
+      }
       LiveJob& run = live_[timer.job];
       if (timer.kind == TimerKind::kFinish && timer.generation == run.generation && run.holding && !run.stopping) {
         JobRecord& record = result_.jobs[timer.job];
@@ -152,6 +177,11 @@ SimResult Simulator::Run(const Workload& workload) {
         PendingShape(timer.job, +1);
       }
     }
+    if (injector_) Inject(at, events);
+    // What the twin's workers did comes before the campus's health changes: a job that already
+    // ended (or crashed) here must not be moved onto its spares by a node failure of the same step.
+    std::stable_partition(events.begin(), events.end(),
+                          [](const Event& e) { return std::holds_alternative<JobFinished>(e); });
     result_.events += events.size();
     result_.steps++;
     Apply(at, engine_->Step(at, events));
@@ -168,8 +198,11 @@ SimResult Simulator::Run(const Workload& workload) {
       result_.completed_accelerator_hours += done * static_cast<double>(record.accelerators) / kMsPerHour;
     } else if (record.outcome != Outcome::kRejected) {
       done = static_cast<double>(record.duration - live_[i].remaining);
-      if (live_[i].holding && !live_[i].stopping) done += Progress(std::max(horizon, live_[i].started), i);
+      if (live_[i].holding && !live_[i].stopping) {
+        done += static_cast<double>(WorkDone(i, Progress(std::max(horizon, live_[i].started), i)));
+      }
     }
+    result_.jobs[i].work_done = static_cast<TimeMs>(done);
     result_.useful_accelerator_hours += done * static_cast<double>(record.accelerators) / kMsPerHour;
   }
   if (result_.it_energy_wh > 0) result_.pue = result_.facility_energy_wh / result_.it_energy_wh;
@@ -271,21 +304,42 @@ void Simulator::Apply(TimeMs now, const Decisions& decisions) {
     next_hour_wake_ = (now / kMsPerHour + 1) * kMsPerHour;
     Schedule(next_hour_wake_, TimerKind::kCheck, 0);
   }
+  // Kills decided from events (node failures, time limits) come before the pass's starts — a job a
+  // failure requeued may start again in the same step; preemptions come from the pass, after.
+  ApplyRestarts(now, decisions);
+  for (const KillJob& k : decisions.kills) {
+    if (k.reason != KillReason::kPreempted) Kill(now, k);
+  }
+  ApplyFailureDecisions(now, decisions);
   for (const StartJob& s : decisions.starts) Start(now, s);
+  for (const SparesAdded& a : decisions.spares_added) AddSpares(index_.at(a.job), a.spares);
   for (const PowerLimit& p : decisions.power_limits) SetLimit(now, index_.at(p.job), p.permille);
   result_.power_limit_changes += decisions.power_limits.size();
-  for (const KillJob& k : decisions.kills) Kill(now, k);
+  for (const KillJob& k : decisions.kills) {
+    if (k.reason == KillReason::kPreempted) Kill(now, k);
+  }
 }
 
 void Simulator::Start(TimeMs now, const StartJob& start) {
   const uint32_t job = index_.at(start.job);
-  const JobSpec& spec = workload_->jobs[job].spec;
   JobRecord& record = result_.jobs[job];
-  LiveJob& run = live_[job];
-  JOULE_CHECK(!run.holding);  // the engine starts only queued jobs
+  JOULE_CHECK(!live_[job].holding);  // the engine starts only queued jobs
   PendingShape(job, -1);
+  live_[job].restarted = record.first_start.has_value();
   if (!record.first_start) record.first_start = now;
   record.outcome = Outcome::kRunning;
+  Occupy(now, job, start.workers, start.spares, start.power_limit_permille);
+}
+
+void Simulator::Occupy(TimeMs now, uint32_t job, const std::vector<WorkerPlacement>& workers,
+                       const std::vector<WorkerPlacement>& spares, uint32_t limit) {
+  const JobSpec& spec = workload_->jobs[job].spec;
+  LiveJob& run = live_[job];
+  if (run.interrupted_at) {
+    result_.failures.recover_s.push_back(static_cast<double>(now + RestartOverhead(job) - *run.interrupted_at) /
+                                         1000.0);
+    run.interrupted_at.reset();
+  }
   run.started = now;
   run.holding = true;
   run.stopping = false;
@@ -293,35 +347,51 @@ void Simulator::Start(TimeMs now, const StartJob& start) {
   run.held.clear();
   run.nodes.clear();
   run.extra_w = run.idle_w = 0;
-  run.limit = start.power_limit_permille;
+  run.limit = limit;
   run.speed = Throughput(fleet_.campus().power_model, spec.work, run.limit);
   run.segment_start = now;
   run.done = 0;
-  for (const WorkerPlacement& w : start.workers) {
+  for (const WorkerPlacement& w : workers) {
     run.nodes.emplace_back(w.node, static_cast<uint32_t>(w.devices.size()));
-    const std::optional<AcceleratorTypeId> type = fleet_.node_type(w.node).accelerator;
-    if (!type) continue;
-    const uint64_t milli = WorkerMilli(spec);
-    if (!run.held.empty() && run.held.back().first == type->value()) {
-      run.held.back().second += milli;
-    } else {
-      run.held.emplace_back(type->value(), milli);
-    }
-    const uint32_t devices = static_cast<uint32_t>(w.devices.size());
-    run.idle_w += WorkerIdleWatts(fleet_, w.node, devices, spec.worker.milli_per_gpu);
+    Hold(job, w);
   }
-  tenant_w_[spec.tenant.value()] += run.idle_w;
+  // Spares hold their accelerators idle: in the tenant's share, not in the job's draw.
+  for (const WorkerPlacement& w : spares) Hold(job, w);
   Draw(job, +1);
-  for (auto [type, milli] : run.held) {
-    type_milli_[type] += milli;
-    tenant_milli_[spec.tenant.value()] += milli;
-    held_[spec.tenant.value()][type] += milli;
-    allocated_milli_ += milli;
-  }
-  Schedule(now + static_cast<TimeMs>(std::ceil(static_cast<double>(run.remaining) / run.speed)), TimerKind::kFinish,
-           job);
-  // The engine kills at the time limit only when it steps then: make sure it does.
+  run.need = RunNeed(job);
+  Schedule(now + static_cast<TimeMs>(std::ceil(static_cast<double>(run.need) / run.speed)), TimerKind::kFinish, job);
+  // The engine kills at the time limit only when it steps then: make sure it does (after a restart
+  // on spares the job's limit still counts from its start; an extra wake does no harm).
   if (spec.time_limit) Schedule(now + *spec.time_limit, TimerKind::kWake, job);
+}
+
+// The job now holds the place: its accelerators in the allocation figures, its idle draw in its
+// tenant's.
+void Simulator::Hold(uint32_t job, const WorkerPlacement& place) {
+  LiveJob& run = live_[job];
+  const JobSpec& spec = workload_->jobs[job].spec;
+  const uint32_t tenant = spec.tenant.value();
+  const double idle_w =
+      WorkerIdleWatts(fleet_, place.node, static_cast<uint32_t>(place.devices.size()), spec.worker.milli_per_gpu);
+  run.idle_w += idle_w;
+  tenant_w_[tenant] += idle_w;
+  const std::optional<AcceleratorTypeId> type = fleet_.node_type(place.node).accelerator;
+  if (!type) return;
+  const uint64_t milli = WorkerMilli(spec);
+  if (!run.held.empty() && run.held.back().first == type->value()) {
+    run.held.back().second += milli;
+  } else {
+    run.held.emplace_back(type->value(), milli);
+  }
+  type_milli_[type->value()] += milli;
+  tenant_milli_[tenant] += milli;
+  held_[tenant][type->value()] += milli;
+  allocated_milli_ += milli;
+}
+
+void Simulator::AddSpares(uint32_t job, const std::vector<WorkerPlacement>& spares) {
+  JOULE_CHECK(live_[job].holding);
+  for (const WorkerPlacement& w : spares) Hold(job, w);
 }
 
 uint64_t Simulator::HeldMilli(uint32_t job) const {
@@ -379,7 +449,7 @@ void Simulator::SetLimit(TimeMs now, uint32_t job, uint32_t limit) {
   run.speed = Throughput(fleet_.campus().power_model, workload_->jobs[job].spec.work, limit);
   Draw(job, +1);
   run.generation++;
-  const double left = std::max(0.0, static_cast<double>(run.remaining) - done);
+  const double left = std::max(0.0, static_cast<double>(run.need) - done);
   Schedule(now + static_cast<TimeMs>(std::ceil(left / run.speed)), TimerKind::kFinish, job);
 }
 
@@ -407,15 +477,14 @@ void Simulator::Draw(uint32_t job, int sign) {
 
 void Simulator::Kill(TimeMs now, const KillJob& kill) {
   const uint32_t job = index_.at(kill.job);
-  const JobSpec& spec = workload_->jobs[job].spec;
   LiveJob& run = live_[job];
   JobRecord& record = result_.jobs[job];
   JOULE_CHECK(run.holding);  // the engine kills only running jobs
   run.generation++;
   if (kill.reason == KillReason::kPreempted) {
-    const TimeMs progress = std::min(run.remaining, static_cast<TimeMs>(Progress(now, job)));
-    const TimeMs saved =
-        spec.checkpoint_interval ? progress / *spec.checkpoint_interval * *spec.checkpoint_interval : 0;
+    const double done = Progress(now, job);
+    const TimeMs progress = std::min(run.need, static_cast<TimeMs>(done));
+    const TimeMs saved = SavedWork(job, done);
     run.remaining -= saved;
     record.preemptions++;
     result_.preemptions++;
@@ -427,8 +496,11 @@ void Simulator::Kill(TimeMs now, const KillJob& kill) {
     Schedule(kill.deadline, TimerKind::kWake, job);
     return;
   }
-  // The twin injects no cancellations or node failures yet: the only other kill is the time limit,
-  // and the job ends now.
+  if (kill.reason == KillReason::kNodeDown) {
+    Interrupted(now, job);
+    return;
+  }
+  // The twin cancels nothing: the only other kill is the time limit, and the job ends now.
   JOULE_CHECK(kill.reason == KillReason::kTimeLimit);
   record.end = now;
   record.outcome = Outcome::kTimeLimit;
@@ -544,6 +616,8 @@ void Simulator::TakeSample(TimeMs at) {
   result_.it_energy_wh += s.it_w * hours;
   for (size_t h = 0; h < s.hall_it_w.size(); ++h) result_.hall_energy_wh[h] += s.hall_it_w[h] * hours;
   result_.facility_energy_wh += s.facility_w * hours;
+  result_.allocated_accelerator_hours += static_cast<double>(s.allocated_milli) / 1000.0 * hours;
+  s.out_accelerators = out_accelerators_;
   result_.peak_it_w = std::max(result_.peak_it_w, s.it_w);
   result_.peak_facility_w = std::max(result_.peak_facility_w, s.facility_w);
   if (const auto& network = fleet_.campus().heat_network) {

@@ -1,7 +1,10 @@
 // The twin's event core: replays a Workload on a fleet by driving the scheduling engine exactly as
 // the server does — Step(now, events) -> decisions — and plays the part of the nodes: a started
 // job finishes after its true duration, a preempted one stops at its SIGKILL deadline and keeps
-// the work saved at its last checkpoint, a job past its time limit is killed by the engine.
+// the work saved at its last checkpoint, a job past its time limit is killed by the engine. With a
+// failure model it also breaks the campus (sim/failure_injector.h): nodes go down and come back
+// repaired, racks are drained for maintenance, jobs crash; a job restarted after a failure or a
+// preemption pays the model's restart overhead, and each checkpoint its stall (Daly's R and C).
 //
 // Time is integer milliseconds. The engine steps on tick boundaries (a scheduling cycle, as a
 // server's event loop batches what arrived): events are delivered at the first tick at or after
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "sched/engine.h"
+#include "sim/failure_injector.h"
 #include "sim/result.h"
 #include "sim/workload.h"
 
@@ -46,6 +50,9 @@ struct SimOptions {
   bool shift_flexible = true;
   // The forecast flexible jobs minimise: the carbon series (default) or the price series.
   bool flexible_by_price = false;
+  // Failures to inject, drawn with `failure_seed`; none: a campus that never fails, restarts free.
+  std::optional<FailureModelSpec> failures;
+  uint64_t failure_seed = 1;
 };
 
 class Simulator {
@@ -59,7 +66,8 @@ class Simulator {
 
  private:
   // kFinish: a run ends; kWake: the engine must step (a deadline); kCheck: reservations are checked.
-  enum class TimerKind : uint8_t { kFinish, kWake, kCheck };
+  // kHealth: a node's repair moves on (job indexes health_actions_).
+  enum class TimerKind : uint8_t { kFinish, kWake, kCheck, kHealth };
   struct Timer {
     TimeMs at;
     uint64_t seq;
@@ -85,12 +93,41 @@ class Simulator {
     double done = 0;                                  // work done in this run before segment_start
     double extra_w = 0;                               // while holding: watts above idle (power/draw.h)
     double idle_w = 0;                                // while holding: idle watts of what it holds
+    TimeMs need = 0;                                  // this run's time at full speed to finish
+    bool restarted = false;                           // this run pays the restart overhead
+    std::optional<TimeMs> interrupted_at;             // a failure stopped it; not yet working again
+  };
+  // A scheduled step of a node's outage; void once a newer outage took the node over.
+  struct HealthAction {
+    NodeId node;
+    NodeHealth to;
+    uint32_t outage;
+    std::string reason;
   };
 
   TimeMs NextTick(TimeMs t) const { return (t + options_.tick - 1) / options_.tick * options_.tick; }
   void Submit(uint32_t job, std::vector<Event>& events);
   void Apply(TimeMs now, const Decisions& decisions);
   void Start(TimeMs now, const StartJob& start);
+  void Hold(uint32_t job, const WorkerPlacement& place);
+  void AddSpares(uint32_t job, const std::vector<WorkerPlacement>& spares);
+  void Occupy(TimeMs now, uint32_t job, const std::vector<WorkerPlacement>& workers,
+              const std::vector<WorkerPlacement>& spares, uint32_t limit);
+  // ---- Failures ----
+  void Inject(TimeMs now, std::vector<Event>& events);
+  void Crash(TimeMs now, NodeId node, std::vector<Event>& events);  // a software failure
+  void Outage(TimeMs at, NodeId node, NodeHealth first, std::string reason, Actor actor, std::optional<uint32_t> device,
+              TimeMs to_repair, TimeMs repair, std::vector<Event>& events);
+  void ScheduleHealth(TimeMs at, NodeId node, NodeHealth to, std::string reason);
+  // A failure ended the job's run: keep its saved work, count what was lost, free what it held.
+  void Interrupted(TimeMs now, uint32_t job);  // ... and it goes back to the queue
+  void Stopped(TimeMs now, uint32_t job);
+  void ApplyRestarts(TimeMs now, const Decisions& decisions);
+  void ApplyFailureDecisions(TimeMs now, const Decisions& decisions);
+  TimeMs RestartOverhead(uint32_t job) const;
+  TimeMs RunNeed(uint32_t job) const;                 // the run's full-speed time to finish `remaining`
+  TimeMs SavedWork(uint32_t job, double done) const;  // work a run of `done` ms saved at checkpoints
+  TimeMs WorkDone(uint32_t job, double done) const;   // work a run of `done` ms did, saved or not
   void Kill(TimeMs now, const KillJob& kill);
   void Release(uint32_t job);
   void SetLimit(TimeMs now, uint32_t job, uint32_t limit);
@@ -140,6 +177,11 @@ class Simulator {
   std::vector<std::vector<std::multiset<uint64_t>>> pending_asks_;
   std::vector<std::vector<TimeMs>> short_since_;
   std::vector<std::vector<bool>> breach_counted_;
+  std::optional<FailureInjector> injector_;
+  std::vector<HealthAction> health_actions_;
+  std::vector<uint32_t> outage_;  // per node: outages so far (HealthAction::outage)
+  uint64_t out_accelerators_ = 0;
+  TimeMs checkpoint_stall_ = 0;
 };
 
 }  // namespace joule::sim

@@ -74,6 +74,11 @@ void GenerateClass(const JobClass& c, TenantId tenant, TimeMs horizon, Rng& rng,
     spec.runtime_estimate = spec.time_limit;
     spec.checkpoint_interval = c.checkpoint_interval;
     spec.work = c.work;
+    spec.max_restarts = c.max_restarts;
+    if (c.spares_per_1000_workers > 0) {
+      spec.spare_nodes =
+          std::max<uint32_t>(1, static_cast<uint32_t>(std::llround(c.spares_per_1000_workers * spec.workers / 1000.0)));
+    }
     if (c.flexible_deadline) {
       spec.flexible = true;
       spec.deadline = spec.submit_time + *c.flexible_deadline;

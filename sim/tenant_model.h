@@ -38,6 +38,10 @@ struct JobClass {
   // Flexible jobs: each must end within this long of its submission and may wait for low-carbon
   // hours until then.
   std::optional<TimeMs> flexible_deadline;
+  // Failure policy and hot spares (JobSpec::max_restarts, spare_nodes): spares per 1,000 workers,
+  // at least one when set.
+  std::optional<uint32_t> max_restarts;
+  double spares_per_1000_workers = 0;
 };
 
 struct InferenceService {

@@ -197,16 +197,30 @@ TEST(HotSparesTest, AFailedWorkerMovesToTheNearestSpareAndTheJobRunsOn) {
   ASSERT_EQ(d.restarts[0].spares.size(), 1u);
   EXPECT_EQ(d.restarts[0].spares[0].node, spares[1 - spare].node);
   EXPECT_EQ(e.state(1), JobState::kRunning);
-  // The last spare's node fails: the job loses its spare, not its work.
+  // The used spare is replaced from what is free: the sixth node, the only one the job did not hold.
+  std::set<uint32_t> held;
+  for (const auto& p : workers) held.insert(p.node.value());
+  for (const auto& p : spares) held.insert(p.node.value());
+  ASSERT_EQ(d.spares_added.size(), 1u);
+  ASSERT_EQ(d.spares_added[0].spares.size(), 1u);
+  const NodeId sixth = d.spares_added[0].spares[0].node;
+  EXPECT_FALSE(held.count(sixth.value()));
+  EXPECT_EQ(e.spares(1)->size(), 2u);
+  // A spare's node fails: the job loses the spare, not its work; nothing healthy is left to refill.
   d = Health(e, 2, spares[1 - spare].node, NodeHealth::kDown);
-  EXPECT_TRUE(d.kills.empty() && d.restarts.empty());
-  EXPECT_TRUE(e.spares(1)->empty());
-  // No spare left: back to the queue (three healthy nodes remain, so it starts again at once).
-  d = Health(e, 3, workers[(rank + 1) % 3].node, NodeHealth::kDown);
+  EXPECT_TRUE(d.kills.empty() && d.restarts.empty() && d.spares_added.empty());
+  ASSERT_EQ(e.spares(1)->size(), 1u);
+  // A worker fails: it moves to the last spare.
+  const std::vector<WorkerPlacement> now_on = *e.placement(1);
+  d = Health(e, 3, now_on[(rank + 1) % 3].node, NodeHealth::kDown);
+  ASSERT_EQ(d.restarts.size(), 1u);
+  EXPECT_EQ(d.restarts[0].workers[(rank + 1) % 3].node, sixth);
+  // No spare left: back to the queue, with three restarts counted.
+  d = Health(e, 4, now_on[(rank + 2) % 3].node, NodeHealth::kDown);
   ASSERT_EQ(d.kills.size(), 1u);
   ASSERT_EQ(d.requeues.size(), 1u);
-  EXPECT_EQ(d.requeues[0].restarts, 2u);  // the restart on a spare counted
-  EXPECT_TRUE(d.starts.empty());          // 3 healthy nodes, the gang needs 5 places
+  EXPECT_EQ(d.requeues[0].restarts, 3u);
+  EXPECT_TRUE(d.starts.empty());  // 2 healthy nodes, the gang needs 5 places
 }
 
 TEST(HotSparesTest, SparesCountAgainstTheGangAndAreOnlyForWholeAccelerators) {

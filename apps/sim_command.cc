@@ -231,6 +231,10 @@ int RunSim(const SimCommandOptions& o) {
     std::cerr << failures.status().message() << "\n";
     return kExitBadInput;
   }
+  if (*failures && horizon == sim::SimOptions::kRunToCompletion) {
+    std::cerr << "--days: a trace replayed with failures needs a horizon (failures never stop); or --failures none\n";
+    return kExitBadInput;
+  }
 
   Result<PowerConfig> power = ParsePower(o, scenario->fleet);
   if (!power.ok()) {

@@ -43,8 +43,7 @@ FailureModelSpec ParseFailures(const Fields& f) {
     for (size_t i = 0; i < list.size(); ++i) {
       Fields d(list[i], fmt::format("{}[{}]", f.PathOf("domains"), i),
                {"name", "level", "per_domain_hour", "repair_median_h", "repair_sigma"});
-      spec.domains.push_back(
-          {d.String("name"), Level(d), d.Number("per_domain_hour", 0, 1), Repair(d, RepairSpec{})});
+      spec.domains.push_back({d.String("name"), Level(d), d.Number("per_domain_hour", 0, 1), Repair(d, RepairSpec{})});
     }
   }
   if (f.Has("maintenance")) {

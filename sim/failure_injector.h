@@ -18,9 +18,9 @@ namespace joule::sim {
 
 struct Failure {
   TimeMs at = 0;
-  std::vector<NodeId> nodes;     // one for a component failure, the whole domain for a correlated one
+  std::vector<NodeId> nodes;  // one for a component failure, the whole domain for a correlated one
   FailureCause cause = FailureCause::kGpu;
-  std::optional<size_t> domain;  // index into the model's domains, for a correlated failure
+  std::optional<size_t> domain;    // index into the model's domains, for a correlated failure
   std::optional<uint32_t> device;  // the failed accelerator, for a GPU failure
   TimeMs repair = 0;               // how long the nodes stay out (0: software, no repair)
   std::string reason;
@@ -51,8 +51,8 @@ class FailureInjector {
   const Fleet& fleet_;
   FailureModelSpec spec_;
   Rng rng_;
-  double node_rate_per_ms_ = 0;            // all causes, the whole campus
-  std::vector<double> domain_rate_per_ms_;  // per domain spec, all its domains
+  double node_rate_per_ms_ = 0;                            // all causes, the whole campus
+  std::vector<double> domain_rate_per_ms_;                 // per domain spec, all its domains
   std::vector<std::vector<std::vector<NodeId>>> domains_;  // per domain spec: each domain's nodes
   TimeMs clock_ = 0;
   Failure next_;

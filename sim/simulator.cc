@@ -24,6 +24,7 @@ constexpr int64_t kMilliwattsOfSlack = 1000;  // the engine rounds per job and b
 Simulator::Simulator(const Fleet& fleet, std::vector<TenantSpec> tenants, SimOptions options)
     : fleet_(fleet), tenants_(std::move(tenants)), options_(std::move(options)) {
   JOULE_CHECK(!tenants_.empty() && options_.tick > 0 && options_.sample_interval > 0);
+  JOULE_CHECK(!options_.failures || options_.end != SimOptions::kRunToCompletion);  // failures never stop
 }
 
 SimResult Simulator::Run(const Workload& workload) {

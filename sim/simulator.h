@@ -51,6 +51,7 @@ struct SimOptions {
   // The forecast flexible jobs minimise: the carbon series (default) or the price series.
   bool flexible_by_price = false;
   // Failures to inject, drawn with `failure_seed`; none: a campus that never fails, restarts free.
+  // REQUIRES: a finite `end` when given (failures never stop, so a run would never complete).
   std::optional<FailureModelSpec> failures;
   uint64_t failure_seed = 1;
 };

@@ -76,6 +76,37 @@ run --workload "$tmp/model.yaml" --days 2 --oversubscription 900 --out "$tmp/x" 
 run --workload "$tmp/model.yaml" --days 2 --oversubscription 10 --uncapped --out "$tmp/x" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "exclude each other" "$tmp/err" || fail "contradictory power flags: $(cat "$tmp/err")"
 
+# Failures: a campus failing often (a scenario's failures block), training with hot spares and
+# restarts allowed: jobs are interrupted and recover, the report says so, the run is reproducible;
+# a bad block, a bad flag and a trace without a horizon are refused.
+{
+  cat "$src/scenarios/dev.yaml"
+  printf 'failures:\n  causes: {gpu: {per_accelerator_hour: 0.002, repair_median_h: 2}}\n'
+  printf '  maintenance: {every_h: 12, racks: 1, drain_timeout_h: 1, duration_h: 2}\n'
+} >"$tmp/failing.yaml"
+sed 's/checkpoint_min: 30, priority: 5}/checkpoint_min: 30, priority: 5, max_restarts: 50, spares_per_1000_workers: 500}/' \
+  "$tmp/model.yaml" >"$tmp/spares.yaml"
+frun() { "$joule" sim --scenario "$tmp/failing.yaml" --workload "$tmp/spares.yaml" --days 2 --seed 5 "$@"; }
+frun --out "$tmp/f" >"$tmp/out" || fail "failing run: $(cat "$tmp/out")"
+grep -q "^failures: [1-9][0-9]* interruptions ([1-9][0-9]* on hot spares" "$tmp/out" || fail "failures line: $(cat "$tmp/out")"
+grep -q '"restarts_on_spares": [1-9]' "$tmp/f/summary.json" || fail "no restarts on spares in summary.json"
+grep -q '"maintenance_windows": 4' "$tmp/f/summary.json" || fail "maintenance windows: $(grep maintenance "$tmp/f/summary.json")"
+grep -q 'job interruptions' "$tmp/f/report.html" || fail "no failure panel"
+frun --out "$tmp/f2" >/dev/null
+cmp -s "$tmp/f/summary.json" "$tmp/f2/summary.json" || fail "failures: same seed, different summary.json"
+frun --no-spares --checkpoint-min 60 --out "$tmp/f3" >"$tmp/out" || fail "no-spares run"
+grep -q '"restarts_on_spares": 0,' "$tmp/f3/summary.json" || fail "--no-spares still restarted on spares"
+frun --failures none --out "$tmp/f4" >"$tmp/out" || fail "--failures none"
+grep -q "^failures:" "$tmp/out" && fail "--failures none still injected failures"
+frun --failures sometimes --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "must be scenario, default or none" "$tmp/err" || fail "bad --failures: $(cat "$tmp/err")"
+"$joule" sim --scenario "$tmp/failing.yaml" --workload "$tmp/jobs.csv" --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "needs a horizon" "$tmp/err" || fail "trace with failures, no --days: $(cat "$tmp/err")"
+{ cat "$src/scenarios/dev.yaml"; printf 'failures:\n  domains:\n    - {name: x, level: row, per_domain_hour: 1}\n'; } >"$tmp/badf.yaml"
+"$joule" sim --scenario "$tmp/badf.yaml" --workload "$tmp/model.yaml" --out "$tmp/x" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "failures.domains\[0\].level: must be nvlink_domain, rack or pod, got 'row'" "$tmp/err" ||
+  fail "bad failures block: $(cat "$tmp/err")"
+
 run --workload "$tmp/jobs.csv" --out "$tmp/csv" >"$tmp/out" || fail "csv run"
 grep -q "3 jobs submitted, 2 started, 2 completed, 1 rejected" "$tmp/out" || fail "csv summary: $(cat "$tmp/out")"
 grep -q "1 jobs could never run" "$tmp/out" || fail "rejected job not reported"

@@ -33,6 +33,8 @@ test: debug
 bench: release
 	@scripts/run-benchmarks.sh build/release
 	@scripts/power-sweep.sh build/release
+	@scripts/failure-acceptance.sh build/release
+	@WORKLOAD=busy scripts/failure-acceptance.sh build/release
 
 lint: debug
 	@scripts/check-format.sh

@@ -84,7 +84,9 @@ void Engine::Interrupt(TimeMs now, Job& job, NodeId node, const std::string& why
   const bool hit =
       std::any_of(job.workers.begin(), job.workers.end(), [&](const WorkerPlacement& p) { return p.node == node; });
   if (!hit) return;
-  if (!RestartAllowed(job, /*own_failure=*/false)) {
+  const bool restarted_this_step =
+      std::any_of(out.restarts.begin(), out.restarts.end(), [&](const RestartJob& r) { return r.job == job.spec.id; });
+  if (!restarted_this_step && !RestartAllowed(job, /*own_failure=*/false)) {
     out.kills.push_back({job.spec.id, KillReason::kNodeDown, now});
     End(job, JobState::kFailed, fmt::format("{}; {} restarts allowed, all used", why, *job.spec.max_restarts), out);
     return;
@@ -117,6 +119,16 @@ bool Engine::RestartOnSpares(Job& job, NodeId node, Decisions& out) {
   governor_.Remove(job.spec.id);
   const std::optional<uint32_t> limit = governor_.Admit(job.spec, job.workers, /*ignore_holds=*/true);
   if (!limit) return false;  // no power where the spares are: back to the queue
+  // Several nodes of one job failing in the same step (a rack losing power) are one restart.
+  auto same_step = std::find_if(out.restarts.rbegin(), out.restarts.rend(),
+                                [&](const RestartJob& r) { return r.job == job.spec.id; });
+  if (same_step != out.restarts.rend()) {
+    same_step->workers = job.workers;
+    same_step->spares = job.spares;
+    same_step->replaced += static_cast<uint32_t>(lost.size());
+    same_step->power_limit_permille = *limit;
+    return true;
+  }
   job.restarts++;
   out.restarts.push_back({job.spec.id, job.workers, job.spares, static_cast<uint32_t>(lost.size()), *limit});
   return true;

@@ -18,7 +18,7 @@ sweep() {
   local name=$1
   shift
   "$build/apps/joule" sim --scenario scenarios/france-1gw.yaml --workload scenarios/france-1gw-busy-workload.yaml \
-    --days "$days" --seed 1 --out "$out/$name" "$@" >/dev/null
+    --days "$days" --seed 1 --failures none --out "$out/$name" "$@" >/dev/null
 }
 sweep uncapped --uncapped
 base=$(field "$out/uncapped/summary.json" useful_accelerator_hours)

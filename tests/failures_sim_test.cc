@@ -16,10 +16,10 @@ using joule::testing::GpuNode;
 
 constexpr TimeMs kMin = 60'000;
 
-// Only GPU failures, at `per_gpu_hour`, repaired after an hour; restart R and stall C in minutes.
-FailureModelSpec OnlyGpuFailures(double per_gpu_hour, double restart_min, double stall_min) {
+// Only GPU failures, at `per_gpu_hour`, repaired after `repair_h`; restart R and stall C in minutes.
+FailureModelSpec OnlyGpuFailures(double per_gpu_hour, double restart_min, double stall_min, double repair_h = 1) {
   FailureModelSpec spec;
-  spec.causes[static_cast<size_t>(FailureCause::kGpu)] = CauseSpec{per_gpu_hour, RepairSpec{1, 0}};
+  spec.causes[static_cast<size_t>(FailureCause::kGpu)] = CauseSpec{per_gpu_hour, RepairSpec{repair_h, 0}};
   spec.triage_h = 0;
   spec.restart_overhead_min = restart_min;
   spec.checkpoint_stall_s = stall_min * 60;
@@ -85,6 +85,38 @@ TEST(DalyModelTest, CheckpointStallsWithoutFailures) {
   // 100 minutes of work in stretches of 30: three checkpoints (30, 60, 90), none after the last.
   EXPECT_EQ(*r.jobs[0].end - *r.jobs[0].first_start, 103 * kMin);
   EXPECT_EQ(r.jobs[0].interruptions, 0u);
+}
+
+// On a campus full of work of the same priority, a gang that loses a node without spares waits in
+// the queue for room (its failed node's repair, four hours); with spares it goes on at once.
+TEST(HotSparesSimTest, SparesSaveTheWaitOnAFullCampus) {
+  Forty f;
+  auto ettr = [&](uint32_t spares) {
+    double work = 0, wall = 0;
+    for (uint64_t seed = 1; seed <= 5; ++seed) {
+      std::vector<WorkloadJob> jobs = {BigJob(48 * 60 * kMin, 10 * kMin, spares)};
+      // Fillers: every node the gang leaves, one 8-GPU job each, for days, arriving just after it.
+      for (uint32_t i = 0; i < 40 - 16 - spares; ++i) {
+        WorkloadJob filler = BigJob(300 * 60 * kMin, 10 * kMin, 0);
+        filler.spec.id = 100 + i;
+        filler.spec.workers = 1;
+        filler.spec.submit_time = 1000;
+        jobs.push_back(filler);
+      }
+      SimOptions options;
+      options.end = 200LL * 60 * kMin;
+      options.failures = OnlyGpuFailures(1e-3, 5, 0, 4);
+      options.failure_seed = seed;
+      Simulator sim(f.fleet, {TenantSpec{"lab"}}, options);
+      SimResult r = sim.Run(Workload{std::move(jobs), {"lab"}});
+      work += static_cast<double>(r.jobs[0].work_done);
+      wall += static_cast<double>(r.jobs[0].end.value_or(r.end) - *r.jobs[0].first_start);
+    }
+    return work / wall;
+  };
+  const double with = ettr(4), without = ettr(0);
+  EXPECT_GT(with, 0.8);
+  EXPECT_LT(without, with - 0.1) << "with spares " << with << ", without " << without;
 }
 
 TEST(FailureInjectionTest, SameSeedSameFailuresOtherSeedOthers) {

@@ -46,6 +46,9 @@ void Print(TimeMs at, const Decisions& d, const Fleet& fleet) {
     fmt::print("t={} start {}{}{}\n", at, s.job, Workers(fleet, s.workers),
                s.spares.empty() ? "" : " spares:" + Workers(fleet, s.spares));
   }
+  for (const SparePoolChange& c : d.spare_pool) {
+    fmt::print("t={} pool tenant={} {}{}\n", at, c.tenant.value(), c.added ? "+" : "-", fleet.NodeName(c.node));
+  }
   for (const SparesAdded& a : d.spares_added) fmt::print("t={} spares {}{}\n", at, a.job, Workers(fleet, a.spares));
   for (const RestartJob& r : d.restarts) {
     fmt::print("t={} restart {}{} spares:{}\n", at, r.job, Workers(fleet, r.workers), Workers(fleet, r.spares));

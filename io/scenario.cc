@@ -329,7 +329,7 @@ class Parser {
     std::vector<uint64_t> reserved(available.size(), 0);
     YAML::Node list = top.List("tenants");
     for (size_t i = 0; i < list.size(); ++i) {
-      Fields f(list[i], Indexed("tenants", i), {"name", "reserved", "borrow_limit", "weight"});
+      Fields f(list[i], Indexed("tenants", i), {"name", "reserved", "borrow_limit", "weight", "spare_nodes"});
       CheckNew(f, names);
       // A borrow limit of 0 makes the reservation a hard partition (a virtual cluster).
       std::optional<uint32_t> borrow;
@@ -352,6 +352,17 @@ class Parser {
                                           reserved[id.value()], available[id.value()]));
           }
           t.reserved.push_back({id, n});
+        }
+      }
+      if (f.Has("spare_nodes")) {  // type -> whole nodes kept as the tenant's hot spares
+        std::vector<std::string_view> keys;
+        for (const AcceleratorType& type : fleet.catalog().accelerators()) keys.push_back(type.name);
+        Fields r(f.Get("spare_nodes"), f.PathOf("spare_nodes"), keys);
+        for (const AcceleratorType& type : fleet.catalog().accelerators()) {
+          if (!r.Has(type.name)) continue;
+          const AcceleratorTypeId id = *fleet.catalog().FindAccelerator(type.name);
+          if (available[id.value()] == 0) r.Fail(type.name, fmt::format("the fleet has no {} nodes", type.name));
+          t.spare_nodes.push_back({id, r.Count(type.name)});
         }
       }
       tenants.push_back(std::move(t));

@@ -22,6 +22,10 @@ struct TenantSpec {
   // reservation; empty: no limit.
   std::optional<uint32_t> borrow_limit;
   double weight = 1.0;  // share of surplus capacity relative to other tenants
+  // A pool of hot spare nodes the tenant keeps, per accelerator type: whole healthy nodes held
+  // idle, counted in its use, which any of its jobs that loses a worker to a failure takes at
+  // once (after the job's own spares). Refilled from free nodes after each scheduling pass.
+  std::vector<Reservation> spare_nodes;  // `accelerators` counts nodes here
 };
 
 }  // namespace joule

@@ -70,7 +70,8 @@ Engine::Engine(const Fleet& fleet, std::vector<TenantSpec> tenants, EngineConfig
       reserved_milli_(tenants_.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0)),
       decayed_usage_(tenants_.size(), 0.0),
       health_(fleet.nodes().size(), NodeHealth::kHealthy),
-      jobs_on_(fleet.nodes().size()) {
+      jobs_on_(fleet.nodes().size()),
+      pool_(tenants_.size()) {
   ends_by_type_.resize(fleet.catalog().accelerators().size());
   for (size_t u = 0; u < tenants_.size(); ++u) {
     for (const Reservation& r : tenants_[u].reserved)
@@ -121,6 +122,7 @@ Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
   EnforceTimeLimits(now, out);
   SchedulingPass(now, out);
   RefillSpares(out);
+  RefillPools(out);
   governor_.RaiseLimits();
   ReportPowerLimits(out);
   for (auto& [id, job] : pending_) {
@@ -817,6 +819,14 @@ void Engine::CheckInvariants() const {
   std::vector<int64_t> held(fleet_.accelerator_count(), 0);
   std::vector<Millicores> cpu(fleet_.nodes().size(), 0);
   std::vector<MiB> mem(fleet_.nodes().size(), 0);
+  for (const std::vector<WorkerPlacement>& pool : pool_) {
+    for (const WorkerPlacement& p : pool) {
+      const TaskShape shape = PoolShape(*cluster_.accelerator_type(p.node));
+      cpu[p.node.value()] += shape.cpu;
+      mem[p.node.value()] += shape.memory;
+      for (uint32_t d : p.devices) held[fleet_.node(p.node).accelerators.first.value() + d] += kMilliPerGpu;
+    }
+  }
   for (const auto& [id, job] : running_) {
     JOULE_CHECK(job->workers.size() == job->spec.workers);  // gangs are whole
     JOULE_CHECK(job->spares.size() <= job->spec.spare_nodes);

@@ -138,6 +138,12 @@ class Engine {
   // Jobs that used or lost spares get new ones, from what the pass left free, near nothing in
   // particular (the best-fitting node of the type they run on).
   void RefillSpares(Decisions& out);
+  // Tenants' spare pools (TenantSpec::spare_nodes): filled after the pass like jobs' spares.
+  void RefillPools(Decisions& out);
+  void DropFromPool(NodeId node, Decisions& out);  // the node left service
+  // A pool node of the tenant for a worker of `job` lost on `failed`: the nearest that can hold it.
+  std::optional<size_t> PoolNodeFor(const Job& job, NodeId failed, const std::vector<bool>& taken) const;
+  TaskShape PoolShape(AcceleratorTypeId type) const;  // a whole node of the first node type with it
   void EnforceTimeLimits(TimeMs now, Decisions& out);
   void DecayUsage(TimeMs now);
   void SchedulingPass(TimeMs now, Decisions& out);
@@ -214,9 +220,10 @@ class Engine {
   GridForecast forecast_;
   std::vector<double> forecast_sum_;  // forecast_sum_[i]: intensity x ms over the first i steps
   TimeMs last_decay_ = 0;
-  std::vector<NodeHealth> health_;           // per node
-  std::vector<std::vector<JobId>> jobs_on_;  // per node: running jobs holding a place there
-  std::set<JobId> short_of_spares_;          // running jobs holding fewer spares than they asked
+  std::vector<NodeHealth> health_;                  // per node
+  std::vector<std::vector<JobId>> jobs_on_;         // per node: running jobs holding a place there
+  std::set<JobId> short_of_spares_;                 // running jobs holding fewer spares than they asked
+  std::vector<std::vector<WorkerPlacement>> pool_;  // per tenant: its spare nodes (whole nodes)
 };
 
 }  // namespace joule

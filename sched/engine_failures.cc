@@ -55,6 +55,7 @@ void Engine::ChangeHealth(TimeMs now, const NodeHealthChange& change, Decisions&
   }
   health_[change.node.value()] = change.to;
   cluster_.SetSchedulable(change.node, change.to == NodeHealth::kHealthy);
+  if (change.to != NodeHealth::kHealthy) DropFromPool(change.node, out);
   out.health.push_back({change.node, from, change.to, change.actor, change.reason, now, change.device});
   if (change.to == NodeHealth::kDown || change.to == NodeHealth::kRepairing) {
     const std::string why = fmt::format("node {} {}{}{}", fleet_.NodeName(change.node), NodeHealthName(change.to),
@@ -104,7 +105,37 @@ bool Engine::RestartOnSpares(Job& job, NodeId node, Decisions& out) {
   for (size_t rank = 0; rank < job.workers.size(); ++rank) {
     if (job.workers[rank].node == node) lost.push_back(rank);
   }
-  if (job.preempt_at || job.spares.size() < lost.size()) return false;
+  if (job.preempt_at) return false;
+  const size_t replaced = lost.size();
+  // The job's own spares first, then its tenant's pool: chosen before anything changes.
+  const size_t own = std::min(lost.size(), job.spares.size());
+  std::vector<size_t> pool_picks;
+  std::vector<bool> taken(pool_[job.spec.tenant.value()].size(), false);
+  for (size_t k = own; k < lost.size(); ++k) {
+    const std::optional<size_t> pick = PoolNodeFor(job, node, taken);
+    if (!pick) return false;
+    taken[*pick] = true;
+    pool_picks.push_back(*pick);
+  }
+  std::vector<WorkerPlacement>& pool = pool_[job.spec.tenant.value()];
+  for (size_t k = own; k < lost.size(); ++k) {
+    const size_t rank = lost[k];
+    const WorkerPlacement spare = pool[pool_picks[k - own]];
+    const TaskShape whole = PoolShape(*cluster_.accelerator_type(spare.node));
+    cluster_.Release(spare.node, whole, spare.devices);
+    in_use_[job.spec.tenant.value()][cluster_.accelerator_type(spare.node)->value()] -= whole.TotalMilliGpu();
+    out.spare_pool.push_back({job.spec.tenant, spare.node, /*added=*/false});
+    WorkerPlacement place{spare.node, {}};
+    for (uint32_t d = 0; d < job.spec.worker.gpus; ++d) place.devices.push_back(d);
+    cluster_.Allocate(place.node, job.spec.worker, place.devices);
+    ReleaseGang(cluster_, job.spec, {job.workers[rank]});
+    Hold(job, {job.workers[rank]}, -1);
+    Hold(job, {place}, +1);
+    job.workers[rank] = std::move(place);
+  }
+  std::sort(pool_picks.rbegin(), pool_picks.rend());
+  for (size_t i : pool_picks) pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(i));
+  lost.resize(own);  // the ranks the job's own spares take
   for (size_t rank : lost) {
     auto nearest = std::min_element(job.spares.begin(), job.spares.end(), [&](const auto& a, const auto& b) {
       return std::make_pair(Distance(fleet_, node, a.node), a.node.value()) <
@@ -125,13 +156,76 @@ bool Engine::RestartOnSpares(Job& job, NodeId node, Decisions& out) {
   if (same_step != out.restarts.rend()) {
     same_step->workers = job.workers;
     same_step->spares = job.spares;
-    same_step->replaced += static_cast<uint32_t>(lost.size());
+    same_step->replaced += static_cast<uint32_t>(replaced);
     same_step->power_limit_permille = *limit;
     return true;
   }
   job.restarts++;
-  out.restarts.push_back({job.spec.id, job.workers, job.spares, static_cast<uint32_t>(lost.size()), *limit});
+  out.restarts.push_back({job.spec.id, job.workers, job.spares, static_cast<uint32_t>(replaced), *limit});
   return true;
+}
+
+TaskShape Engine::PoolShape(AcceleratorTypeId type) const {
+  for (NodeTypeId id : facts_.node_types) {
+    const NodeType& t = fleet_.catalog().node(id);
+    if (t.accelerator != type) continue;
+    TaskShape shape{t.cpu, t.memory, t.accelerators, kMilliPerGpu};
+    shape.types.Add(type);
+    if (id.value() < 64) shape.node_types = uint64_t{1} << id.value();
+    return shape;
+  }
+  return {};
+}
+
+std::optional<size_t> Engine::PoolNodeFor(const Job& job, NodeId failed, const std::vector<bool>& taken) const {
+  const std::vector<WorkerPlacement>& pool = pool_[job.spec.tenant.value()];
+  const TaskShape& w = job.spec.worker;
+  std::optional<size_t> best;
+  if (w.gpus == 0 || w.Shared()) return best;
+  auto key = [&](size_t i) { return std::make_pair(Distance(fleet_, failed, pool[i].node), pool[i].node.value()); };
+  for (size_t i = 0; i < pool.size(); ++i) {
+    const NodeType& t = fleet_.node_type(pool[i].node);
+    const bool fits = t.accelerator && w.types.Allows(*t.accelerator) && t.accelerators >= w.gpus && t.cpu >= w.cpu &&
+                      t.memory >= w.memory;
+    if (taken[i] || !fits) continue;
+    if (!best || key(i) < key(*best)) best = i;
+  }
+  return best;
+}
+
+void Engine::RefillPools(Decisions& out) {
+  for (uint32_t t = 0; t < tenants_.size(); ++t) {
+    for (const Reservation& want : tenants_[t].spare_nodes) {
+      const TaskShape shape = PoolShape(want.type);
+      if (shape.gpus == 0) continue;
+      uint32_t have = 0;
+      for (const WorkerPlacement& p : pool_[t]) have += cluster_.accelerator_type(p.node) == want.type;
+      JobSpec one;
+      one.tenant = TenantId(t);
+      one.worker = shape;
+      one.topology = TopologyRule::kAny;
+      for (; have < want.accelerators; ++have) {
+        GangResult r = PlaceGang(cluster_, one);
+        if (!r.placed()) break;
+        in_use_[t][want.type.value()] += shape.TotalMilliGpu();
+        out.spare_pool.push_back({TenantId(t), r.workers[0].node, /*added=*/true});
+        pool_[t].push_back(std::move(r.workers[0]));
+      }
+    }
+  }
+}
+
+void Engine::DropFromPool(NodeId node, Decisions& out) {
+  for (uint32_t t = 0; t < pool_.size(); ++t) {
+    std::erase_if(pool_[t], [&](const WorkerPlacement& p) {
+      if (p.node != node) return false;
+      const TaskShape shape = PoolShape(*cluster_.accelerator_type(node));
+      cluster_.Release(node, shape, p.devices);
+      in_use_[t][cluster_.accelerator_type(node)->value()] -= shape.TotalMilliGpu();
+      out.spare_pool.push_back({TenantId(t), node, /*added=*/false});
+      return true;
+    });
+  }
 }
 
 void Engine::RefillSpares(Decisions& out) {

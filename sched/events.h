@@ -141,6 +141,14 @@ struct SparesAdded {
   std::vector<WorkerPlacement> spares;
 };
 
+// A tenant's spare pool gained a node (held idle for it) or lost one (taken by a job as a spare,
+// or the node left service).
+struct SparePoolChange {
+  TenantId tenant;
+  NodeId node;
+  bool added = true;
+};
+
 // A job interrupted by a failure went back to the queue; it may start again from `eligible_at`
 // (its failure policy's backoff).
 struct Requeue {
@@ -162,6 +170,7 @@ struct Decisions {
   std::vector<StartJob> starts;
   std::vector<RestartJob> restarts;
   std::vector<SparesAdded> spares_added;  // after the pass, from what it left free
+  std::vector<SparePoolChange> spare_pool;
   std::vector<KillJob> kills;
   std::vector<PendingChange> pending;    // jobs whose pending reason changed in this step
   std::vector<Rejection> rejections;     // submitted specs that can never run

@@ -96,6 +96,20 @@ void Simulator::ApplyFailureDecisions(TimeMs now, const Decisions& decisions) {
     record.end_reason = e.reason;
     f.jobs_failed++;
   }
+  // Tenants' spare pools: whole nodes held idle, in the tenant's allocation and idle draw.
+  for (const SparePoolChange& c : decisions.spare_pool) {
+    const NodeType& type = fleet_.node_type(c.node);
+    if (!type.accelerator) continue;
+    const uint64_t milli = uint64_t{type.accelerators} * 1000;
+    const double idle_w = WorkerIdleWatts(fleet_, c.node, type.accelerators, kMilliPerGpu);
+    const uint32_t t = c.tenant.value(), a = type.accelerator->value();
+    auto add = [&](uint64_t& x) { x = c.added ? x + milli : x - milli; };
+    add(type_milli_[a]);
+    add(tenant_milli_[t]);
+    add(held_[t][a]);
+    add(allocated_milli_);
+    tenant_w_[t] += c.added ? idle_w : -idle_w;
+  }
   for (const HealthTransition& h : decisions.health) {
     f.health_transitions++;
     const uint64_t accelerators = fleet_.node_type(h.node).accelerators;

@@ -119,6 +119,20 @@ TEST(HotSparesSimTest, SparesSaveTheWaitOnAFullCampus) {
   EXPECT_LT(without, with - 0.1) << "with spares " << with << ", without " << without;
 }
 
+// A tenant's spare pool is held: its nodes count in the tenant's allocation from the first step.
+TEST(HotSparesSimTest, ATenantsPoolIsAllocatedToIt) {
+  Forty f;
+  TenantSpec tenant{"lab"};
+  tenant.spare_nodes = {{*f.catalog.FindAccelerator("h100-sxm"), 3}};
+  SimOptions options;
+  options.end = 60 * kMin;
+  Simulator sim(f.fleet, {tenant}, options);
+  SimResult r = sim.Run(Workload{{BigJob(30 * kMin, 10 * kMin, 0)}, {"lab"}});
+  ASSERT_GE(r.samples.size(), 2u);
+  EXPECT_EQ(r.samples[1].tenant_milli[0], (16 + 3) * 8 * 1000u);  // the job's 16 nodes and the pool's 3
+  EXPECT_EQ(r.samples.back().tenant_milli[0], 3 * 8 * 1000u);     // the job ended; the pool stays
+}
+
 TEST(FailureInjectionTest, SameSeedSameFailuresOtherSeedOthers) {
   Forty f;
   auto run = [&](uint64_t seed) {

@@ -223,6 +223,38 @@ TEST(HotSparesTest, AFailedWorkerMovesToTheNearestSpareAndTheJobRunsOn) {
   EXPECT_TRUE(d.starts.empty());  // 2 healthy nodes, the gang needs 5 places
 }
 
+// A tenant's pool: one whole node held idle from the first step; a job of the tenant without spares
+// of its own moves onto it when a worker's node fails; the pool refills from what is free; a pool
+// node that fails leaves the pool.
+TEST(HotSparesTest, ATenantsPoolCoversItsJobsAndRefills) {
+  SixNodes f;
+  TenantSpec tenant{"t"};
+  tenant.spare_nodes = {{*f.catalog.FindAccelerator("h100-sxm"), 1}};
+  Engine e(f.fleet, {tenant}, {.check_invariants = true});
+  Decisions d = Submit(e, 0, {Job(1, 3, 8)});
+  ASSERT_EQ(d.starts.size(), 1u);
+  ASSERT_EQ(d.spare_pool.size(), 1u);
+  EXPECT_TRUE(d.spare_pool[0].added);
+  const NodeId pooled = d.spare_pool[0].node;
+  const NodeId failed = d.starts[0].workers[1].node;
+  d = Health(e, 1, failed, NodeHealth::kDown);
+  EXPECT_TRUE(d.kills.empty());
+  ASSERT_EQ(d.restarts.size(), 1u);
+  EXPECT_EQ(d.restarts[0].workers[1].node, pooled);
+  ASSERT_EQ(d.spare_pool.size(), 2u);  // taken, then a free node joins the pool
+  EXPECT_FALSE(d.spare_pool[0].added);
+  EXPECT_TRUE(d.spare_pool[1].added);
+  const NodeId refill = d.spare_pool[1].node;
+  EXPECT_NE(refill, failed);
+  // Only two healthy free nodes were left: a job of two whole nodes no longer fits beside the pool.
+  d = Submit(e, 2, {Job(2, 2, 8)});
+  EXPECT_TRUE(d.starts.empty());
+  d = Health(e, 3, refill, NodeHealth::kDown);
+  ASSERT_GE(d.spare_pool.size(), 1u);
+  EXPECT_FALSE(d.spare_pool[0].added);
+  EXPECT_EQ(d.spare_pool[0].node, refill);
+}
+
 TEST(HotSparesTest, SparesCountAgainstTheGangAndAreOnlyForWholeAccelerators) {
   SixNodes f;
   Engine e(f.fleet, OneTenant(), {.check_invariants = true});
@@ -239,11 +271,15 @@ TEST(HotSparesTest, SparesCountAgainstTheGangAndAreOnlyForWholeAccelerators) {
 
 // Random submissions, completions, own failures, cancellations and health changes of every kind:
 // every accepted job gets exactly one end, with a reason; a failed job used all its restarts
-// (or had none allowed for its own failure); no job ends twice or vanishes.
+// (or had none allowed for its own failure); no job ends twice or vanishes. Half the seeds give
+// the tenant a spare pool; the engine's invariant check (capacity conserved, pools included) runs
+// after every step.
 TEST(FailurePropertyTest, NoJobIsEverLost) {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     SixNodes f;
-    Engine e(f.fleet, OneTenant(), {.check_invariants = true});
+    TenantSpec tenant{"t"};
+    if (seed % 2 == 0) tenant.spare_nodes = {{*f.catalog.FindAccelerator("h100-sxm"), 1}};  // a pool too
+    Engine e(f.fleet, {tenant}, {.check_invariants = true});
     Rng rng(seed);
     std::map<JobId, JobSpec> accepted;
     std::map<JobId, uint32_t> restarts;

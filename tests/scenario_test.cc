@@ -149,6 +149,38 @@ TEST(ScenarioTest, HeatNetworkIsReadAndChecked) {
       << ErrorOf(path);
 }
 
+TEST(ScenarioTest, FailuresAndSparePoolsAreReadAndChecked) {
+  const std::string halls = "halls:\n  - name: a\n    rows:\n      - rack_type: gb200-nvl72\n        racks: 1\n";
+  std::string path = WriteScenario(WithHalls(halls.substr(7)) +
+                                   "tenants:\n  - {name: lab, spare_nodes: {gb200: 2}}\n"
+                                   "failures:\n  causes: {gpu: {per_accelerator_hour: 1e-4}}\n"
+                                   "  maintenance: {every_h: 12}\n  restart_overhead_min: 3\n");
+  Result<Scenario> s = LoadScenario(path);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_EQ(s->tenants[0].spare_nodes.size(), 1u);
+  EXPECT_EQ(s->tenants[0].spare_nodes[0].accelerators, 2u);
+  ASSERT_TRUE(s->failures.has_value());
+  EXPECT_EQ(s->failures->causes[static_cast<size_t>(FailureCause::kGpu)].per_accelerator_hour, 1e-4);
+  // The rest keeps the defaults.
+  EXPECT_EQ(s->failures->causes[static_cast<size_t>(FailureCause::kNetwork)].per_accelerator_hour,
+            FailureModelSpec::Defaults().causes[static_cast<size_t>(FailureCause::kNetwork)].per_accelerator_hour);
+  EXPECT_EQ(s->failures->domains.size(), 3u);
+  ASSERT_TRUE(s->failures->maintenance.has_value());
+  EXPECT_EQ(s->failures->maintenance->every_h, 12);
+  EXPECT_EQ(s->failures->restart_overhead_min, 3);
+  path = WriteScenario(WithHalls(halls.substr(7)) + "tenants:\n  - {name: lab, spare_nodes: {h100-sxm: 1}}\n");
+  EXPECT_NE(ErrorOf(path).find("tenants[0].spare_nodes.h100-sxm: the fleet has no h100-sxm nodes"), std::string::npos)
+      << ErrorOf(path);
+  path = WriteScenario(WithHalls(halls.substr(7)) + "failures:\n  causes: {cosmic: {per_accelerator_hour: 1}}\n");
+  EXPECT_NE(ErrorOf(path).find("failures.causes.cosmic: unknown key"), std::string::npos) << ErrorOf(path);
+  path = WriteScenario(WithHalls(halls.substr(7)) + "failures:\n  causes: {gpu: {per_accelerator_hour: -1}}\n");
+  EXPECT_NE(ErrorOf(path).find("failures.causes.gpu.per_accelerator_hour"), std::string::npos) << ErrorOf(path);
+  path = WriteScenario(WithHalls(halls.substr(7)) + "failures:\n");
+  s = LoadScenario(path);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_TRUE(s->failures.has_value());  // an empty block: the defaults
+}
+
 TEST(ScenarioTest, PowerModelAndPueAreReadAndChecked) {
   const std::string halls = "halls:\n  - name: a\n    rows:\n      - rack_type: gb200-nvl72\n        racks: 1\n";
   std::string path =

@@ -11,6 +11,7 @@
 namespace joule {
 namespace {
 
+using testing::Started;
 using testing::Submit;
 
 using testing::FleetOf;
@@ -19,24 +20,12 @@ using testing::GpuNode;
 std::vector<TenantSpec> OneTenant() { return {TenantSpec{"t"}}; }
 
 JobSpec Job(JobId id, uint32_t workers, uint32_t gpus, int32_t priority = 0) {
-  JobSpec j;
-  j.id = id;
-  j.workers = workers;
-  j.worker = TaskShape{1000, 1024, gpus, gpus > 0 ? kMilliPerGpu : 0};
-  j.priority = priority;
-  return j;
+  return testing::WholeJob(id, workers, gpus, priority);
 }
 
 JobSpec Timed(JobSpec j, TimeMs estimate) {
   j.runtime_estimate = estimate;
   return j;
-}
-
-bool Started(const Decisions& d, JobId id) {
-  for (const StartJob& s : d.starts) {
-    if (s.job == id) return true;
-  }
-  return false;
 }
 
 struct TwoNodes {

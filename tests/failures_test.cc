@@ -15,23 +15,13 @@ namespace {
 
 using testing::FleetOf;
 using testing::GpuNode;
+using testing::Started;
 using testing::Submit;
 
 std::vector<TenantSpec> OneTenant() { return {TenantSpec{"t"}}; }
 
-JobSpec Job(JobId id, uint32_t workers, uint32_t gpus) {
-  JobSpec j;
-  j.id = id;
-  j.workers = workers;
-  j.worker = TaskShape{1000, 1024, gpus, gpus > 0 ? kMilliPerGpu : 0};
-  return j;
-}
-
-bool Started(const Decisions& d, JobId id) {
-  for (const StartJob& s : d.starts) {
-    if (s.job == id) return true;
-  }
-  return false;
+JobSpec Job(JobId id, uint32_t workers, uint32_t gpus, int32_t priority = 0) {
+  return testing::WholeJob(id, workers, gpus, priority);
 }
 
 // Six 8-GPU nodes, two to a rack.

@@ -25,6 +25,7 @@ FailureModelSpec ParseFailures(const Fields& f) {
   FailureModelSpec spec = FailureModelSpec::Defaults();
   if (f.Has("causes")) {
     std::vector<std::string_view> names;
+    names.reserve(kFailureCauses);
     for (int c = 0; c < kFailureCauses; ++c) names.push_back(FailureCauseName(static_cast<FailureCause>(c)));
     Fields causes(f.Get("causes"), f.PathOf("causes"), names);
     for (int c = 0; c < kFailureCauses; ++c) {

@@ -15,6 +15,7 @@ using joule::testing::FleetOf;
 using joule::testing::GpuNode;
 
 constexpr TimeMs kMin = 60'000;
+constexpr TimeMs kHour = 60 * kMin;
 
 // Only GPU failures, at `per_gpu_hour`, repaired after `repair_h`; restart R and stall C in minutes.
 FailureModelSpec OnlyGpuFailures(double per_gpu_hour, double restart_min, double stall_min, double repair_h = 1) {
@@ -63,8 +64,8 @@ TEST(DalyModelTest, EttrOfOneLargeJobMatchesDalyOverManySeeds) {
   double work = 0, wall = 0;
   uint64_t interruptions = 0;
   for (uint64_t seed = 1; seed <= 20; ++seed) {
-    SimResult r = RunOne(f.fleet, BigJob(100 * 60 * kMin, 30 * kMin, 4), OnlyGpuFailures(per_gpu_hour, r_min, c_min),
-                         seed, 400LL * 3600 * 1000);
+    SimResult r = RunOne(f.fleet, BigJob(100 * kHour, 30 * kMin, 4), OnlyGpuFailures(per_gpu_hour, r_min, c_min), seed,
+                         400 * kHour);
     const JobRecord& job = r.jobs[0];
     ASSERT_EQ(job.outcome, Outcome::kCompleted) << "seed " << seed;
     work += static_cast<double>(job.work_done);
@@ -94,17 +95,17 @@ TEST(HotSparesSimTest, SparesSaveTheWaitOnAFullCampus) {
   auto ettr = [&](uint32_t spares) {
     double work = 0, wall = 0;
     for (uint64_t seed = 1; seed <= 5; ++seed) {
-      std::vector<WorkloadJob> jobs = {BigJob(48 * 60 * kMin, 10 * kMin, spares)};
+      std::vector<WorkloadJob> jobs = {BigJob(48 * kHour, 10 * kMin, spares)};
       // Fillers: every node the gang leaves, one 8-GPU job each, for days, arriving just after it.
       for (uint32_t i = 0; i < 40 - 16 - spares; ++i) {
-        WorkloadJob filler = BigJob(300 * 60 * kMin, 10 * kMin, 0);
+        WorkloadJob filler = BigJob(300 * kHour, 10 * kMin, 0);
         filler.spec.id = 100 + i;
         filler.spec.workers = 1;
         filler.spec.submit_time = 1000;
         jobs.push_back(filler);
       }
       SimOptions options;
-      options.end = 200LL * 60 * kMin;
+      options.end = 200 * kHour;
       options.failures = OnlyGpuFailures(1e-3, 5, 0, 4);
       options.failure_seed = seed;
       Simulator sim(f.fleet, {TenantSpec{"lab"}}, options);
@@ -136,7 +137,7 @@ TEST(HotSparesSimTest, ATenantsPoolIsAllocatedToIt) {
 TEST(FailureInjectionTest, SameSeedSameFailuresOtherSeedOthers) {
   Forty f;
   auto run = [&](uint64_t seed) {
-    return RunOne(f.fleet, BigJob(20 * 60 * kMin, 30 * kMin, 2), OnlyGpuFailures(1e-3, 5, 1), seed, 40 * 60 * kMin);
+    return RunOne(f.fleet, BigJob(20 * kHour, 30 * kMin, 2), OnlyGpuFailures(1e-3, 5, 1), seed, 40 * kHour);
   };
   SimResult a = run(7), b = run(7), c = run(8);
   EXPECT_EQ(a.failures.node_failures, b.failures.node_failures);

@@ -318,6 +318,7 @@ TEST(FailurePropertyTest, NoJobIsEverLost) {
     record(e.Step(400, heal));
     for (TimeMs now = 401; now < 2000 && ended.size() < accepted.size(); ++now) {
       std::vector<Event> events;
+      events.reserve(running.size());
       for (JobId id : running) events.push_back(JobFinished{id, true});
       record(e.Step(now, events));
     }

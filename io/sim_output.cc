@@ -420,6 +420,9 @@ ordered_json FailuresJson(const sim::Summary& s, const sim::SimResult& r) {
   for (int c = 0; c < kFailureCauses; ++c) causes[FailureCauseName(static_cast<FailureCause>(c))] = f.node_failures[c];
   ordered_json domains = ordered_json::object();
   for (size_t d = 0; d < f.domain_names.size(); ++d) domains[f.domain_names[d]] = f.domain_failures[d];
+  ordered_json failed = ordered_json::array();
+  for (const sim::FailureFigures::Failed& x : f.failed)
+    failed.push_back({{"id", r.jobs[x.job].id}, {"reason", x.reason}});
   return {{"modelled", f.enabled},
           {"node_failures_by_cause", causes},
           {"domain_failures", domains},
@@ -437,7 +440,8 @@ ordered_json FailuresJson(const sim::Summary& s, const sim::SimResult& r) {
           {"allocated_accelerator_hours", Round(r.allocated_accelerator_hours)},
           {"useful_accelerator_hours", Round(r.useful_accelerator_hours)},
           {"ettr_large_jobs", EttrJson(s.ettr_large)},
-          {"ettr_16k_jobs", EttrJson(s.ettr_16k)}};
+          {"ettr_16k_jobs", EttrJson(s.ettr_16k)},
+          {"failed_jobs", failed}};
 }
 
 std::string OutChart(const sim::SimResult& r) {

@@ -34,7 +34,6 @@ struct JobRecord {
   double peak_w = 0;           // the most IT power it drew at once
   uint32_t interruptions = 0;  // runs a failure ended (restarts on spares included)
   TimeMs work_done = 0;        // work done by the horizon: saved, or complete; ms at full speed
-  std::string end_reason;      // why the engine failed it, for kFailed
 };
 
 // The campus at one instant. Milli-accelerators throughout.
@@ -73,6 +72,13 @@ struct FailureFigures {
   // last checkpoint, restart overhead, checkpoint stalls).
   double lost_accelerator_hours = 0;
   std::vector<double> recover_s;  // per interruption: until the job works again (restart overhead included)
+  // Jobs that ended failed, with the engine's reason, in the order they failed (few: kept apart
+  // from the job records, which number millions).
+  struct Failed {
+    uint32_t job;  // index into SimResult::jobs
+    std::string reason;
+  };
+  std::vector<Failed> failed;
 };
 
 struct SimResult {

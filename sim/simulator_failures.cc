@@ -93,7 +93,7 @@ void Simulator::ApplyFailureDecisions(TimeMs now, const Decisions& decisions) {
     if (record.outcome == Outcome::kQueued) PendingShape(job, -1);
     record.outcome = Outcome::kFailed;
     record.end = now;
-    record.end_reason = e.reason;
+    f.failed.push_back({job, e.reason});
     f.jobs_failed++;
   }
   // Tenants' spare pools: whole nodes held idle, in the tenant's allocation and idle draw.

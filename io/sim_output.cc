@@ -475,7 +475,8 @@ std::string FailurePanel(const sim::Summary& s, const sim::SimResult& r) {
   }
   return fmt::format(
              "<p>Failures ({}); {} maintenance windows. {} job interruptions: {} restarted at once on hot spares "
-             "({} spares used), {} requeued; {} jobs failed after their last allowed restart. {} accelerator-hours "
+             "({} spares used), {} requeued; {} jobs failed (after their last allowed restart, or a crash with none "
+             "allowed). {} accelerator-hours "
              "lost (work since the last checkpoint, restarts, stalls); time to recover p50 {} s, p95 {} s. "
              "Goodput {:.3f} of the accelerator-hours allocated.</p>",
              causes, f.maintenance_windows, Human(static_cast<double>(f.interruptions)), f.spare_restarts,

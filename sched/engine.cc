@@ -657,9 +657,14 @@ std::vector<Engine::Candidate> Engine::VictimCandidates(TimeMs now, const Job& j
 // victims the job can do without are spared. The cluster state is restored exactly: victims
 // keep their resources through the grace period.
 bool Engine::TryPreempt(TimeMs now, Job& job, Decisions& out) {
-  auto release = [&](const Job* v) { ReleaseGang(cluster_, v->spec, v->workers); };
+  // A victim frees its spares too.
+  auto release = [&](const Job* v) {
+    ReleaseGang(cluster_, v->spec, v->workers);
+    ReleaseGang(cluster_, v->spec, v->spares);
+  };
   auto restore = [&](const Job* v) {
     for (const WorkerPlacement& p : v->workers) cluster_.Allocate(p.node, v->spec.worker, p.devices);
+    for (const WorkerPlacement& p : v->spares) cluster_.Allocate(p.node, v->spec.worker, p.devices);
   };
   const JobSpec gang = GangSpec(job.spec);
   auto job_fits = [&] {

@@ -259,17 +259,19 @@ TEST(HotSparesTest, SparesCountAgainstTheGangAndAreOnlyForWholeAccelerators) {
   EXPECT_NE(d.rejections[1].reason.find("spare_nodes"), std::string::npos);
 }
 
-// Random submissions, completions, own failures, cancellations and health changes of every kind:
+// Random submissions (of three priorities, so preemption too), completions, own failures,
+// cancellations and health changes of every kind:
 // every accepted job gets exactly one end, with a reason; a failed job used all its restarts
 // (or had none allowed for its own failure); no job ends twice or vanishes. Half the seeds give
 // the tenant a spare pool; the engine's invariant check (capacity conserved, pools included) runs
 // after every step.
 TEST(FailurePropertyTest, NoJobIsEverLost) {
+  uint64_t preempted = 0, on_spares = 0, requeued = 0, from_pool = 0, refused = 0;  // what the seeds exercised
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     SixNodes f;
     TenantSpec tenant{"t"};
     if (seed % 2 == 0) tenant.spare_nodes = {{*f.catalog.FindAccelerator("h100-sxm"), 1}};  // a pool too
-    Engine e(f.fleet, {tenant}, {.check_invariants = true});
+    Engine e(f.fleet, {tenant}, {.preemption_grace = 3, .check_invariants = true});
     Rng rng(seed);
     std::map<JobId, JobSpec> accepted;
     std::map<JobId, uint32_t> restarts;
@@ -284,6 +286,11 @@ TEST(FailurePropertyTest, NoJobIsEverLost) {
       }
       for (const StartJob& s : d.starts) running.insert(s.job);
       for (const RestartJob& r : d.restarts) restarts[r.job]++;
+      for (const KillJob& k : d.kills) preempted += k.reason == KillReason::kPreempted;
+      on_spares += d.restarts.size();
+      requeued += d.requeues.size();
+      for (const SparePoolChange& c : d.spare_pool) from_pool += !c.added;
+      refused += d.health_refused.size();
       for (const JobEnded& x : d.ended) {
         ASSERT_TRUE(ended.emplace(x.job, x).second) << "job " << x.job << " ended twice";
         EXPECT_FALSE(x.reason.empty());
@@ -293,7 +300,7 @@ TEST(FailurePropertyTest, NoJobIsEverLost) {
     for (TimeMs now = 1; now < 400; ++now) {
       std::vector<Event> events;
       if (rng.Uniform(3) == 0) {
-        JobSpec j = Job(next++, 1 + static_cast<uint32_t>(rng.Uniform(3)), 8);
+        JobSpec j = Job(next++, 1 + static_cast<uint32_t>(rng.Uniform(3)), 8, static_cast<int32_t>(rng.Uniform(3)));
         if (rng.Uniform(2) == 0) j.max_restarts = static_cast<uint32_t>(rng.Uniform(3));
         if (rng.Uniform(3) == 0) j.spare_nodes = static_cast<uint32_t>(rng.Uniform(2));
         if (rng.Uniform(3) == 0) j.restart_backoff = 1 + static_cast<TimeMs>(rng.Uniform(5));
@@ -338,6 +345,11 @@ TEST(FailurePropertyTest, NoJobIsEverLost) {
       }
     }
   }
+  EXPECT_GT(preempted, 0u);
+  EXPECT_GT(on_spares, 0u);
+  EXPECT_GT(requeued, 0u);
+  EXPECT_GT(from_pool, 0u);
+  EXPECT_GT(refused, 0u);
 }
 
 }  // namespace

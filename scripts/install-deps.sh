@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev
   time                      # GNU time: wall time and peak memory of the twin benchmarks
+  python3                   # reads summary.json in the failure acceptance script
 )
 
 missing=()

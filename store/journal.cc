@@ -1,0 +1,104 @@
+#include "store/journal.h"
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+#include "base/check.h"
+
+namespace joule::store {
+namespace {
+
+// A prepared statement, finalized on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { ok_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) == SQLITE_OK; }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool ok() const { return ok_; }
+  sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  bool ok_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Status::Error(fmt::format("{}: cannot open the journal: {}", path, why));
+  }
+  std::unique_ptr<SqliteJournal> journal(new SqliteJournal(path, db));
+  // WAL with a full sync at every commit: an acknowledged append survives a crash of the process
+  // and of the machine.
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                          "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)"}) {
+    if (Status s = journal->Exec(sql); !s.ok()) return s;
+  }
+  Statement last(db, "SELECT COALESCE(MAX(seq), 0) FROM journal");
+  if (!last.ok() || sqlite3_step(last.get()) != SQLITE_ROW) return journal->Error("reading the last record");
+  journal->last_seq_ = static_cast<uint64_t>(sqlite3_column_int64(last.get(), 0));
+  return journal;
+}
+
+SqliteJournal::~SqliteJournal() { sqlite3_close(db_); }
+
+Status SqliteJournal::Error(std::string_view what) const {
+  return Status::Error(fmt::format("{}: {}: {}", path_, what, sqlite3_errmsg(db_)));
+}
+
+Status SqliteJournal::Exec(const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) == SQLITE_OK) return Status::Ok();
+  std::string why = message ? message : "unknown error";
+  sqlite3_free(message);
+  return Status::Error(fmt::format("{}: {}: {}", path_, sql, why));
+}
+
+Result<uint64_t> SqliteJournal::Append(std::span<const std::string> payloads) {
+  JOULE_CHECK(!payloads.empty());
+  if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  Statement insert(db_, "INSERT INTO journal (seq, payload) VALUES (?, ?)");
+  uint64_t seq = last_seq_;
+  bool ok = insert.ok();
+  for (size_t i = 0; ok && i < payloads.size(); ++i) {
+    sqlite3_reset(insert.get());
+    sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(++seq));
+    sqlite3_bind_blob(insert.get(), 2, payloads[i].data(), static_cast<int>(payloads[i].size()), SQLITE_STATIC);
+    ok = sqlite3_step(insert.get()) == SQLITE_DONE;
+  }
+  if (!ok) {
+    Status error = Error("appending");
+    (void)Exec("ROLLBACK");
+    return error;
+  }
+  if (Status s = Exec("COMMIT"); !s.ok()) {
+    (void)Exec("ROLLBACK");
+    return s;
+  }
+  last_seq_ = seq;
+  return seq;
+}
+
+Status SqliteJournal::Read(uint64_t after, const std::function<void(const JournalEntry&)>& visit) const {
+  Statement select(db_, "SELECT seq, payload FROM journal WHERE seq > ? ORDER BY seq");
+  if (!select.ok()) return Error("reading");
+  sqlite3_bind_int64(select.get(), 1, static_cast<sqlite3_int64>(after));
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+    JournalEntry entry;
+    entry.seq = static_cast<uint64_t>(sqlite3_column_int64(select.get(), 0));
+    const auto* bytes = static_cast<const char*>(sqlite3_column_blob(select.get(), 1));
+    entry.payload.assign(bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(select.get(), 1)));
+    visit(entry);
+  }
+  return rc == SQLITE_DONE ? Status::Ok() : Error("reading");
+}
+
+}  // namespace joule::store

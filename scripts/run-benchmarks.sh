@@ -5,7 +5,7 @@ set -euo pipefail
 build=${1:?usage: run-benchmarks.sh BUILD_DIR}
 cd "$(dirname "$0")/.."
 mkdir -p out/bench
-for b in joule_bench joule_engine_bench; do
+for b in joule_bench joule_engine_bench joule_journal_bench; do
   "$build/bench/$b" --benchmark_out="out/bench/$b.json" --benchmark_out_format=json
 done
 

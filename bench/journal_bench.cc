@@ -26,7 +26,7 @@ void BM_JournalAppend(benchmark::State& state) {
   JobSpec spec;
   spec.id = 1;
   spec.workers = 64;
-  spec.worker = TaskShape{64'000, 512 * 1024, 8, kMilliPerGpu};
+  spec.worker = TaskShape{64'000, MiB{512} * 1024, 8, kMilliPerGpu};
   spec.time_limit = 86'400'000;
   spec.checkpoint_interval = 600'000;
   const std::string record = io::EncodeEvent({0, JobSubmitted{spec}});

@@ -1,0 +1,131 @@
+#include "io/job_spec.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "io/sbatch.h"
+#include "io/yaml_fields.h"
+
+namespace joule::io {
+namespace {
+
+std::string Indexed(const std::string& path, size_t i) { return fmt::format("{}[{}]", path, i); }
+
+uint32_t WholeCount(const Fields& f, const char* key, double min, double max) {
+  const double n = f.Number(key, min, max);
+  if (n != std::floor(n)) f.Fail(key, "must be a whole number");
+  return static_cast<uint32_t>(n);
+}
+
+// A number of seconds, or a Slurm time with a colon or a dash ("30:00", "2-00:00:00"): a bare
+// number is always seconds here, never Slurm's minutes.
+TimeMs Duration(const Fields& f, const char* key) {
+  const YAML::Node value = f.Get(key);
+  if (value.IsScalar()) {
+    double seconds = 0;
+    if (YAML::convert<double>::decode(value, seconds)) {
+      if (!(seconds > 0) || seconds > 1e9) f.Fail(key, "must be > 0 seconds");
+      return std::llround(seconds * 1000);
+    }
+    const std::string& text = value.Scalar();
+    if (text.find_first_of(":-") != std::string::npos) {
+      if (std::optional<TimeMs> t = ParseSlurmTime(text)) return *t;
+    }
+  }
+  f.Fail(key, "must be seconds or a Slurm time (minutes, HH:MM:SS, D-HH:MM:SS, ...)");
+}
+
+std::vector<std::string> Strings(const Fields& f, const char* key) {
+  const YAML::Node list = f.Get(key);
+  if (!list.IsSequence()) f.Fail(key, "must be a list of strings");
+  if (list.size() > kMaxArgs) f.Fail(key, fmt::format("at most {} entries", kMaxArgs));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].IsScalar()) ThrowAt(list[i], Indexed(f.PathOf(key), i), "must be a string");
+    out.push_back(list[i].Scalar());
+  }
+  return out;
+}
+
+SubmitSpec Parse(const YAML::Node& root) {
+  Fields f(root, "",
+           {"name", "tenant", "queue", "priority_class", "workers", "resources", "topology", "time_limit",
+            "runtime_estimate", "checkpoint_interval", "after_ok", "failure_policy", "command", "args", "env"});
+  SubmitSpec s;
+  s.name = f.String("name");
+  if (s.name.empty() || s.name.size() > kMaxNameLength) {
+    f.Fail("name", fmt::format("must be 1 to {} characters", kMaxNameLength));
+  }
+  s.tenant = f.OptString("tenant");
+  s.queue = f.OptString("queue");
+  s.priority_class = f.OptString("priority_class");
+  if (f.Has("workers")) s.workers = WholeCount(f, "workers", 1, 1e6);
+  if (f.Has("resources")) {
+    Fields r(f.Get("resources"), f.PathOf("resources"), {"gpus", "gpu_type", "cpu", "memory_gib"});
+    if (r.Has("gpus")) s.gpus = WholeCount(r, "gpus", 0, 1024);
+    s.gpu_type = r.OptString("gpu_type");
+    if (r.Has("cpu")) s.cpu = std::llround(r.Number("cpu", 0, 1e5) * 1000);
+    if (r.Has("memory_gib")) s.memory = std::llround(r.Number("memory_gib", 0, 1e6) * 1024);
+  }
+  if (f.Has("topology")) {
+    const std::string t = f.String("topology");
+    if (t == "any") {
+      s.topology = TopologyRule::kAny;
+    } else if (t == "prefer-compact") {
+      s.topology = TopologyRule::kPreferCompact;
+    } else if (t == "require-nvlink-domain") {
+      s.topology = TopologyRule::kRequireNvlinkDomain;
+    } else {
+      f.Fail("topology", "must be any, prefer-compact or require-nvlink-domain");
+    }
+  }
+  if (f.Has("time_limit")) s.time_limit = Duration(f, "time_limit");
+  if (f.Has("runtime_estimate")) s.runtime_estimate = Duration(f, "runtime_estimate");
+  if (f.Has("checkpoint_interval")) s.checkpoint_interval = Duration(f, "checkpoint_interval");
+  if (f.Has("after_ok")) {
+    const YAML::Node ids = f.List("after_ok");
+    for (size_t i = 0; i < ids.size(); ++i) {
+      uint64_t id = 0;
+      if (!ids[i].IsScalar() || !YAML::convert<uint64_t>::decode(ids[i], id)) {
+        ThrowAt(ids[i], Indexed(f.PathOf("after_ok"), i), "must be a job id");
+      }
+      s.after_ok.push_back(id);
+    }
+  }
+  if (f.Has("failure_policy")) {
+    Fields p(f.Get("failure_policy"), f.PathOf("failure_policy"), {"max_restarts", "backoff", "spare_nodes"});
+    if (p.Has("max_restarts")) s.max_restarts = WholeCount(p, "max_restarts", 0, 1e6);
+    if (p.Has("backoff")) s.restart_backoff = Duration(p, "backoff");
+    if (p.Has("spare_nodes")) s.spare_nodes = WholeCount(p, "spare_nodes", 0, 1e6);
+    if (s.spare_nodes > 0 && s.gpus == 0) p.Fail("spare_nodes", "hot spares are for workers with GPUs");
+  }
+  if (f.Has("command")) s.command = Strings(f, "command");
+  if (f.Has("args")) s.args = Strings(f, "args");
+  if (f.Has("env")) {
+    const YAML::Node env = f.Get("env");
+    if (!env.IsMap()) f.Fail("env", "must be a mapping of names to strings");
+    if (env.size() > kMaxEnv) f.Fail("env", fmt::format("at most {} variables", kMaxEnv));
+    for (const auto& kv : env) {
+      if (!kv.second.IsScalar()) ThrowAt(kv.second, f.PathOf("env") + "." + kv.first.Scalar(), "must be a string");
+      s.env[kv.first.Scalar()] = kv.second.Scalar();
+    }
+  }
+  if (s.command.empty() && !s.args.empty()) f.Fail("args", "needs a command");
+  return s;
+}
+
+}  // namespace
+
+Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& source) {
+  try {
+    const YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) return Status::Error(fmt::format("{}: a job spec must be a mapping", source));
+    return Parse(root);
+  } catch (...) {
+    return CurrentParseError(source, "job spec");
+  }
+}
+
+}  // namespace joule::io

@@ -1,0 +1,46 @@
+// The job spec users submit to the control plane, YAML or JSON, in the spirit of Kueue and
+// JobSet: a name, who runs it (tenant, queue, priority class), a gang of identical workers with
+// their resources, topology, time limit, checkpoints, dependencies, failure policy, and what to
+// run (command, args, env). Unknown fields are refused; every error names the field and where.
+// The server resolves tenant, queue and priority class against its configuration. Thread-safe (no
+// state).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "sched/job.h"
+
+namespace joule::io {
+
+struct SubmitSpec {
+  std::string name;
+  std::optional<std::string> tenant, queue, priority_class;
+  uint32_t workers = 1;
+  uint32_t gpus = 0;  // per worker, whole accelerators
+  std::optional<std::string> gpu_type;
+  Millicores cpu = 1000;  // per worker
+  MiB memory = 1024;      // per worker
+  TopologyRule topology = TopologyRule::kPreferCompact;
+  // Seconds, or Slurm's "HH:MM:SS" / "D-HH:MM:SS" forms (a bare number is seconds, not minutes).
+  std::optional<TimeMs> time_limit, runtime_estimate, checkpoint_interval;
+  std::vector<JobId> after_ok;
+  std::optional<uint32_t> max_restarts;
+  TimeMs restart_backoff = 0;
+  uint32_t spare_nodes = 0;
+  std::vector<std::string> command, args;
+  std::map<std::string, std::string> env;
+};
+
+// Limits a spec must keep (the API's 4xx names the one broken).
+inline constexpr size_t kMaxNameLength = 63;  // a Kubernetes DNS label
+inline constexpr size_t kMaxArgs = 4096;
+inline constexpr size_t kMaxEnv = 1024;
+
+// `source` names the text in errors ("request body", a file name): "source:line:column: path: why".
+Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& source);
+
+}  // namespace joule::io

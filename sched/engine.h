@@ -126,6 +126,7 @@ class Engine {
   void KillJobsOn(TimeMs now, NodeId node, const std::string& why, Decisions& out);
   // The job lost `node`: restart on spares, requeue, or fail, by its policy.
   void Interrupt(TimeMs now, Job& job, NodeId node, const std::string& why, Decisions& out);
+  static RestartJob* RestartedThisStep(JobId job, Decisions& out);  // its restart decided in this step
   bool RestartOnSpares(Job& job, NodeId node, Decisions& out);
   void Requeue(TimeMs now, Job& job, const std::string& why, Decisions& out);
   // Whether a failure may requeue the job once more (counting it); false: it has used them all.

@@ -85,9 +85,7 @@ void Engine::Interrupt(TimeMs now, Job& job, NodeId node, const std::string& why
   const bool hit =
       std::any_of(job.workers.begin(), job.workers.end(), [&](const WorkerPlacement& p) { return p.node == node; });
   if (!hit) return;
-  const bool restarted_this_step =
-      std::any_of(out.restarts.begin(), out.restarts.end(), [&](const RestartJob& r) { return r.job == job.spec.id; });
-  if (!restarted_this_step && !RestartAllowed(job, /*own_failure=*/false)) {
+  if (!RestartedThisStep(job.spec.id, out) && !RestartAllowed(job, /*own_failure=*/false)) {
     out.kills.push_back({job.spec.id, KillReason::kNodeDown, now});
     End(job, JobState::kFailed, fmt::format("{}; {} restarts allowed, all used", why, *job.spec.max_restarts), out);
     return;
@@ -117,9 +115,22 @@ bool Engine::RestartOnSpares(Job& job, NodeId node, Decisions& out) {
     taken[*pick] = true;
     pool_picks.push_back(*pick);
   }
+  // The failed worker's place goes back; `place` (already allocated to the job) takes its rank.
+  auto move_rank = [&](size_t rank, WorkerPlacement place) {
+    ReleaseGang(cluster_, job.spec, {job.workers[rank]});
+    Hold(job, {job.workers[rank]}, -1);
+    job.workers[rank] = std::move(place);
+  };
+  for (size_t k = 0; k < own; ++k) {
+    auto nearest = std::min_element(job.spares.begin(), job.spares.end(), [&](const auto& a, const auto& b) {
+      return std::make_pair(Distance(fleet_, node, a.node), a.node.value()) <
+             std::make_pair(Distance(fleet_, node, b.node), b.node.value());
+    });
+    move_rank(lost[k], std::move(*nearest));
+    job.spares.erase(nearest);
+  }
   std::vector<WorkerPlacement>& pool = pool_[job.spec.tenant.value()];
   for (size_t k = own; k < lost.size(); ++k) {
-    const size_t rank = lost[k];
     const WorkerPlacement spare = pool[pool_picks[k - own]];
     const TaskShape whole = PoolShape(*cluster_.accelerator_type(spare.node));
     cluster_.Release(spare.node, whole, spare.devices);
@@ -128,32 +139,17 @@ bool Engine::RestartOnSpares(Job& job, NodeId node, Decisions& out) {
     WorkerPlacement place{spare.node, {}};
     for (uint32_t d = 0; d < job.spec.worker.gpus; ++d) place.devices.push_back(d);
     cluster_.Allocate(place.node, job.spec.worker, place.devices);
-    ReleaseGang(cluster_, job.spec, {job.workers[rank]});
-    Hold(job, {job.workers[rank]}, -1);
     Hold(job, {place}, +1);
-    job.workers[rank] = std::move(place);
+    move_rank(lost[k], std::move(place));
   }
   std::sort(pool_picks.rbegin(), pool_picks.rend());
   for (size_t i : pool_picks) pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(i));
-  lost.resize(own);  // the ranks the job's own spares take
-  for (size_t rank : lost) {
-    auto nearest = std::min_element(job.spares.begin(), job.spares.end(), [&](const auto& a, const auto& b) {
-      return std::make_pair(Distance(fleet_, node, a.node), a.node.value()) <
-             std::make_pair(Distance(fleet_, node, b.node), b.node.value());
-    });
-    ReleaseGang(cluster_, job.spec, {job.workers[rank]});
-    Hold(job, {job.workers[rank]}, -1);
-    job.workers[rank] = std::move(*nearest);
-    job.spares.erase(nearest);
-  }
   short_of_spares_.insert(job.spec.id);
   governor_.Remove(job.spec.id);
   const std::optional<uint32_t> limit = governor_.Admit(job.spec, job.workers, /*ignore_holds=*/true);
   if (!limit) return false;  // no power where the spares are: back to the queue
   // Several nodes of one job failing in the same step (a rack losing power) are one restart.
-  auto same_step = std::find_if(out.restarts.rbegin(), out.restarts.rend(),
-                                [&](const RestartJob& r) { return r.job == job.spec.id; });
-  if (same_step != out.restarts.rend()) {
+  if (RestartJob* same_step = RestartedThisStep(job.spec.id, out)) {
     same_step->workers = job.workers;
     same_step->spares = job.spares;
     same_step->replaced += static_cast<uint32_t>(replaced);
@@ -253,6 +249,13 @@ void Engine::RefillSpares(Decisions& out) {
     }
     it = job.spares.size() == job.spec.spare_nodes ? short_of_spares_.erase(it) : std::next(it);
   }
+}
+
+RestartJob* Engine::RestartedThisStep(JobId job, Decisions& out) {
+  for (RestartJob& r : out.restarts) {
+    if (r.job == job) return &r;
+  }
+  return nullptr;
 }
 
 bool Engine::RestartAllowed(Job& job, bool own_failure) const {

@@ -65,7 +65,6 @@ struct FailureFigures {
   uint64_t interruptions = 0;   // runs a failure ended
   uint64_t spare_restarts = 0;  // of which went on at once on hot spares
   uint64_t requeues = 0;
-  uint64_t jobs_failed = 0;  // ended failed after their last allowed restart
   uint64_t spares_used = 0;  // workers moved onto spares
   uint64_t health_transitions = 0, health_refused = 0;
   // Accelerator-hours held by runs a failure ended that did not become saved work (work since the

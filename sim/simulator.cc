@@ -384,10 +384,14 @@ void Simulator::Hold(uint32_t job, const WorkerPlacement& place) {
   } else {
     run.held.emplace_back(type->value(), milli);
   }
-  type_milli_[type->value()] += milli;
-  tenant_milli_[tenant] += milli;
-  held_[tenant][type->value()] += milli;
-  allocated_milli_ += milli;
+  Book(tenant, type->value(), milli, +1);
+}
+
+// Milli-accelerators of `type` the tenant holds, in every allocation figure.
+void Simulator::Book(uint32_t tenant, uint32_t type, uint64_t milli, int sign) {
+  for (uint64_t* x : {&type_milli_[type], &tenant_milli_[tenant], &held_[tenant][type], &allocated_milli_}) {
+    *x = sign > 0 ? *x + milli : *x - milli;
+  }
 }
 
 void Simulator::AddSpares(uint32_t job, const std::vector<WorkerPlacement>& spares) {
@@ -483,17 +487,11 @@ void Simulator::Kill(TimeMs now, const KillJob& kill) {
   JOULE_CHECK(run.holding);  // the engine kills only running jobs
   run.generation++;
   if (kill.reason == KillReason::kPreempted) {
-    const double done = Progress(now, job);
-    const TimeMs progress = std::min(run.need, static_cast<TimeMs>(done));
-    const TimeMs saved = SavedWork(job, done);
-    run.remaining -= saved;
+    result_.lost_accelerator_hours += KeepCheckpoint(now, job);
     record.preemptions++;
     result_.preemptions++;
-    const uint64_t milli = HeldMilli(job);
-    result_.lost_accelerator_hours +=
-        static_cast<double>(progress - saved) * static_cast<double>(milli) / 1000.0 / static_cast<double>(kMsPerHour);
     run.stopping = true;
-    stopping_milli_ += milli;
+    stopping_milli_ += HeldMilli(job);
     Schedule(kill.deadline, TimerKind::kWake, job);
     return;
   }
@@ -514,10 +512,7 @@ void Simulator::Release(uint32_t job) {
   const uint32_t tenant = workload_->jobs[job].spec.tenant.value();
   uint64_t total = 0;
   for (auto [type, milli] : run.held) {
-    type_milli_[type] -= milli;
-    tenant_milli_[tenant] -= milli;
-    held_[tenant][type] -= milli;
-    allocated_milli_ -= milli;
+    Book(tenant, type, milli, -1);
     total += milli;
   }
   if (run.stopping) stopping_milli_ -= total;

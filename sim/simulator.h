@@ -111,6 +111,7 @@ class Simulator {
   void Apply(TimeMs now, const Decisions& decisions);
   void Start(TimeMs now, const StartJob& start);
   void Hold(uint32_t job, const WorkerPlacement& place);
+  void Book(uint32_t tenant, uint32_t type, uint64_t milli, int sign);  // +1 holds, -1 frees
   void AddSpares(uint32_t job, const std::vector<WorkerPlacement>& spares);
   void Occupy(TimeMs now, uint32_t job, const std::vector<WorkerPlacement>& workers,
               const std::vector<WorkerPlacement>& spares, uint32_t limit);
@@ -123,6 +124,9 @@ class Simulator {
   // A failure ended the job's run: keep its saved work, count what was lost, free what it held.
   void Interrupted(TimeMs now, uint32_t job);  // ... and it goes back to the queue
   void Stopped(TimeMs now, uint32_t job);
+  // Ends the run's progress at `now` keeping the work saved at its last checkpoint; returns the
+  // accelerator-hours it held that were not saved (redone work, restart overhead, stalls).
+  double KeepCheckpoint(TimeMs now, uint32_t job);
   void ApplyRestarts(TimeMs now, const Decisions& decisions);
   void ApplyFailureDecisions(TimeMs now, const Decisions& decisions);
   TimeMs RestartOverhead(uint32_t job) const;

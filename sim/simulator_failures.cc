@@ -39,19 +39,22 @@ TimeMs Simulator::WorkDone(uint32_t job, double done) const {
   return std::min(static_cast<TimeMs>(work), live_[job].remaining);
 }
 
+double Simulator::KeepCheckpoint(TimeMs now, uint32_t job) {
+  LiveJob& run = live_[job];
+  const double done = Progress(now, job);
+  const TimeMs saved = SavedWork(job, done);
+  const double held = std::min(done, static_cast<double>(run.need));
+  run.remaining -= saved;
+  return std::max(0.0, held - static_cast<double>(saved)) * static_cast<double>(HeldMilli(job)) / 1000.0 /
+         static_cast<double>(kMsPerHour);
+}
+
 void Simulator::Stopped(TimeMs now, uint32_t job) {
   LiveJob& run = live_[job];
   JobRecord& record = result_.jobs[job];
   run.generation++;
-  if (!run.stopping) {  // a preempted job's loss was counted at its preemption
-    const double done = Progress(now, job);
-    const TimeMs saved = SavedWork(job, done);
-    const double held = std::min(done, static_cast<double>(run.need));
-    result_.failures.lost_accelerator_hours += std::max(0.0, held - static_cast<double>(saved)) *
-                                               static_cast<double>(HeldMilli(job)) / 1000.0 /
-                                               static_cast<double>(kMsPerHour);
-    run.remaining -= saved;
-  }
+  // A preempted job's loss was counted at its preemption.
+  if (!run.stopping) result_.failures.lost_accelerator_hours += KeepCheckpoint(now, job);
   record.interruptions++;
   result_.failures.interruptions++;
   run.interrupted_at = now;
@@ -94,21 +97,14 @@ void Simulator::ApplyFailureDecisions(TimeMs now, const Decisions& decisions) {
     record.outcome = Outcome::kFailed;
     record.end = now;
     f.failed.push_back({job, e.reason});
-    f.jobs_failed++;
   }
   // Tenants' spare pools: whole nodes held idle, in the tenant's allocation and idle draw.
   for (const SparePoolChange& c : decisions.spare_pool) {
     const NodeType& type = fleet_.node_type(c.node);
     if (!type.accelerator) continue;
-    const uint64_t milli = uint64_t{type.accelerators} * 1000;
-    const double idle_w = WorkerIdleWatts(fleet_, c.node, type.accelerators, kMilliPerGpu);
-    const uint32_t t = c.tenant.value(), a = type.accelerator->value();
-    auto add = [&](uint64_t& x) { x = c.added ? x + milli : x - milli; };
-    add(type_milli_[a]);
-    add(tenant_milli_[t]);
-    add(held_[t][a]);
-    add(allocated_milli_);
-    tenant_w_[t] += c.added ? idle_w : -idle_w;
+    const int sign = c.added ? +1 : -1;
+    Book(c.tenant.value(), type.accelerator->value(), uint64_t{type.accelerators} * 1000, sign);
+    tenant_w_[c.tenant.value()] += sign * WorkerIdleWatts(fleet_, c.node, type.accelerators, kMilliPerGpu);
   }
   for (const HealthTransition& h : decisions.health) {
     f.health_transitions++;

@@ -11,13 +11,12 @@
 namespace joule {
 namespace {
 
+using testing::OneTenant;
 using testing::Started;
 using testing::Submit;
 
 using testing::FleetOf;
 using testing::GpuNode;
-
-std::vector<TenantSpec> OneTenant() { return {TenantSpec{"t"}}; }
 
 JobSpec Job(JobId id, uint32_t workers, uint32_t gpus, int32_t priority = 0) {
   return testing::WholeJob(id, workers, gpus, priority);

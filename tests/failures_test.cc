@@ -15,10 +15,9 @@ namespace {
 
 using testing::FleetOf;
 using testing::GpuNode;
+using testing::OneTenant;
 using testing::Started;
 using testing::Submit;
-
-std::vector<TenantSpec> OneTenant() { return {TenantSpec{"t"}}; }
 
 JobSpec Job(JobId id, uint32_t workers, uint32_t gpus, int32_t priority = 0) {
   return testing::WholeJob(id, workers, gpus, priority);

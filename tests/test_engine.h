@@ -27,6 +27,8 @@ inline JobSpec WholeJob(JobId id, uint32_t workers, uint32_t gpus, int32_t prior
   return j;
 }
 
+inline std::vector<TenantSpec> OneTenant() { return {TenantSpec{"t"}}; }
+
 inline bool Started(const Decisions& d, JobId id) {
   for (const StartJob& s : d.starts) {
     if (s.job == id) return true;

@@ -12,6 +12,8 @@ int Main(int argc, char** argv) {
   AddPlaceCommand(app, run);
   AddScheduleCommand(app, run);
   AddSimCommand(app, run);
+  AddServerCommand(app, run);
+  AddClientCommands(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "io/sbatch.h"
 #include "io/yaml_fields.h"
@@ -52,7 +53,8 @@ std::vector<std::string> Strings(const Fields& f, const char* key) {
 SubmitSpec Parse(const YAML::Node& root) {
   Fields f(root, "",
            {"name", "tenant", "queue", "priority_class", "workers", "resources", "topology", "time_limit",
-            "runtime_estimate", "checkpoint_interval", "after_ok", "failure_policy", "command", "args", "env"});
+            "runtime_estimate", "checkpoint_interval", "after_ok", "failure_policy", "command", "args", "env",
+            "tasks_per_worker", "script"});
   SubmitSpec s;
   s.name = f.String("name");
   if (s.name.empty() || s.name.size() > kMaxNameLength) {
@@ -112,6 +114,8 @@ SubmitSpec Parse(const YAML::Node& root) {
       s.env[kv.first.Scalar()] = kv.second.Scalar();
     }
   }
+  if (f.Has("tasks_per_worker")) s.tasks_per_worker = WholeCount(f, "tasks_per_worker", 1, 1024);
+  if (f.Has("script")) s.script = f.String("script");
   if (s.command.empty() && !s.args.empty()) f.Fail("args", "needs a command");
   return s;
 }
@@ -126,6 +130,53 @@ Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& sour
   } catch (...) {
     return CurrentParseError(source, "job spec");
   }
+}
+
+SubmitSpec FromBatchJob(const BatchJob& job) {
+  SubmitSpec s;
+  s.name = job.name;
+  s.tenant = job.account;
+  s.queue = job.partition;
+  s.priority_class = job.qos;
+  s.workers = job.nodes;
+  s.gpus = job.gpus_per_node;
+  s.tasks_per_worker = job.tasks_per_node;
+  s.time_limit = job.time_limit;
+  s.after_ok = job.after_ok;
+  s.script = job.script;
+  return s;
+}
+
+std::string EncodeJobSpec(const SubmitSpec& s) {
+  using nlohmann::json;
+  auto seconds = [](TimeMs ms) { return static_cast<double>(ms) / 1000.0; };
+  json resources = {{"gpus", s.gpus},
+                    {"cpu", static_cast<double>(s.cpu) / 1000.0},
+                    {"memory_gib", static_cast<double>(s.memory) / 1024.0}};
+  if (s.gpu_type) resources["gpu_type"] = *s.gpu_type;
+  static constexpr const char* kTopology[] = {"any", "prefer-compact", "require-nvlink-domain"};
+  json j = {{"name", s.name},
+            {"workers", s.workers},
+            {"resources", resources},
+            {"topology", kTopology[static_cast<int>(s.topology)]},
+            {"tasks_per_worker", s.tasks_per_worker}};
+  if (s.tenant) j["tenant"] = *s.tenant;
+  if (s.queue) j["queue"] = *s.queue;
+  if (s.priority_class) j["priority_class"] = *s.priority_class;
+  if (s.time_limit) j["time_limit"] = seconds(*s.time_limit);
+  if (s.runtime_estimate) j["runtime_estimate"] = seconds(*s.runtime_estimate);
+  if (s.checkpoint_interval) j["checkpoint_interval"] = seconds(*s.checkpoint_interval);
+  if (!s.after_ok.empty()) j["after_ok"] = s.after_ok;
+  json policy = json::object();
+  if (s.max_restarts) policy["max_restarts"] = *s.max_restarts;
+  if (s.restart_backoff > 0) policy["backoff"] = seconds(s.restart_backoff);
+  if (s.spare_nodes > 0) policy["spare_nodes"] = s.spare_nodes;
+  if (!policy.empty()) j["failure_policy"] = policy;
+  if (!s.command.empty()) j["command"] = s.command;
+  if (!s.args.empty()) j["args"] = s.args;
+  if (!s.env.empty()) j["env"] = s.env;
+  if (!s.script.empty()) j["script"] = s.script;
+  return j.dump();
 }
 
 }  // namespace joule::io

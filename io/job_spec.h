@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "io/sbatch.h"
 #include "sched/job.h"
 
 namespace joule::io {
@@ -33,6 +34,8 @@ struct SubmitSpec {
   uint32_t spare_nodes = 0;
   std::vector<std::string> command, args;
   std::map<std::string, std::string> env;
+  uint32_t tasks_per_worker = 1;  // processes the agent starts per worker (Slurm's --ntasks-per-node)
+  std::string script;             // a batch script each task runs (from `#SBATCH` scripts), if any
 };
 
 // Limits a spec must keep (the API's 4xx names the one broken).
@@ -42,5 +45,13 @@ inline constexpr size_t kMaxEnv = 1024;
 
 // `source` names the text in errors ("request body", a file name): "source:line:column: path: why".
 Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& source);
+
+// The spec as a JSON job spec that ParseJobSpec reads back to the same value (the server journals
+// and shows specs in this form; durations in seconds).
+std::string EncodeJobSpec(const SubmitSpec& spec);
+
+// A Slurm batch script's request as a job spec: account → tenant, partition → queue, qos →
+// priority class, nodes → workers, GPUs per node → GPUs per worker; each task runs the script.
+SubmitSpec FromBatchJob(const BatchJob& job);
 
 }  // namespace joule::io

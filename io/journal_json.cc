@@ -118,6 +118,15 @@ std::string EncodeEvent(const TimedEvent& e) {
     j["start"] = x->start;
     j["step"] = x->step;
     j["values"] = x->values;
+  } else if (const auto* x = std::get_if<TenantUpdate>(&e.event)) {
+    j["type"] = "tenant";
+    j["tenant"] = x->tenant.value();
+    json reserved = json::array();
+    for (const Reservation& r : x->reserved)
+      reserved.push_back({{"type", r.type.value()}, {"accelerators", r.accelerators}});
+    j["reserved"] = reserved;
+    Optional(j, "borrow_limit", x->borrow_limit);
+    j["weight"] = x->weight;
   }
   return j.dump();
 }
@@ -153,6 +162,13 @@ Result<TimedEvent> DecodeEvent(std::string_view text) {
       e.event = std::move(h);
     } else if (type == "forecast") {
       e.event = GridForecast{Get<TimeMs>(j, "start"), Get<TimeMs>(j, "step"), Get<std::vector<double>>(j, "values")};
+    } else if (type == "tenant") {
+      TenantUpdate t{
+          TenantId(Get<uint32_t>(j, "tenant")), {}, GetOptional<uint32_t>(j, "borrow_limit"), Get<double>(j, "weight")};
+      for (const json& r : Get<json>(j, "reserved")) {
+        t.reserved.push_back({AcceleratorTypeId(Get<uint32_t>(r, "type")), Get<uint32_t>(r, "accelerators")});
+      }
+      e.event = std::move(t);
     } else {
       return Status::Error(fmt::format("journal record: type: unknown type '{}'", type));
     }

@@ -196,6 +196,22 @@ void Engine::Apply(TimeMs now, const Event& event, Decisions& out) {
     forecast_sum_.assign(1, 0.0);
     for (double g : forecast_.values)
       forecast_sum_.push_back(forecast_sum_.back() + g * static_cast<double>(forecast_.step));
+  } else if (const auto* e = std::get_if<TenantUpdate>(&event)) {
+    UpdateTenant(*e);
+  }
+}
+
+void Engine::UpdateTenant(const TenantUpdate& update) {
+  const size_t u = update.tenant.value();
+  if (u >= tenants_.size()) return;
+  TenantSpec& tenant = tenants_[u];
+  tenant.reserved = update.reserved;
+  tenant.borrow_limit = update.borrow_limit;
+  tenant.weight = update.weight > 0 ? update.weight : 1.0;
+  std::fill(reserved_milli_[u].begin(), reserved_milli_[u].end(), 0);
+  for (const Reservation& r : tenant.reserved) {
+    if (r.type.value() < reserved_milli_[u].size())
+      reserved_milli_[u][r.type.value()] += uint64_t{r.accelerators} * kMilliPerGpu;
   }
 }
 

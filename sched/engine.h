@@ -89,6 +89,7 @@ class Engine {
   const std::vector<WorkerPlacement>* placement(JobId job) const;
   const ClusterState& cluster() const { return cluster_; }
   const PowerGovernor& power() const { return governor_; }
+  std::span<const TenantSpec> tenants() const { return tenants_; }
   NodeHealth health(NodeId node) const { return health_[node.value()]; }
   // Running jobs with workers or spares on the node (a drained node is "draining" while any).
   std::span<const JobId> jobs_on(NodeId node) const { return jobs_on_[node.value()]; }
@@ -118,11 +119,11 @@ class Engine {
 
   void Apply(TimeMs now, const Event& event, Decisions& out);
   void Submit(TimeMs now, const JobSpec& spec, Decisions& out);
+  void UpdateTenant(const TenantUpdate& update);
   void Stop(Job& job, JobState end_state);
   void Retire(JobId job);
   // ---- Failures (engine_failures.cc) ----
   void ChangeHealth(TimeMs now, const NodeHealthChange& change, Decisions& out);
-  std::optional<std::string> Refusal(NodeId node, NodeHealth from, NodeHealth to) const;
   void KillJobsOn(TimeMs now, NodeId node, const std::string& why, Decisions& out);
   // The job lost `node`: restart on spares, requeue, or fail, by its policy.
   void Interrupt(TimeMs now, Job& job, NodeId node, const std::string& why, Decisions& out);

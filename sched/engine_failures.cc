@@ -30,8 +30,7 @@ int Distance(const Fleet& fleet, NodeId a, NodeId b) {
 
 }  // namespace
 
-std::optional<std::string> Engine::Refusal(NodeId node, NodeHealth from, NodeHealth to) const {
-  const std::string_view name = fleet_.NodeName(node);
+std::optional<std::string> HealthChangeRefusal(std::string_view name, NodeHealth from, NodeHealth to) {
   if (to == NodeHealth::kSuspect && from != NodeHealth::kHealthy) {
     return fmt::format("node {} is {}: only a healthy node can become suspect", name, NodeHealthName(from));
   }
@@ -49,7 +48,7 @@ void Engine::ChangeHealth(TimeMs now, const NodeHealthChange& change, Decisions&
   }
   const NodeHealth from = health_[change.node.value()];
   if (from == change.to) return;
-  if (std::optional<std::string> why = Refusal(change.node, from, change.to)) {
+  if (std::optional<std::string> why = HealthChangeRefusal(fleet_.NodeName(change.node), from, change.to)) {
     out.health_refused.push_back({change.node, change.to, std::move(*why)});
     return;
   }

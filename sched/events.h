@@ -8,6 +8,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/tenant.h"
 #include "sched/job.h"
 
 namespace joule {
@@ -38,6 +39,10 @@ enum class Actor : uint8_t { kOperator, kAgent, kPolicy };
 
 std::string_view NodeHealthName(NodeHealth health);
 std::string_view ActorName(Actor actor);
+// Why the state machine refuses moving a node named `node` from `from` to `to`; nullopt when it
+// allows it. The engine applies it to every NodeHealthChange; the server checks a request with it
+// before accepting it.
+std::optional<std::string> HealthChangeRefusal(std::string_view node, NodeHealth from, NodeHealth to);
 
 // A request to move a node to `to`. Transitions the state machine does not allow are refused
 // (Decisions::health_refused) and change nothing; asking for the state a node is in does nothing.
@@ -59,7 +64,18 @@ struct GridForecast {
   std::vector<double> values;
 };
 
-using Event = std::variant<JobSubmitted, JobCancelled, JobFinished, NodeHealthChange, GridForecast>;
+// An operator changed a tenant's quota: its reservations (replacing all of them), borrowing limit
+// and fair-share weight. Running work is not touched; from this step the tenant's jobs are placed,
+// and its running work counted as borrowed or not, against the new figures. Unknown tenants are
+// ignored (the server checks names before it accepts a change).
+struct TenantUpdate {
+  TenantId tenant;
+  std::vector<Reservation> reserved;
+  std::optional<uint32_t> borrow_limit;
+  double weight = 1.0;
+};
+
+using Event = std::variant<JobSubmitted, JobCancelled, JobFinished, NodeHealthChange, GridForecast, TenantUpdate>;
 
 struct WorkerPlacement {
   NodeId node;

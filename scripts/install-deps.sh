@@ -9,6 +9,9 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev
+  libcpp-httplib-dev libssl-dev   # the control plane's HTTP server and client; SHA-256 of tokens
+  prometheus                # promtool checks the server's /metrics in the tests
+  clang libclang-rt-14-dev  # libFuzzer targets for the job spec and batch script parsers
   time                      # GNU time: wall time and peak memory of the twin benchmarks
   python3                   # reads summary.json in the failure acceptance script
 )
@@ -19,11 +22,21 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Node.js runs the OpenAPI validator the tests install from npm (tests/openapi/package.json).
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 
-echo "install-deps: installing ${missing[*]}"
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The OpenAPI validator, pinned by tests/openapi/package-lock.json.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -d "$root/tests/openapi/node_modules" ]; then
+  echo "install-deps: installing the OpenAPI validator (npm ci in tests/openapi)"
+  (cd "$root/tests/openapi" && npm ci --silent --no-audit --no-fund >/dev/null)
+fi

@@ -1,0 +1,119 @@
+#include "api/metrics.h"
+
+#include <fmt/format.h>
+
+namespace joule::api {
+namespace {
+
+// Request latency buckets, seconds: the API's targets are in milliseconds.
+constexpr double kBounds[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+
+// A label value escaped as the exposition format requires.
+std::string Escape(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+void Header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
+void HttpMetrics::Observe(const std::string& method, const std::string& route, int status, double seconds) {
+  std::lock_guard lock(mu_);
+  requests_[{method, route, status}]++;
+  Histogram& h = latency_[{method, route}];
+  if (h.buckets.empty()) h.buckets.assign(std::size(kBounds), 0);
+  for (size_t i = 0; i < std::size(kBounds); ++i) {
+    if (seconds <= kBounds[i]) h.buckets[i]++;
+  }
+  h.count++;
+  h.sum += seconds;
+}
+
+std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics) {
+  std::string out;
+  {
+    std::lock_guard lock(metrics.mu_);
+    Header(out, "joule_http_requests_total", "counter", "HTTP requests answered, by method, route and status code.");
+    for (const auto& [key, n] : metrics.requests_) {
+      const auto& [method, route, code] = key;
+      out += fmt::format("joule_http_requests_total{{method=\"{}\",route=\"{}\",code=\"{}\"}} {}\n", method,
+                         Escape(route), code, n);
+    }
+    Header(out, "joule_http_request_duration_seconds", "histogram",
+           "Time to answer HTTP requests, by method and route.");
+    for (const auto& [key, h] : metrics.latency_) {
+      const std::string labels = fmt::format("method=\"{}\",route=\"{}\"", key.first, Escape(key.second));
+      for (size_t i = 0; i < std::size(kBounds); ++i) {
+        out += fmt::format("joule_http_request_duration_seconds_bucket{{{},le=\"{}\"}} {}\n", labels, kBounds[i],
+                           h.buckets[i]);
+      }
+      out += fmt::format("joule_http_request_duration_seconds_bucket{{{},le=\"+Inf\"}} {}\n", labels, h.count);
+      out += fmt::format("joule_http_request_duration_seconds_sum{{{}}} {}\n", labels, h.sum);
+      out += fmt::format("joule_http_request_duration_seconds_count{{{}}} {}\n", labels, h.count);
+    }
+  }
+  const control::ControlPlane::FleetStatus s = plane.Snapshot();
+  Header(out, "joule_jobs", "gauge", "Jobs known to the server, by state.");
+  for (const auto& [state, n] : s.jobs_by_state) out += fmt::format("joule_jobs{{state=\"{}\"}} {}\n", state, n);
+  Header(out, "joule_accelerators", "gauge", "Accelerators of the fleet, in all.");
+  out += fmt::format("joule_accelerators {}\n", s.accelerators);
+  Header(out, "joule_accelerators_allocated", "gauge", "Accelerators with work placed on them.");
+  out += fmt::format("joule_accelerators_allocated {}\n", s.accelerators_used);
+  Header(out, "joule_accelerators_out_of_service", "gauge", "Accelerators on nodes that are not healthy.");
+  out += fmt::format("joule_accelerators_out_of_service {}\n", s.accelerators_out);
+  Header(out, "joule_nodes", "gauge", "Nodes, by health.");
+  for (const auto& [health, n] : s.nodes_by_health) out += fmt::format("joule_nodes{{health=\"{}\"}} {}\n", health, n);
+  Header(out, "joule_tenant_accelerators_in_use", "gauge", "Accelerators held by each tenant's running jobs.");
+  const Catalog& catalog = plane.fleet().catalog();
+  plane.VisitTenants([&](TenantId, const TenantSpec& t, const std::vector<uint64_t>& use) {
+    for (size_t type = 0; type < use.size(); ++type) {
+      out += fmt::format("joule_tenant_accelerators_in_use{{tenant=\"{}\",type=\"{}\"}} {}\n", Escape(t.name),
+                         Escape(catalog.accelerator(AcceleratorTypeId(static_cast<uint32_t>(type))).name), use[type]);
+    }
+  });
+  Header(out, "joule_power_budget_watts", "gauge", "Power budgets of the campus, halls, rows and racks.");
+  for (const PowerGovernor::Budget& b : s.budgets) {
+    out += fmt::format("joule_power_budget_watts{{level=\"{}\",index=\"{}\"}} {}\n", PowerLevelName(b.level), b.index,
+                       b.budget_w);
+  }
+  Header(out, "joule_power_expected_draw_watts", "gauge",
+         "Expected IT draw under each budget: idle draw plus running work at its power limits.");
+  for (const PowerGovernor::Budget& b : s.budgets) {
+    out += fmt::format("joule_power_expected_draw_watts{{level=\"{}\",index=\"{}\"}} {}\n", PowerLevelName(b.level),
+                       b.index, b.used_w);
+  }
+  const control::Counters c = plane.counters();
+  Header(out, "joule_jobs_submitted_total", "counter", "Jobs accepted since the server started.");
+  out += fmt::format("joule_jobs_submitted_total {}\n", c.submits);
+  Header(out, "joule_journal_records_total", "counter",
+         "Records made durable in the journal since the server started.");
+  out += fmt::format("joule_journal_records_total {}\n", c.journal_records);
+  Header(out, "joule_journal_commits_total", "counter", "Journal transactions (fsyncs) since the server started.");
+  out += fmt::format("joule_journal_commits_total {}\n", c.journal_commits);
+  Header(out, "joule_journal_commit_seconds_total", "counter", "Time spent committing journal transactions.");
+  out += fmt::format("joule_journal_commit_seconds_total {}\n", c.commit_seconds_sum);
+  Header(out, "joule_journal_last_sequence", "gauge", "Sequence number of the last durable journal record.");
+  out += fmt::format("joule_journal_last_sequence {}\n", s.journal_seq);
+  Header(out, "joule_engine_steps_total", "counter", "Scheduling passes run since the server started.");
+  out += fmt::format("joule_engine_steps_total {}\n", c.steps);
+  Header(out, "joule_engine_step_seconds_total", "counter", "Time spent in scheduling passes.");
+  out += fmt::format("joule_engine_step_seconds_total {}\n", c.step_seconds_sum);
+  Header(out, "joule_engine_step_max_seconds", "gauge", "Longest scheduling pass since the server started.");
+  out += fmt::format("joule_engine_step_max_seconds {}\n", c.step_seconds_max);
+  Header(out, "joule_engine_last_step_timestamp_seconds", "gauge", "When the last scheduling pass ran (Unix time).");
+  out += fmt::format("joule_engine_last_step_timestamp_seconds {}\n", static_cast<double>(s.last_step) / 1000.0);
+  return out;
+}
+
+}  // namespace joule::api

@@ -1,0 +1,46 @@
+// The CLI's side of the HTTP API: where the server is and which token to present, from flags,
+// then the environment (JOULE_SERVER, JOULE_TOKEN), then a config file (JOULE_CONFIG, else
+// ~/.config/joule/client.yaml: `server:` and `token:`), else http://127.0.0.1:6820 without a token.
+// Thread-safety: one client per thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+
+namespace joule::apps {
+
+struct ClientConfig {
+  std::string server = "http://127.0.0.1:6820";
+  std::string token;
+};
+
+Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& server,
+                                         const std::optional<std::string>& token);
+
+struct HttpReply {
+  int status = 0;  // 0: no answer (the error says why)
+  std::string body;
+  std::string error;
+};
+
+class ApiClient {
+ public:
+  explicit ApiClient(const ClientConfig& config);
+  ~ApiClient();
+  HttpReply Get(const std::string& path);
+  HttpReply Send(const std::string& method, const std::string& path, const std::string& body,
+                 const std::string& content_type, const std::map<std::string, std::string>& headers = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "resources.gpus: must be ... (HTTP 400)" from an error reply.
+std::string DescribeError(const HttpReply& reply);
+
+}  // namespace joule::apps

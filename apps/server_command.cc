@@ -1,0 +1,105 @@
+// `joule server --config FILE`: the control plane over HTTP until SIGINT or SIGTERM.
+// `joule token [--tenant T] [--name N]`: a fresh bearer token and the config entry that admits it.
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "api/http_api.h"
+#include "apps/commands.h"
+#include "control/control_plane.h"
+
+namespace joule::apps {
+namespace {
+
+struct ServerOptions {
+  std::string config;
+  std::optional<std::string> listen;
+};
+
+TimeMs WallClockMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int RunServer(const ServerOptions& options) {
+  Result<io::ServerConfig> config = io::LoadServerConfig(options.config);
+  if (!config.ok()) {
+    fmt::print(stderr, "joule server: {}\n", config.status().message());
+    return kExitBadInput;
+  }
+  if (options.listen) {
+    const size_t colon = options.listen->rfind(':');
+    if (colon == std::string::npos) {
+      fmt::print(stderr, "joule server: --listen: must be HOST:PORT\n");
+      return kExitBadInput;
+    }
+    config->listen_host = options.listen->substr(0, colon);
+    config->listen_port = static_cast<uint16_t>(std::stoi(options.listen->substr(colon + 1)));
+  }
+  // SIGINT and SIGTERM end the server; they are waited for on a thread of their own.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const auto begin = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, WallClockMs);
+  if (!plane.ok()) {
+    fmt::print(stderr, "joule server: {}\n", plane.status().message());
+    return kExitBadInput;
+  }
+  const control::ControlPlane::FleetStatus status = (*plane)->Snapshot();
+  api::HttpApi http(**plane);
+  Result<int> port = http.Bind(config->listen_host, config->listen_port);
+  if (!port.ok()) {
+    fmt::print(stderr, "joule server: {}\n", port.status().message());
+    return kExitFailure;
+  }
+  (*plane)->Start();
+  fmt::print(stderr, "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records) in {:.2f} s\n",
+             (*plane)->fleet().campus().name, status.nodes, status.accelerators, config->state, status.journal_seq,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+  fmt::print(stderr, "joule server: listening on http://{}:{}\n", config->listen_host, *port);
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    fmt::print(stderr, "joule server: {}: stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    http.Stop();
+  });
+  http.Serve();
+  (*plane)->Stop();
+  waiter.join();
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddServerCommand(CLI::App& app, CommandFn& run) {
+  auto options = std::make_shared<ServerOptions>();
+  CLI::App* cmd = app.add_subcommand("server", "Run the control plane: the engine in real time behind the HTTP API");
+  cmd->add_option("--config", options->config, "Server configuration (YAML; docs/server.md)")->required();
+  cmd->add_option("--listen", options->listen, "HOST:PORT to listen on, overriding the config (port 0: any free)");
+  cmd->callback([options, &run] { run = [options] { return RunServer(*options); }; });
+
+  auto token = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* tok = app.add_subcommand("token", "Make a fresh bearer token and the server config entry that admits it");
+  tok->add_option("--name", token->first, "Who holds it, as the audit log will name them")->required();
+  tok->add_option("--tenant", token->second, "The tenant it acts for (none: an operator's token)");
+  tok->callback([token, &run] {
+    run = [token] {
+      const std::string secret = control::NewToken();
+      fmt::print("token: {}\n", secret);
+      fmt::print("# the server config's entry (tokens:), which keeps only its SHA-256:\n");
+      fmt::print("- name: {}\n", token->first);
+      if (!token->second.empty()) fmt::print("  tenant: {}\n", token->second);
+      fmt::print("  sha256: {}\n", control::Hex(control::Sha256(secret)));
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace joule::apps

@@ -1,0 +1,48 @@
+// Who is calling: bearer tokens checked against the configuration's SHA-256 digests. Tokens are
+// never stored or logged, only their digests; a presented token is hashed and compared with every
+// configured digest in constant time (CRYPTO_memcmp), so neither the comparison nor the number of
+// digests it stops at tells an attacker how close a guess was. Thread-safe after construction.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sched/job.h"
+
+namespace joule::control {
+
+// An operator acts on everything; a tenant's principal sees and acts on its own jobs only.
+struct Principal {
+  std::string name;
+  std::optional<TenantId> tenant;  // empty: an operator
+
+  bool operator_role() const { return !tenant.has_value(); }
+};
+
+using Digest = std::array<unsigned char, 32>;
+
+Digest Sha256(std::string_view data);
+std::string Hex(const Digest& digest);
+// REQUIRES: `hex` is 64 lowercase hex digits.
+Digest FromHex(std::string_view hex);
+// A fresh token: 32 bytes from the system's CSPRNG, as 64 hex digits (for `joule token`).
+std::string NewToken();
+
+class Authenticator {
+ public:
+  void Add(Principal principal, const Digest& digest) { entries_.push_back({std::move(principal), digest}); }
+  // The principal whose token this is, from an `Authorization` header value ("Bearer <token>").
+  std::optional<Principal> Check(std::string_view authorization) const;
+
+ private:
+  struct Entry {
+    Principal principal;
+    Digest digest;
+  };
+  std::vector<Entry> entries_;
+};
+
+}  // namespace joule::control

@@ -1,0 +1,238 @@
+// The control plane's core: the engine driven in real time over a fleet, with every accepted
+// change journaled before it is acknowledged (docs/decisions/0007-control-plane.md).
+//
+// Three kinds of thread meet here, under one mutex:
+//   callers (the HTTP API's threads) validate a request, reserve what it needs (a job id, an
+//     idempotency key), enqueue its journal record and wait until it is durable;
+//   the committer appends whatever is queued as one transaction (group commit: one fsync for
+//     every record that arrived meanwhile), then applies the records to the in-memory view in
+//     journal order and wakes their callers;
+//   the ticker runs one engine step per tick over the inputs committed so far, journals the step
+//     (its time and the last input it consumed), and once that is durable applies the decisions.
+// Restarting replays the journal: inputs rebuild the job table, step records re-run the engine at
+// the same times over the same inputs, so the engine's state and every job's are as before the
+// crash. Nothing is visible before it is durable.
+// Thread-safety: every public member is safe to call from any thread once Open returned.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "control/auth.h"
+#include "io/job_spec.h"
+#include "io/scenario.h"
+#include "io/server_config.h"
+#include "sched/engine.h"
+#include "store/journal.h"
+
+namespace joule::control {
+
+using Clock = std::function<TimeMs()>;  // milliseconds since the Unix epoch
+
+// A refused request: the HTTP status, the field at fault ("" for the request as a whole) and the
+// rule it broke.
+struct ApiError {
+  int status = 400;
+  std::string field;
+  std::string message;
+};
+
+template <typename T>
+struct Outcome {
+  std::optional<T> value;
+  ApiError error;
+
+  Outcome(T v) : value(std::move(v)) {}         // NOLINT(google-explicit-constructor)
+  Outcome(ApiError e) : error(std::move(e)) {}  // NOLINT(google-explicit-constructor)
+  bool ok() const { return value.has_value(); }
+};
+
+// A job state as the API names it: lower case ("pending", "running", ...).
+std::string StateName(JobState state);
+
+struct JobEvent {
+  TimeMs at = 0;
+  std::string what;
+};
+
+struct JobInfo {
+  JobId id = 0;
+  io::SubmitSpec spec;  // as accepted: tenant, queue and priority class resolved, time limit set
+  TenantId tenant;
+  int32_t priority = 0;
+  JobState state = JobState::kPending;
+  PendingReason reason = PendingReason::kNone;
+  std::string end_reason;
+  TimeMs submitted = 0, started = 0, ended = 0;
+  uint32_t restarts = 0;
+  std::string submitted_by;
+  std::vector<NodeId> nodes;  // running: one per worker, in rank order
+  std::vector<JobEvent> events;
+};
+
+struct NodeInfo {
+  NodeHealth health = NodeHealth::kHealthy;
+  std::string reason;  // of the last health change
+  TimeMs since = 0;
+  uint32_t gpus_used = 0;  // accelerators with work on them
+  std::vector<JobId> jobs;
+};
+
+struct AuditEntry {
+  uint64_t seq = 0;
+  TimeMs at = 0;
+  std::string who, action, target, detail;
+};
+
+struct JobFilter {
+  std::optional<TenantId> tenant;
+  std::optional<JobState> state;
+  std::optional<std::string> queue;
+  JobId after = 0;  // paging: ids greater than this
+  uint32_t limit = 1000;
+};
+
+struct SubmitResult {
+  JobId id = 0;
+  bool created = true;  // false: an earlier submit with the same idempotency key
+};
+
+// A quota change (PATCH of a tenant); absent fields keep their value.
+struct QuotaChange {
+  std::optional<std::vector<Reservation>> reserved;
+  std::optional<std::optional<uint32_t>> borrow_limit;  // holds nullopt: no limit
+  std::optional<double> weight;
+};
+
+struct Counters {
+  uint64_t submits = 0, journal_records = 0, journal_commits = 0, steps = 0;
+  double step_seconds_sum = 0, step_seconds_max = 0, commit_seconds_sum = 0;
+};
+
+class ControlPlane {
+ public:
+  // Loads the scenario, opens (or creates) the journal and replays it. Errors name the file.
+  static Result<std::unique_ptr<ControlPlane>> Open(const io::ServerConfig& config, Clock clock);
+  ~ControlPlane();
+  ControlPlane(const ControlPlane&) = delete;
+  ControlPlane& operator=(const ControlPlane&) = delete;
+
+  void Start();  // the committer and the ticker
+  void Stop();   // waits for both; what was acknowledged is already durable
+  // Ready: replay done, threads running, the journal writable.
+  bool ready() const;
+
+  const io::ServerConfig& config() const { return config_; }
+  const Fleet& fleet() const { return scenario_.fleet; }
+  const Authenticator& auth() const { return auth_; }
+  std::string TenantName(TenantId tenant) const { return scenario_.tenants[tenant.value()].name; }
+  std::optional<TenantId> FindTenant(std::string_view name) const;
+  std::optional<NodeId> FindNode(std::string_view name) const;
+
+  // ---- Changes: each returns once its journal record is durable ----
+  Outcome<SubmitResult> Submit(const Principal& who, io::SubmitSpec spec, const std::string& idempotency_key);
+  Outcome<JobId> Cancel(const Principal& who, JobId job);
+  // drain (reason required) or resume (to healthy); operators only.
+  Outcome<NodeId> SetNodeHealth(const Principal& who, std::string_view node, NodeHealth to, std::string reason);
+  Outcome<TenantId> ChangeQuota(const Principal& who, std::string_view tenant, const QuotaChange& change);
+
+  // ---- Reads: `visit` runs under the lock; keep it to copying or formatting ----
+  // 404 for a job the principal may not see (a tenant does not learn others' job ids).
+  Outcome<bool> VisitJob(const Principal& who, JobId job, const std::function<void(const JobInfo&)>& visit) const;
+  // Jobs by id, at most filter.limit; returns whether more match after the last one visited.
+  bool VisitJobs(const Principal& who, const JobFilter& filter, const std::function<void(const JobInfo&)>& visit) const;
+  void VisitNodes(const std::function<void(NodeId, const NodeInfo&)>& visit) const;
+  void VisitTenants(
+      const std::function<void(TenantId, const TenantSpec&, const std::vector<uint64_t>& in_use)>& visit) const;
+  void VisitAudit(uint64_t after, uint32_t limit, const std::function<void(const AuditEntry&)>& visit) const;
+  struct FleetStatus {
+    uint64_t accelerators = 0, accelerators_used = 0, accelerators_out = 0;
+    size_t nodes = 0, pending = 0, running = 0;
+    std::map<std::string, size_t> nodes_by_health;
+    std::map<std::string, size_t> jobs_by_state;
+    std::vector<PowerGovernor::Budget> budgets;
+    uint64_t journal_seq = 0;
+    TimeMs last_step = 0;
+  };
+  FleetStatus Snapshot() const;
+  Counters counters() const;
+
+ private:
+  struct Record;
+  struct Queued {
+    std::string payload;
+    std::shared_ptr<Record> record;
+  };
+  struct Input {
+    uint64_t seq = 0;
+    Event event;
+  };
+  struct IdempotencyEntry {
+    JobId job = 0;
+    Digest request;  // SHA-256 of the accepted spec: a reuse with another request is refused
+    uint64_t ticket = 0;
+  };
+
+  ControlPlane(io::ServerConfig config, io::Scenario scenario, std::unique_ptr<store::Journal> journal, Clock clock);
+  ::joule::Status Replay();
+  // REQUIRES: mu_ held. Returns the record's ticket.
+  uint64_t Enqueue(std::shared_ptr<Record> record);
+  // REQUIRES: `lock` holds mu_. False when the journal failed (the change is not durable).
+  bool WaitDurable(std::unique_lock<std::mutex>& lock, uint64_t ticket);
+  bool Accepting() const { return running_ && !stopping_ && !broken_; }  // REQUIRES: mu_ held
+  void CommitLoop();
+  void TickLoop();
+  // REQUIRES: mu_ held. An input record's effect on the view, after it is durable (or replayed).
+  void ApplyInput(uint64_t seq, const Record& record);
+  // The engine step of a step record: consumes the inputs up to `through`. Engine thread only.
+  Decisions RunStep(TimeMs at, uint64_t through);
+  // REQUIRES: mu_ held.
+  void ApplyDecisions(TimeMs at, const Decisions& decisions);
+  void SetState(JobInfo& job, JobState state);
+  void RefreshNodes();
+  void Audit(uint64_t seq, const Record& record, std::string action, std::string target, std::string detail);
+  bool Visible(const Principal& who, const JobInfo& job) const {
+    return who.operator_role() || *who.tenant == job.tenant;
+  }
+  Outcome<JobSpec> Resolve(const Principal& who, io::SubmitSpec& spec) const;
+
+  const io::ServerConfig config_;
+  const io::Scenario scenario_;
+  Authenticator auth_;
+  Clock clock_;
+  std::unique_ptr<store::Journal> journal_;  // the committer's (and Open's) only
+  std::unique_ptr<Engine> engine_;           // the ticker's (and Open's) only
+
+  mutable std::mutex mu_;
+  std::condition_variable commit_wake_, durable_, tick_wake_;
+  std::vector<Queued> queue_;
+  uint64_t next_ticket_ = 1, durable_ticket_ = 0;
+  std::optional<std::string> broken_;  // the journal's failure: nothing more is accepted
+  bool stopping_ = false, running_ = false;
+  std::vector<Input> inputs_;  // committed, not yet stepped
+  uint64_t applied_seq_ = 0;
+  JobId next_id_ = 1;
+  std::map<JobId, JobInfo> jobs_;
+  std::map<std::pair<std::string, std::string>, IdempotencyEntry> idempotency_;  // (principal, key)
+  std::map<JobState, size_t> state_count_;
+  std::vector<JobId> preempting_;  // running jobs told to stop: pending again once their grace ends
+  std::vector<NodeInfo> nodes_;
+  std::vector<TenantSpec> tenants_;                // as changed by quota changes
+  std::vector<std::vector<uint64_t>> tenant_use_;  // per tenant and accelerator type, running
+  std::vector<PowerGovernor::Budget> budgets_;
+  std::vector<AuditEntry> audit_;
+  TimeMs last_step_ = 0;
+  Counters counters_;
+  std::thread committer_, ticker_;
+};
+
+}  // namespace joule::control

@@ -1,0 +1,156 @@
+#include "io/server_config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "io/sbatch.h"
+#include "io/yaml_fields.h"
+
+namespace joule::io {
+namespace {
+
+// Seconds, or a Slurm time with a colon or a dash, as in job specs.
+TimeMs Duration(const Fields& f, const char* key) {
+  const YAML::Node value = f.Get(key);
+  if (value.IsScalar()) {
+    double seconds = 0;
+    if (YAML::convert<double>::decode(value, seconds)) {
+      if (!(seconds > 0) || seconds > 1e9) f.Fail(key, "must be > 0 seconds");
+      return std::llround(seconds * 1000);
+    }
+    if (value.Scalar().find_first_of(":-") != std::string::npos) {
+      if (std::optional<TimeMs> t = ParseSlurmTime(value.Scalar())) return *t;
+    }
+  }
+  f.Fail(key, "must be seconds or a Slurm time (minutes, HH:MM:SS, D-HH:MM:SS, ...)");
+}
+
+std::string Resolve(const std::string& config_path, const std::string& path) {
+  const std::filesystem::path p(path);
+  if (p.is_absolute()) return path;
+  return (std::filesystem::path(config_path).parent_path() / p).lexically_normal().string();
+}
+
+bool IsSha256Hex(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+void Listen(const Fields& f, ServerConfig& c) {
+  const std::string listen = f.String("listen");
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) f.Fail("listen", "must be HOST:PORT, e.g. 127.0.0.1:6820");
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535) {
+    f.Fail("listen", "port must be 0 to 65535 (0: any free port)");
+  }
+  c.listen_host = listen.substr(0, colon);
+  c.listen_port = static_cast<uint16_t>(std::stoul(port));
+}
+
+void Tokens(const Fields& f, ServerConfig& c) {
+  const YAML::Node list = f.List("tokens");
+  std::set<std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Fields t(list[i], fmt::format("tokens[{}]", i), {"name", "tenant", "sha256"});
+    TokenSpec spec{t.String("name"), t.OptString("tenant"), t.String("sha256")};
+    if (!names.insert(spec.name).second) t.Fail("name", "is used by an earlier token");
+    if (!IsSha256Hex(spec.sha256)) {
+      t.Fail("sha256", "must be 64 lowercase hex digits: the SHA-256 of the token (`joule token` makes one)");
+    }
+    c.tokens.push_back(std::move(spec));
+  }
+}
+
+void Queues(const Fields& f, ServerConfig& c) {
+  const YAML::Node list = f.List("queues");
+  std::set<std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Fields q(list[i], fmt::format("queues[{}]", i), {"name", "gpu_types", "max_time", "default_time"});
+    QueueSpec spec{q.String("name")};
+    if (!names.insert(spec.name).second) q.Fail("name", "is used by an earlier queue");
+    if (q.Has("gpu_types")) {
+      const YAML::Node types = q.List("gpu_types");
+      for (size_t k = 0; k < types.size(); ++k) {
+        if (!types[k].IsScalar()) ThrowAt(types[k], fmt::format("{}[{}]", q.PathOf("gpu_types"), k), "must be a name");
+        spec.gpu_types.push_back(types[k].Scalar());
+      }
+    }
+    if (q.Has("max_time")) spec.max_time = Duration(q, "max_time");
+    if (q.Has("default_time")) spec.default_time = Duration(q, "default_time");
+    if (spec.max_time && spec.default_time > *spec.max_time) q.Fail("default_time", "is longer than max_time");
+    c.queues.push_back(std::move(spec));
+  }
+}
+
+void PriorityClasses(const Fields& f, ServerConfig& c) {
+  const YAML::Node list = f.List("priority_classes");
+  std::set<std::string> names;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Fields p(list[i], fmt::format("priority_classes[{}]", i), {"name", "value", "default"});
+    PriorityClassSpec spec{p.String("name"), static_cast<int32_t>(p.Number("value", -1e6, 1e6))};
+    if (spec.value != p.Number("value", -1e6, 1e6)) p.Fail("value", "must be a whole number");
+    if (!names.insert(spec.name).second) p.Fail("name", "is used by an earlier priority class");
+    if (p.Has("default")) {
+      if (!p.Get("default").IsScalar() ||
+          (p.Get("default").Scalar() != "true" && p.Get("default").Scalar() != "false")) {
+        p.Fail("default", "must be true or false");
+      }
+      if (p.Get("default").Scalar() == "true") {
+        if (!c.default_priority_class.empty()) p.Fail("default", "another priority class is the default already");
+        c.default_priority_class = spec.name;
+      }
+    }
+    c.priority_classes.push_back(std::move(spec));
+  }
+}
+
+void Limits(const Fields& f, ServerConfig& c) {
+  Fields l(f.Get("limits"), "limits", {"max_body_bytes", "max_workers", "max_page", "max_pending_per_tenant"});
+  if (auto n = l.OptCount("max_body_bytes")) c.limits.max_body_bytes = *n;
+  if (auto n = l.OptCount("max_workers")) c.limits.max_workers = *n;
+  if (auto n = l.OptCount("max_page")) c.limits.max_page = *n;
+  if (auto n = l.OptCount("max_pending_per_tenant")) c.limits.max_pending_per_tenant = *n;
+}
+
+ServerConfig Parse(const YAML::Node& root, const std::string& path) {
+  Fields f(root, "",
+           {"scenario", "listen", "state", "tick_seconds", "http_threads", "tokens", "queues", "priority_classes",
+            "limits"});
+  ServerConfig c;
+  c.scenario = Resolve(path, f.String("scenario"));
+  if (f.Has("listen")) Listen(f, c);
+  if (f.Has("state")) c.state = f.String("state");
+  c.state = Resolve(path, c.state);
+  if (f.Has("tick_seconds")) {
+    c.tick_ms = std::llround(f.Number("tick_seconds", 0.01, 3600) * 1000);
+  }
+  if (auto n = f.OptCount("http_threads")) c.http_threads = *n;
+  Tokens(f, c);
+  if (f.Has("queues")) {
+    Queues(f, c);
+  } else {
+    c.queues.push_back({"batch"});
+  }
+  if (f.Has("priority_classes")) {
+    PriorityClasses(f, c);
+  } else {
+    c.priority_classes = {{"low", -100}, {"normal", 0}, {"high", 100}};
+    c.default_priority_class = "normal";
+  }
+  if (c.default_priority_class.empty()) c.default_priority_class = c.priority_classes.front().name;
+  if (f.Has("limits")) Limits(f, c);
+  return c;
+}
+
+}  // namespace
+
+Result<ServerConfig> LoadServerConfig(const std::string& path) {
+  return ParseYamlFile<ServerConfig>(path, "server config", [&](const YAML::Node& root) { return Parse(root, path); });
+}
+
+}  // namespace joule::io

@@ -1,0 +1,60 @@
+// The control plane's configuration file (`joule server --config FILE`, docs/server.md): the
+// scenario whose fleet and tenants it serves, where it listens and keeps its state, who may call
+// it (bearer tokens, stored as SHA-256 hashes), its queues (Slurm's partitions) and priority
+// classes (Slurm's QOS), and the API's limits. Errors are "file:line:column: path: why".
+// Thread-safety: stateless; call from any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "base/units.h"
+
+namespace joule::io {
+
+// A caller: an operator (acts on everything) or one tenant (sees and acts on its own jobs only).
+struct TokenSpec {
+  std::string name;                   // who, in the audit log
+  std::optional<std::string> tenant;  // empty: an operator
+  std::string sha256;                 // hex digest of the token; the token itself is never stored
+};
+
+struct QueueSpec {
+  std::string name;
+  std::vector<std::string> gpu_types;  // accelerator types its jobs may run on; empty: any
+  std::optional<TimeMs> max_time;      // longest time limit it takes (Slurm's MaxTime)
+  TimeMs default_time = 3'600'000;     // a job's time limit when it gives none (Slurm's DefaultTime)
+};
+
+struct PriorityClassSpec {
+  std::string name;
+  int32_t value = 0;  // the engine's priority: higher runs first and may preempt lower
+};
+
+struct ServerLimits {
+  size_t max_body_bytes = 1 << 20;  // a request body larger than this gets 413
+  uint32_t max_workers = 131'072;   // workers in one job
+  uint32_t max_page = 100'000;      // jobs in one page of a list
+  uint32_t max_pending_per_tenant = 1'000'000;
+};
+
+struct ServerConfig {
+  std::string scenario;  // resolved against the config file's folder
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 6820;           // beside slurmrestd's customary 6820
+  std::string state = "joule-state.db";  // the SQLite journal, resolved like `scenario`
+  TimeMs tick_ms = 1000;                 // one scheduling pass per tick
+  uint32_t http_threads = 64;            // connections served at once
+  std::vector<TokenSpec> tokens;
+  std::vector<QueueSpec> queues;  // the first is the default
+  std::vector<PriorityClassSpec> priority_classes;
+  std::string default_priority_class;
+  ServerLimits limits;
+};
+
+Result<ServerConfig> LoadServerConfig(const std::string& path);
+
+}  // namespace joule::io

@@ -29,12 +29,16 @@ run: release
 test: debug
 	@scripts/check-format.sh
 	@ctest --preset debug -j $(JOBS)
+	@scripts/run-fuzzers.sh $(FUZZ_SECONDS)
+
+FUZZ_SECONDS ?= 20
 
 bench: release
 	@scripts/run-benchmarks.sh build/release
 	@scripts/power-sweep.sh build/release
 	@scripts/failure-acceptance.sh build/release
 	@WORKLOAD=busy scripts/failure-acceptance.sh build/release
+	@scripts/server-bench.sh build/release
 
 lint: debug
 	@scripts/check-format.sh

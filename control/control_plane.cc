@@ -518,6 +518,9 @@ Outcome<JobSpec> ControlPlane::Resolve(const Principal& who, io::SubmitSpec& spe
                     fmt::format("queue '{}' takes at most {} s", queue->name, *queue->max_time / 1000)};
   }
   if (spec.name.empty()) spec.name = "sbatch";
+  // Only what replays is journaled: the spec must read back as it is written.
+  if (std::optional<io::SpecProblem> problem = io::CheckSpec(spec))
+    return ApiError{400, problem->field, problem->message};
   for (size_t i = 0; i < spec.after_ok.size(); ++i) {
     auto it = jobs_.find(spec.after_ok[i]);
     if (it == jobs_.end() || !Visible(who, it->second)) {

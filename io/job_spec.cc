@@ -132,6 +132,77 @@ Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& sour
   }
 }
 
+namespace {
+
+bool IsUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;  // continuation bytes
+    if (c >= 0x80) {
+      if ((c >> 5) == 0x6) {
+        n = 1;
+      } else if ((c >> 4) == 0xe) {
+        n = 2;
+      } else if ((c >> 3) == 0x1e) {
+        n = 3;
+      } else {
+        return false;
+      }
+    }
+    if (i + n >= s.size() && n > 0) return false;
+    uint32_t cp = n == 0 ? c : c & (0x3f >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = cp << 6 | (d & 0x3f);
+    }
+    // Overlong forms, surrogates and values beyond Unicode are not UTF-8.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<SpecProblem> CheckSpec(const SubmitSpec& s) {
+  if (s.name.empty() || s.name.size() > kMaxNameLength) {
+    return SpecProblem{"name", fmt::format("must be 1 to {} characters", kMaxNameLength)};
+  }
+  auto text = [](const std::string& value) { return IsUtf8(value); };
+  if (!text(s.name)) return SpecProblem{"name", "must be UTF-8"};
+  for (const auto* o : {&s.tenant, &s.queue, &s.priority_class, &s.gpu_type}) {
+    if (*o && !text(**o)) return SpecProblem{"", "names must be UTF-8"};
+  }
+  if (s.workers < 1 || s.workers > 1'000'000) return SpecProblem{"workers", "must be 1 to 1000000"};
+  if (s.gpus > 1024) return SpecProblem{"resources.gpus", "must be 0 to 1024"};
+  if (s.tasks_per_worker < 1 || s.tasks_per_worker > 1024) return SpecProblem{"tasks_per_worker", "must be 1 to 1024"};
+  constexpr TimeMs kLongest = TimeMs{1'000'000'000} * 1000;
+  for (const auto& [field, value] :
+       {std::pair{"time_limit", s.time_limit}, std::pair{"runtime_estimate", s.runtime_estimate},
+        std::pair{"checkpoint_interval", s.checkpoint_interval}}) {
+    if (value && (*value <= 0 || *value > kLongest)) return SpecProblem{field, "must be > 0 seconds"};
+  }
+  if (s.command.size() > kMaxArgs || s.args.size() > kMaxArgs)
+    return SpecProblem{"args", fmt::format("at most {} entries", kMaxArgs)};
+  if (s.env.size() > kMaxEnv) return SpecProblem{"env", fmt::format("at most {} variables", kMaxEnv)};
+  for (const std::string& a : s.command) {
+    if (!text(a)) return SpecProblem{"command", "must be UTF-8"};
+  }
+  for (const std::string& a : s.args) {
+    if (!text(a)) return SpecProblem{"args", "must be UTF-8"};
+  }
+  for (const auto& [k, v] : s.env) {
+    if (!text(k) || !text(v)) return SpecProblem{"env", "must be UTF-8"};
+  }
+  if (!text(s.script)) return SpecProblem{"script", "must be UTF-8"};
+  return std::nullopt;
+}
+
 SubmitSpec FromBatchJob(const BatchJob& job) {
   SubmitSpec s;
   s.name = job.name;

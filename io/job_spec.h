@@ -46,6 +46,14 @@ inline constexpr size_t kMaxEnv = 1024;
 // `source` names the text in errors ("request body", a file name): "source:line:column: path: why".
 Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& source);
 
+// What ParseJobSpec would refuse in a spec built another way (from a batch script): the field and
+// the rule it breaks, or nullopt. Strings must be UTF-8. A spec that passes encodes to a job spec
+// ParseJobSpec reads back (the server journals only such specs, so that it can replay them).
+struct SpecProblem {
+  std::string field, message;
+};
+std::optional<SpecProblem> CheckSpec(const SubmitSpec& spec);
+
 // The spec as a JSON job spec that ParseJobSpec reads back to the same value (the server journals
 // and shows specs in this form; durations in seconds).
 std::string EncodeJobSpec(const SubmitSpec& spec);

@@ -1,0 +1,110 @@
+// Load generator for `joule server` on loopback (scripts/server-bench.sh runs it): job submits
+// over keep-alive connections, either as fast as C connections allow (closed loop: throughput) or
+// at a fixed rate (open loop: latency measured from each request's scheduled time, so a stalled
+// server is charged for the requests it delayed). Prints one line of figures.
+//   joule_server_load URL TOKEN --connections C --seconds S [--rate R]
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Worker {
+  std::vector<double> latency_ms;
+  uint64_t ok = 0, failed = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R]\n");
+    return 2;
+  }
+  const std::string url = argv[1], token = argv[2];
+  int connections = 32;
+  double seconds = 10, rate = 0;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--connections") {
+      connections = std::atoi(argv[i + 1]);
+    } else if (flag == "--seconds") {
+      seconds = std::atof(argv[i + 1]);
+    } else if (flag == "--rate") {
+      rate = std::atof(argv[i + 1]);
+    } else {
+      std::fprintf(stderr, "joule_server_load: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  std::vector<Worker> workers(connections);
+  std::vector<std::thread> threads;
+  const Clock::time_point start = Clock::now() + std::chrono::milliseconds(200);
+  const Clock::time_point end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  std::atomic<uint64_t> serial{0};
+  for (int w = 0; w < connections; ++w) {
+    threads.emplace_back([&, w] {
+      httplib::Client client(url);
+      client.set_keep_alive(true);
+      client.set_read_timeout(30);
+      const httplib::Headers headers{{"Authorization", "Bearer " + token}};
+      Worker& me = workers[w];
+      // Open loop: this connection's share of the rate, evenly spaced and offset per connection.
+      const double interval_s = rate > 0 ? connections / rate : 0;
+      Clock::time_point next = start + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(interval_s * w / connections));
+      std::this_thread::sleep_until(start);
+      while (true) {
+        Clock::time_point scheduled = Clock::now();
+        if (rate > 0) {
+          if (next >= end) break;
+          std::this_thread::sleep_until(next);
+          scheduled = next;
+          next += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_s));
+        } else if (scheduled >= end) {
+          break;
+        }
+        const uint64_t n = serial++;
+        const std::string body = "{\"name\":\"load-" + std::to_string(n) +
+                                 "\",\"workers\":" + std::to_string(1 + n % 4) +
+                                 ",\"resources\":{\"gpus\":" + std::to_string(1 + n % 8) +
+                                 "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}";
+        httplib::Result r = client.Post("/api/v1/jobs", headers, body, "application/json");
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count();
+        if (r && r->status == 201) {
+          me.ok++;
+          me.latency_ms.push_back(ms);
+        } else {
+          me.failed++;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<double> all;
+  uint64_t ok = 0, failed = 0;
+  for (const Worker& w : workers) {
+    ok += w.ok;
+    failed += w.failed;
+    all.insert(all.end(), w.latency_ms.begin(), w.latency_ms.end());
+  }
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) {
+    return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))];
+  };
+  std::printf("submits %llu ok, %llu failed in %.1f s: %.0f/s; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
+              static_cast<unsigned long long>(ok), static_cast<unsigned long long>(failed), elapsed, ok / elapsed,
+              pct(0.5), pct(0.99), pct(0.999), all.empty() ? 0.0 : all.back());
+  return failed == 0 ? 0 : 1;
+}

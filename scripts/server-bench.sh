@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The control plane's performance targets (docs/benchmarks.md), on loopback against a real server
+# with its SQLite journal on local disk:
+#   1. sustained durable submits per second, 64 connections as fast as they go (target >= 5,000);
+#   2. submit latency at 1,000 submits/s, open loop (target p99 <= 20 ms);
+#   3. `joule queue` over 100,000+ jobs (target <= 1 s).
+# Usage: scripts/server-bench.sh [BUILD_DIR]   (default build/release)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$root/build/release}"
+joule="$build/apps/joule"
+load="$build/bench/joule_server_load"
+work="$root/out/server-bench"
+rm -rf "$work" && mkdir -p "$work"
+token=bench-token
+sha=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
+cat > "$work/server.yaml" <<YAML
+scenario: $root/scenarios/dev.yaml
+listen: 127.0.0.1:0
+state: state.db
+tick_seconds: 1
+tokens:
+  - {name: bench, tenant: lab-a, sha256: $sha}
+YAML
+"$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done
+url=$(grep -o "http://127.0.0.1:[0-9]*" "$work/server.log")
+echo "server-bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+
+echo "server-bench: throughput, 64 connections, 20 s"
+"$load" "$url" "$token" --connections 64 --seconds 20
+echo "server-bench: latency at 1,000 submits/s, 32 connections, 30 s"
+"$load" "$url" "$token" --connections 32 --seconds 30 --rate 1000
+while true; do
+  jobs=$(curl -s -H "Authorization: Bearer $token" "$url/metrics" | awk '/^joule_jobs\{/ {s += $2} END {print s}')
+  [ "$jobs" -ge 100000 ] && break
+  "$load" "$url" "$token" --connections 64 --seconds 10 >/dev/null
+done
+echo "server-bench: joule queue -t all over $jobs jobs (3 runs)"
+for _ in 1 2 3; do
+  /usr/bin/time -f "  %e s, %M KiB peak" "$joule" queue -t all --server "$url" --token "$token" >"$work/queue.txt"
+done
+echo "  $(($(wc -l <"$work/queue.txt") - 1)) rows"
+curl -s "$url/metrics" | grep -E "^joule_journal_(records|commits)_total|^joule_engine_step_max_seconds|^joule_engine_steps_total|^joule_engine_step_seconds_total"

@@ -1,0 +1,278 @@
+// The control plane in process: its configuration file, bearer tokens, job spec encoding, tenant
+// quota changes in the engine, and replay — a control plane reopened on its journal shows every
+// job exactly as the one that wrote it. (tests/server/server_test.py drives a real server process.)
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "control/auth.h"
+#include "control/control_plane.h"
+#include "io/job_spec.h"
+#include "io/journal_json.h"
+#include "io/server_config.h"
+#include "tests/test_engine.h"
+#include "tests/test_fleets.h"
+
+namespace joule {
+namespace {
+
+std::filesystem::path FreshDir() {
+  std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::string Write(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+const std::string kLabA = "lab-a-secret";
+const std::string kOps = "ops-secret";
+
+std::string Config(const std::filesystem::path& dir, const std::string& extra = "") {
+  return Write(dir / "server.yaml",
+               "scenario: " + std::string(JOULE_SOURCE_DIR) +
+                   "/scenarios/dev.yaml\nstate: state.db\ntick_seconds: 0.02\n" +
+                   "tokens:\n  - {name: ops, sha256: " + control::Hex(control::Sha256(kOps)) + "}\n" +
+                   "  - {name: lab-a, tenant: lab-a, sha256: " + control::Hex(control::Sha256(kLabA)) + "}\n" + extra);
+}
+
+TEST(ServerConfigTest, ReadsEverySection) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> c = io::LoadServerConfig(
+      Config(dir,
+             "listen: 0.0.0.0:7000\nqueues:\n  - {name: a, default_time: 600, max_time: 1-00:00:00}\n"
+             "  - {name: b, gpu_types: [gb200]}\npriority_classes:\n  - {name: lo, value: -5}\n"
+             "  - {name: hi, value: 5, default: true}\nlimits: {max_body_bytes: 1000, max_page: 50}\n"));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->listen_host, "0.0.0.0");
+  EXPECT_EQ(c->listen_port, 7000);
+  EXPECT_EQ(c->state, (dir / "state.db").string());
+  EXPECT_EQ(c->tick_ms, 20);
+  ASSERT_EQ(c->queues.size(), 2u);
+  EXPECT_EQ(c->queues[0].default_time, 600'000);
+  EXPECT_EQ(*c->queues[0].max_time, 86'400'000);
+  EXPECT_EQ(c->queues[1].gpu_types, std::vector<std::string>{"gb200"});
+  EXPECT_EQ(c->default_priority_class, "hi");
+  EXPECT_EQ(c->limits.max_body_bytes, 1000u);
+  EXPECT_EQ(c->limits.max_page, 50u);
+  ASSERT_EQ(c->tokens.size(), 2u);
+  EXPECT_EQ(c->tokens[1].tenant, "lab-a");
+}
+
+TEST(ServerConfigTest, ErrorsNameTheFileLineAndField) {
+  const std::filesystem::path dir = FreshDir();
+  const struct {
+    std::string extra, expected;
+  } cases[] = {
+      {"listen: nowhere\n", "listen: must be HOST:PORT"},
+      {"listen: 127.0.0.1:70000\n", "listen: port must be 0 to 65535"},
+      {"queues:\n  - {name: a}\n  - {name: a}\n", "queues[1].name: is used by an earlier queue"},
+      {"queues:\n  - {name: a, default_time: 7200, max_time: 3600}\n",
+       "queues[0].default_time: is longer than max_time"},
+      {"priority_classes:\n  - {name: a, value: 1.5}\n", "priority_classes[0].value: must be a whole number"},
+      {"limits: {max_page: 0}\n", "limits.max_page"},
+      {"colour: red\n", "colour"},
+  };
+  for (const auto& c : cases) {
+    Result<io::ServerConfig> r = io::LoadServerConfig(Config(dir, c.extra));
+    ASSERT_FALSE(r.ok()) << c.extra;
+    EXPECT_NE(r.status().message().find(c.expected), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find("server.yaml:"), std::string::npos) << r.status().message();
+  }
+  Result<io::ServerConfig> r =
+      io::LoadServerConfig(Write(dir / "bad.yaml", "scenario: x.yaml\ntokens:\n  - {name: a, sha256: ABC}\n"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("bad.yaml:3:"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("tokens[0].sha256: must be 64 lowercase hex digits"), std::string::npos);
+}
+
+TEST(AuthTest, HashesAndChecksBearerTokens) {
+  // FIPS 180-2's test vector.
+  EXPECT_EQ(control::Hex(control::Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(control::FromHex(control::Hex(control::Sha256("abc"))), control::Sha256("abc"));
+  control::Authenticator auth;
+  auth.Add({"ops", std::nullopt}, control::Sha256(kOps));
+  auth.Add({"lab-a", TenantId(0)}, control::Sha256(kLabA));
+  ASSERT_TRUE(auth.Check("Bearer " + kOps));
+  EXPECT_TRUE(auth.Check("Bearer " + kOps)->operator_role());
+  ASSERT_TRUE(auth.Check("Bearer " + kLabA));
+  EXPECT_EQ(auth.Check("Bearer " + kLabA)->tenant, TenantId(0));
+  EXPECT_FALSE(auth.Check("Bearer " + kLabA + "x"));
+  EXPECT_FALSE(auth.Check("Bearer "));
+  EXPECT_FALSE(auth.Check(kLabA));
+  EXPECT_FALSE(auth.Check("Basic " + kLabA));
+  EXPECT_NE(control::NewToken(), control::NewToken());
+  EXPECT_EQ(control::NewToken().size(), 64u);
+}
+
+TEST(JobSpecEncodingTest, RoundTripsThroughTheParser) {
+  io::SubmitSpec s;
+  s.name = "pretrain";
+  s.tenant = "lab-a";
+  s.queue = "batch";
+  s.priority_class = "high";
+  s.workers = 512;
+  s.gpus = 8;
+  s.gpu_type = "gb200";
+  s.cpu = 96'500;
+  s.memory = 1'536 * 1024 + 512;
+  s.topology = TopologyRule::kRequireNvlinkDomain;
+  s.time_limit = 7LL * 24 * 3'600'000 + 1;
+  s.runtime_estimate = 3'600'000;
+  s.checkpoint_interval = 600'000;
+  s.after_ok = {3, 4};
+  s.max_restarts = 100;
+  s.restart_backoff = 30'000;
+  s.spare_nodes = 8;
+  s.command = {"torchrun", "train.py"};
+  s.args = {"--lr", "3e-4"};
+  s.env = {{"NCCL_DEBUG", "WARN"}};
+  s.tasks_per_worker = 8;
+  s.script = "#!/bin/bash\nsrun x\n";
+  Result<io::SubmitSpec> back = io::ParseJobSpec(io::EncodeJobSpec(s), "encoded");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(io::EncodeJobSpec(*back), io::EncodeJobSpec(s));
+  EXPECT_EQ(back->memory, s.memory);
+  EXPECT_EQ(back->time_limit, s.time_limit);
+  EXPECT_EQ(back->script, s.script);
+}
+
+TEST(TenantUpdateTest, NewReservationMakesBorrowedWorkReclaimable) {
+  // lab-b runs beyond its (zero) reservation on every accelerator; once lab-a's reservation is
+  // raised, lab-a's job is owed and reclaims them.
+  const Catalog catalog = Catalog::BuiltIn();
+  Fleet fleet = testing::FleetOf(std::vector<NodeType>(4, testing::GpuNode(catalog, 8, 64, 512)));
+  const AcceleratorTypeId h100 = *fleet.catalog().FindAccelerator("h100-sxm");
+  Engine engine(fleet, {TenantSpec{"lab-a"}, TenantSpec{"lab-b"}});
+  JobSpec borrowed = testing::WholeJob(1, 4, 8);
+  borrowed.tenant = TenantId(1);
+  std::vector<Event> events{JobSubmitted{borrowed}};
+  engine.Step(0, events);
+  ASSERT_EQ(engine.state(1), JobState::kRunning);
+  events = {JobSubmitted{testing::WholeJob(2, 1, 8)}};
+  Decisions d = engine.Step(1000, events);
+  EXPECT_TRUE(d.kills.empty());  // nothing owed yet: lab-a waits like anyone else
+  events = {TenantUpdate{TenantId(0), {{h100, 8}}, std::nullopt, 1.0}};
+  d = engine.Step(2000, events);
+  ASSERT_EQ(d.kills.size(), 1u);
+  EXPECT_EQ(d.kills[0].reason, KillReason::kPreempted);
+  EXPECT_EQ(engine.tenants()[0].reserved.size(), 1u);
+  // The update round-trips through the journal encoding.
+  Result<io::TimedEvent> back = io::DecodeEvent(io::EncodeEvent({5, events[0]}));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  const auto& u = std::get<TenantUpdate>(back->event);
+  EXPECT_EQ(u.reserved[0].accelerators, 8u);
+  EXPECT_EQ(u.tenant, TenantId(0));
+}
+
+struct JobRow {
+  JobId id;
+  JobState state;
+  PendingReason reason;
+  TimeMs started, ended;
+  std::vector<NodeId> nodes;
+  uint32_t restarts;
+  bool operator==(const JobRow&) const = default;
+};
+
+std::vector<JobRow> Rows(const control::ControlPlane& plane) {
+  std::vector<JobRow> rows;
+  plane.VisitJobs({"ops", std::nullopt}, {.limit = 1'000'000}, [&](const control::JobInfo& j) {
+    rows.push_back({j.id, j.state, j.reason, j.started, j.ended, j.nodes, j.restarts});
+  });
+  return rows;
+}
+
+TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  // A clock that moves 7 s per reading: time limits pass during the test.
+  auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(7'000); };
+  std::vector<JobRow> before;
+  {
+    Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, clock);
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    (*plane)->Start();
+    const control::Principal lab_a{"lab-a", TenantId(0)}, ops{"ops", std::nullopt};
+    for (int i = 0; i < 40; ++i) {
+      io::SubmitSpec s;
+      s.name = fmt::format("job-{}", i);
+      s.gpus = 1 + i % 8;
+      s.workers = 1 + i % 3;
+      s.time_limit = (60 + i * 17) * 1000;
+      s.priority_class = i % 4 == 0 ? "high" : "normal";
+      control::Outcome<control::SubmitResult> r = (*plane)->Submit(lab_a, s, i % 5 == 0 ? fmt::format("k{}", i) : "");
+      ASSERT_TRUE(r.ok()) << r.error.message;
+      if (i % 7 == 3) {
+        ASSERT_TRUE((*plane)->Cancel(ops, r.value->id).ok());
+      }
+      if (i == 20) {
+        ASSERT_TRUE((*plane)->SetNodeHealth(ops, "dev-hgx01-k00-n01", NodeHealth::kDrained, "test").ok());
+      }
+      if (i == 30) {
+        control::QuotaChange q;
+        q.weight = 3.0;
+        ASSERT_TRUE((*plane)->ChangeQuota(ops, "lab-b", q).ok());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    (*plane)->Stop();
+    before = Rows(**plane);
+  }
+  size_t running = 0, ended = 0;
+  for (const JobRow& r : before) {
+    running += r.state == JobState::kRunning;
+    ended += r.state == JobState::kCompleted || r.state == JobState::kCancelled || r.state == JobState::kFailed;
+  }
+  EXPECT_GT(running, 0u);
+  EXPECT_GT(ended, 0u);
+  Result<std::unique_ptr<control::ControlPlane>> again = control::ControlPlane::Open(*config, clock);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(Rows(**again), before);
+  std::vector<control::AuditEntry> audit;
+  (*again)->VisitAudit(0, 1000, [&](const control::AuditEntry& e) { audit.push_back(e); });
+  ASSERT_GE(audit.size(), 40u + 6 + 2);
+  EXPECT_EQ(audit[0].action, "submit");
+  EXPECT_EQ(audit[0].who, "lab-a");
+}
+
+TEST(ControlPlaneTest, RefusesWhatTheCallerMayNotDo) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir));
+  ASSERT_TRUE(config.ok());
+  Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, [] { return 1000; });
+  ASSERT_TRUE(plane.ok());
+  (*plane)->Start();
+  const control::Principal lab_a{"lab-a", TenantId(0)}, lab_b{"lab-b", TenantId(1)};
+  io::SubmitSpec s;
+  s.name = "x";
+  s.gpus = 1;
+  control::Outcome<control::SubmitResult> job = (*plane)->Submit(lab_a, s, "key");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ((*plane)->Cancel(lab_b, job.value->id).error.status, 404);
+  EXPECT_EQ((*plane)->SetNodeHealth(lab_a, "dev-hgx01-k00-n01", NodeHealth::kDrained, "x").error.status, 403);
+  EXPECT_EQ((*plane)->ChangeQuota(lab_a, "lab-a", {}).error.status, 403);
+  control::Principal ops{"ops", std::nullopt};
+  EXPECT_EQ((*plane)->SetNodeHealth(ops, "dev-hgx01-k00-n01", NodeHealth::kDrained, "").error.field, "reason");
+  // The same key and request: the same job; another request: refused.
+  control::Outcome<control::SubmitResult> again = (*plane)->Submit(lab_a, s, "key");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value->id, job.value->id);
+  EXPECT_FALSE(again.value->created);
+  s.gpus = 2;
+  EXPECT_EQ((*plane)->Submit(lab_a, s, "key").error.status, 422);
+  (*plane)->Stop();
+  EXPECT_EQ((*plane)->Submit(lab_a, s, "other").error.status, 503);
+}
+
+}  // namespace
+}  // namespace joule

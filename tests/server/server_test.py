@@ -1,0 +1,536 @@
+#!/usr/bin/env python3
+"""The control plane end to end: a real `joule server` process on loopback with a real SQLite
+journal, called over real HTTP by this test, by the `joule` CLI, by Node's OpenAPI validator and
+by Debian's promtool. Usage: server_test.py JOULE_BINARY [unittest args]."""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+JOULE = None  # set in main
+
+OPERATOR, LAB_A, LAB_B = "test-operator-token", "test-lab-a-token", "test-lab-b-token"
+HGX_NODE = "dev-hgx01-k00-n02"
+
+
+def sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_config(folder, extra=""):
+    path = os.path.join(folder, "server.yaml")
+    with open(path, "w") as f:
+        f.write(f"""scenario: {ROOT}/scenarios/dev.yaml
+listen: 127.0.0.1:0
+state: state.db
+tick_seconds: 0.1
+tokens:
+  - {{name: ops, sha256: {sha256(OPERATOR)}}}
+  - {{name: lab-a, tenant: lab-a, sha256: {sha256(LAB_A)}}}
+  - {{name: lab-b, tenant: lab-b, sha256: {sha256(LAB_B)}}}
+queues:
+  - {{name: batch, default_time: 3600, max_time: 7-00:00:00}}
+  - {{name: gb200, gpu_types: [gb200]}}
+{extra}""")
+    return path
+
+
+class Server:
+    """A `joule server` process; its standard error is kept to check what it logs."""
+
+    def __init__(self, config):
+        self.proc = subprocess.Popen([JOULE, "server", "--config", config], stderr=subprocess.PIPE, text=True)
+        self.log = []
+        self.port = None
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stderr:
+                self.log.append(line)
+                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+                if m:
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        if not ready.wait(60) or self.port is None:
+            raise RuntimeError("server did not start: " + "".join(self.log))
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 30
+        while call(self.url, "GET", "/readyz")[0] != 200:
+            if time.time() > deadline:
+                raise RuntimeError("server not ready")
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(60)
+        self.reader.join(10)
+        return self.proc.returncode
+
+
+def call(url, method, path, token=None, body=None, content_type="application/json", headers=None):
+    """(status, parsed JSON or text, headers)."""
+    data = None
+    if body is not None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    req = urllib.request.Request(url + path, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", content_type)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            status, raw, hdrs = res.status, res.read().decode(), res.headers
+    except urllib.error.HTTPError as e:
+        status, raw, hdrs = e.code, e.read().decode(), e.headers
+    try:
+        return status, json.loads(raw), hdrs
+    except ValueError:
+        return status, raw, hdrs
+
+
+def spec(name="job", gpus=8, workers=1, **extra):
+    s = {"name": name, "workers": workers, "resources": {"gpus": gpus}, "time_limit": 3600}
+    s.update(extra)
+    return s
+
+
+class ServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="joule-server-test-")
+        cls.server = Server(write_config(cls.dir))
+        cls.url = cls.server.url
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert rc == 0, f"server exit {rc}"
+
+    def api(self, method, path, token=None, body=None, **kw):
+        return call(self.url, method, path, token, body, **kw)
+
+    def submit(self, token, body, **kw):
+        status, job, _ = self.api("POST", "/api/v1/jobs", token, body, **kw)
+        self.assertEqual(status, 201, job)
+        return job
+
+    def wait_state(self, token, job, states, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            status, view, _ = self.api("GET", f"/api/v1/jobs/{job}", token)
+            self.assertEqual(status, 200, view)
+            if view["state"] in states:
+                return view
+            if time.time() > deadline:
+                self.fail(f"job {job} stays {view['state']}, not {states}")
+            time.sleep(0.05)
+
+    def assertError(self, reply, status, field=None):
+        code, body, _ = reply
+        self.assertEqual(code, status, body)
+        self.assertIsInstance(body, dict, body)
+        self.assertEqual(body["error"]["status"], status)
+        self.assertTrue(body["error"]["message"], body)
+        if field is not None:
+            self.assertEqual(body["error"]["field"], field, body)
+        return body["error"]
+
+    def cli(self, *args, token=LAB_A, stdin=None):
+        env = dict(os.environ, JOULE_SERVER=self.url, JOULE_TOKEN=token, JOULE_CONFIG="/nonexistent")
+        return subprocess.run([JOULE, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120)
+
+    # ---- probes and auth ----
+
+    def test_probes_and_documents_need_no_token(self):
+        self.assertEqual(self.api("GET", "/healthz")[0], 200)
+        self.assertEqual(self.api("GET", "/readyz")[0], 200)
+        status, doc, _ = self.api("GET", "/api/v1/openapi.json")
+        self.assertEqual((status, doc["openapi"]), (200, "3.0.3"))
+
+    def test_api_needs_a_valid_token(self):
+        for path in ["/api/v1/jobs", "/api/v1/nodes", "/api/v1/fleet", "/api/v1/tenants", "/api/v1/audit"]:
+            self.assertError(self.api("GET", path), 401, "Authorization")
+            self.assertError(self.api("GET", path, "not-a-token"), 401, "Authorization")
+        self.assertError(self.api("GET", "/api/v1/jobs", headers={"Authorization": "Basic abc"}), 401)
+
+    # ---- jobs ----
+
+    def test_submit_runs_and_cancels_a_job(self):
+        status, job, headers = self.api("POST", "/api/v1/jobs", LAB_A, spec("train", command=["python", "train.py"]))
+        self.assertEqual(status, 201, job)
+        self.assertEqual(headers["Location"], f"/api/v1/jobs/{job['id']}")
+        self.assertEqual((job["tenant"], job["queue"], job["priority_class"]), ("lab-a", "batch", "normal"))
+        self.assertEqual(job["spec"]["command"], ["python", "train.py"])
+        view = self.wait_state(LAB_A, job["id"], ["running"])
+        self.assertEqual(len(view["nodes"]), 1)
+        status, events, _ = self.api("GET", f"/api/v1/jobs/{job['id']}/events", LAB_A)
+        self.assertEqual(status, 200)
+        self.assertTrue(events["events"][0]["what"].startswith("submitted by lab-a"), events)
+        self.assertTrue(any(e["what"].startswith("started") for e in events["events"]), events)
+        self.assertEqual(self.api("POST", f"/api/v1/jobs/{job['id']}/cancel", LAB_A)[0], 202)
+        view = self.wait_state(LAB_A, job["id"], ["cancelled"])
+        self.assertEqual(view["end_reason"], "cancelled")
+        self.assertError(self.api("POST", f"/api/v1/jobs/{job['id']}/cancel", LAB_A), 409, "state")
+
+    def test_yaml_specs_and_batch_scripts(self):
+        job = self.submit(LAB_A, "name: from-yaml\nworkers: 1\nresources: {gpus: 4, gpu_type: gb200}\nqueue: gb200\n",
+                          content_type="application/yaml")
+        self.assertEqual((job["gpu_type"], job["queue"]), ("gb200", "gb200"))
+        script = "#!/bin/bash\n#SBATCH --job-name=eval\n#SBATCH -N 2\n#SBATCH --gpus-per-node=4\n#SBATCH --time=30\nsrun eval\n"
+        job = self.submit(LAB_A, script, content_type="text/x-shellscript")
+        self.assertEqual((job["name"], job["workers"], job["gpus_per_worker"], job["time_limit_s"]), ("eval", 2, 4, 1800))
+        self.assertIn("srun eval", job["spec"]["script"])
+        bad = "#!/bin/bash\n#SBATCH --mem=10G\nsrun x\n"
+        err = self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, bad, content_type="text/x-shellscript"), 400,
+                               "--mem")
+        self.assertIn("line 2", err["message"])
+
+    def test_bad_specs_name_the_field_and_rule(self):
+        cases = [
+            ({"name": "x", "colour": "red"}, "colour"),
+            ({"name": "n" * 64}, "name"),
+            ({"name": "x", "resources": {"gpus": 9}}, "resources.gpus"),
+            ({"name": "x", "resources": {"gpus": -1}}, "resources.gpus"),
+            ({"name": "x", "queue": "nope"}, "queue"),
+            ({"name": "x", "priority_class": "urgent"}, "priority_class"),
+            ({"name": "x", "resources": {"gpu_type": "tpu"}}, "resources.gpu_type"),
+            ({"name": "x", "queue": "gb200", "resources": {"gpus": 1, "gpu_type": "h100-sxm"}}, "resources.gpu_type"),
+            ({"name": "x", "after_ok": [987654]}, "after_ok[0]"),
+            ({"name": "x", "time_limit": "8-00:00:00"}, "time_limit"),
+            ({"name": "x", "time_limit": "soon"}, "time_limit"),
+            ({"name": "x", "args": ["a"]}, "args"),
+        ]
+        for body, field in cases:
+            with self.subTest(field=field):
+                self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, body), 400, field)
+        self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, "{not json"), 400)
+        self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, "name: x", content_type="text/plain"), 415,
+                         "Content-Type")
+        self.assertError(self.api("POST", "/api/v1/jobs", OPERATOR, spec()), 400, "tenant")
+        self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, spec(tenant="lab-b")), 403, "tenant")
+        self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, spec(), headers={"Idempotency-Key": "k" * 256}), 400,
+                         "Idempotency-Key")
+        huge = {"name": "x", "env": {f"V{i}": "v" * 1000 for i in range(1100)}}
+        self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, huge), 413, "body")
+        self.assertError(self.api("GET", "/api/v1/jobs?limit=0", LAB_A), 400, "limit")
+        self.assertError(self.api("GET", "/api/v1/jobs?colour=red", LAB_A), 400, "colour")
+        self.assertError(self.api("GET", "/api/v1/jobs/abc", LAB_A), 400, "id")
+        self.assertError(self.api("GET", "/api/v1/nowhere", LAB_A), 404)
+
+    def test_idempotency_key_makes_a_retry_safe(self):
+        key = {"Idempotency-Key": "retry-1"}
+        first = self.api("POST", "/api/v1/jobs", LAB_A, spec("retried"), headers=key)
+        again = self.api("POST", "/api/v1/jobs", LAB_A, spec("retried"), headers=key)
+        self.assertEqual((first[0], again[0]), (201, 200))
+        self.assertEqual(first[1]["id"], again[1]["id"])
+        self.assertError(self.api("POST", "/api/v1/jobs", LAB_A, spec("other"), headers=key), 422, "Idempotency-Key")
+        # Keys are per caller: another tenant's same key is another job.
+        other = self.api("POST", "/api/v1/jobs", LAB_B, spec("retried"), headers=key)
+        self.assertEqual(other[0], 201)
+        self.assertNotEqual(other[1]["id"], first[1]["id"])
+
+    def test_paging_and_filters(self):
+        ids = [self.submit(LAB_B, spec(f"page-{i}", gpus=1, priority_class="low"))["id"] for i in range(5)]
+        seen, after = [], 0
+        while True:
+            status, page, _ = self.api("GET", f"/api/v1/jobs?limit=2&after={after}", LAB_B)
+            self.assertEqual(status, 200)
+            seen += [j["id"] for j in page["jobs"]]
+            if page["next"] is None:
+                break
+            after = page["next"]
+        self.assertEqual(seen, sorted(seen))
+        self.assertTrue(set(ids) <= set(seen))
+        status, page, _ = self.api("GET", "/api/v1/jobs?state=completed", LAB_B)
+        self.assertTrue(all(j["state"] == "completed" for j in page["jobs"]))
+
+    # ---- tenants see and act on their own jobs only, on every endpoint ----
+
+    def test_tenant_isolation(self):
+        job = self.submit(LAB_A, spec("secret", gpus=1))["id"]
+        self.wait_state(LAB_A, job, ["running"])
+        self.assertError(self.api("GET", f"/api/v1/jobs/{job}", LAB_B), 404, "id")
+        self.assertError(self.api("GET", f"/api/v1/jobs/{job}/events", LAB_B), 404, "id")
+        self.assertError(self.api("POST", f"/api/v1/jobs/{job}/cancel", LAB_B), 404, "id")
+        self.assertError(self.api("POST", "/api/v1/jobs", LAB_B, spec(after_ok=[job])), 400, "after_ok[0]")
+        _, page, _ = self.api("GET", "/api/v1/jobs?limit=100000", LAB_B)
+        self.assertTrue(all(j["tenant"] == "lab-b" for j in page["jobs"]))
+        _, page, _ = self.api("GET", "/api/v1/jobs?tenant=lab-a", LAB_B)
+        self.assertEqual(page["jobs"], [])
+        _, nodes, _ = self.api("GET", "/api/v1/nodes", LAB_B)
+        self.assertTrue(all(job not in n["jobs"] for n in nodes["nodes"]))
+        _, nodes, _ = self.api("GET", "/api/v1/nodes", LAB_A)
+        self.assertTrue(any(job in n["jobs"] for n in nodes["nodes"]))
+        self.assertError(self.api("GET", "/api/v1/tenants", LAB_B), 403)
+        self.assertError(self.api("GET", "/api/v1/tenants/lab-a", LAB_B), 404)
+        self.assertEqual(self.api("GET", "/api/v1/tenants/lab-b", LAB_B)[0], 200)
+        self.assertError(self.api("PATCH", "/api/v1/tenants/lab-b", LAB_B, {"weight": 5}), 403)
+        self.assertError(self.api("GET", "/api/v1/queues", LAB_B), 403)
+        self.assertError(self.api("GET", "/api/v1/audit", LAB_B), 403)
+        self.assertError(self.api("POST", f"/api/v1/nodes/{HGX_NODE}/drain", LAB_B, {"reason": "x"}), 403)
+        self.assertError(self.api("POST", f"/api/v1/nodes/{HGX_NODE}/resume", LAB_B, {}), 403)
+        self.assertEqual(self.api("GET", "/api/v1/fleet", LAB_B)[0], 200)
+        # The operator sees everything.
+        self.assertEqual(self.api("GET", f"/api/v1/jobs/{job}", OPERATOR)[0], 200)
+        self.assertEqual(self.api("POST", f"/api/v1/jobs/{job}/cancel", OPERATOR)[0], 202)
+
+    # ---- operators: nodes, quotas, audit ----
+
+    def test_drain_and_resume(self):
+        self.assertError(self.api("POST", f"/api/v1/nodes/{HGX_NODE}/drain", OPERATOR, {}), 400, "reason")
+        self.assertError(self.api("POST", f"/api/v1/nodes/{HGX_NODE}/drain", OPERATOR, {"reason": "x", "force": 1}), 400,
+                         "force")
+        self.assertError(self.api("POST", "/api/v1/nodes/no-such-node/drain", OPERATOR, {"reason": "x"}), 404, "name")
+        self.assertEqual(self.api("POST", f"/api/v1/nodes/{HGX_NODE}/drain", OPERATOR, {"reason": "fan"})[0], 202)
+        deadline = time.time() + 20
+        while self.api("GET", f"/api/v1/nodes/{HGX_NODE}", LAB_A)[1]["health"] != "drained":
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.05)
+        node = self.api("GET", f"/api/v1/nodes/{HGX_NODE}", LAB_A)[1]
+        self.assertEqual(node["reason"], "fan")
+        self.assertIn(node["state"], ["drained", "draining"])
+        self.assertEqual(self.api("POST", f"/api/v1/nodes/{HGX_NODE}/resume", OPERATOR, {})[0], 202)
+        while self.api("GET", f"/api/v1/nodes/{HGX_NODE}", LAB_A)[1]["health"] != "healthy":
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.05)
+        _, audit, _ = self.api("GET", "/api/v1/audit?limit=100000", OPERATOR)
+        actions = [(e["who"], e["action"], e["target"]) for e in audit["entries"]]
+        self.assertIn(("ops", "drained", f"node/{HGX_NODE}"), actions)
+        self.assertIn(("ops", "resume", f"node/{HGX_NODE}"), actions)
+
+    def test_quota_change(self):
+        self.assertError(self.api("PATCH", "/api/v1/tenants/lab-b", OPERATOR, {"reserved": {"tpu": 1}}), 400,
+                         "reserved.tpu")
+        self.assertError(self.api("PATCH", "/api/v1/tenants/lab-b", OPERATOR, {"weight": 0}), 400, "weight")
+        self.assertError(self.api("PATCH", "/api/v1/tenants/nobody", OPERATOR, {"weight": 1}), 404, "name")
+        status, _, _ = self.api("PATCH", "/api/v1/tenants/lab-b", OPERATOR,
+                                {"reserved": {"h100-sxm": 16}, "borrow_limit": None, "weight": 2})
+        self.assertEqual(status, 202)
+        _, tenant, _ = self.api("GET", "/api/v1/tenants/lab-b", LAB_B)
+        self.assertEqual((tenant["reserved"], tenant["borrow_limit"], tenant["weight"]), ({"h100-sxm": 16}, None, 2))
+        _, audit, _ = self.api("GET", "/api/v1/audit?limit=100000", OPERATOR)
+        self.assertTrue(any(e["action"] == "quota" and e["target"] == "tenant/lab-b" and e["who"] == "ops"
+                            for e in audit["entries"]))
+
+    # ---- metrics, OpenAPI, tokens ----
+
+    def test_metrics_pass_promtool(self):
+        status, text, headers = self.api("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        for name in ["joule_jobs{", "joule_http_requests_total{", "joule_accelerators ", "joule_journal_commits_total"]:
+            self.assertIn(name, text)
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+    def test_openapi_document_matches_the_server(self):
+        check = subprocess.run(["node", os.path.join(ROOT, "tests/openapi/check.js"), self.url, OPERATOR, LAB_A, "lab-a",
+                                "dev-hgx01-k00-n01"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+    def test_tokens_are_never_stored_or_logged(self):
+        self.submit(LAB_A, spec("token-check", gpus=1))
+        _, audit, _ = self.api("GET", "/api/v1/audit?limit=100000", OPERATOR)
+        time.sleep(0.3)
+        with open(os.path.join(self.dir, "state.db"), "rb") as f:
+            journal = f.read()
+        for wal in ["state.db-wal"]:
+            path = os.path.join(self.dir, wal)
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    journal += f.read()
+        for token in [OPERATOR, LAB_A, LAB_B]:
+            self.assertNotIn(token.encode(), journal)
+            self.assertNotIn(token, "".join(self.server.log))
+            self.assertNotIn(token, json.dumps(audit))
+
+    # ---- the CLI ----
+
+    def test_cli(self):
+        path = os.path.join(self.dir, "job.yaml")
+        with open(path, "w") as f:
+            f.write("name: cli-job\nworkers: 1\nresources: {gpus: 1}\ntime_limit: 10:00\n")
+        r = self.cli("submit", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        m = re.fullmatch(r"Submitted batch job (\d+)\n", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        job = int(m.group(1))
+        r = self.cli("submit", "--parsable", path)
+        self.assertRegex(r.stdout, r"^\d+\n$")
+        self.wait_state(LAB_A, job, ["running"])
+        r = self.cli("queue")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["JOBID", "PARTITION", "NAME", "USER", "ST", "TIME", "NODES", "NODELIST(REASON)"])
+        row = next(l.split() for l in lines[1:] if l.split()[0] == str(job))
+        self.assertEqual((row[1], row[2], row[3], row[4], row[6]), ("batch", "cli-job", "lab-a", "R", "1"))
+        r = self.cli("queue", "-o", "json")
+        self.assertTrue(all(j["tenant"] == "lab-a" for j in json.loads(r.stdout)["jobs"]))
+        r = self.cli("queue", "-o", "yaml")
+        self.assertIn("cli-job", r.stdout)
+        r = self.cli("show", "job", str(job))
+        self.assertIn(f"id={job}", r.stdout)
+        self.assertIn("name=cli-job", r.stdout)
+        r = self.cli("nodes")
+        self.assertEqual(r.stdout.splitlines()[0].split(), ["TYPE", "NODES", "STATE", "NODELIST"])
+        self.assertIn("dev-nvl01-k00-n", r.stdout)
+        r = self.cli("nodes", "-N")
+        self.assertEqual(len(r.stdout.splitlines()), 1 + 22)
+        r = self.cli("show", "node", HGX_NODE, "-o", "json")
+        self.assertEqual(json.loads(r.stdout)["name"], HGX_NODE)
+        r = self.cli("cancel", str(job))
+        self.assertEqual((r.returncode, r.stdout), (0, ""))
+        self.wait_state(LAB_A, job, ["cancelled"])
+        r = self.cli("queue", "-t", "CA")
+        self.assertIn(" CA ", r.stdout)
+        # Refusals: the reason on standard error, exit 2.
+        r = self.cli("cancel", "999999")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("job 999999 does not exist", r.stderr)
+        r = self.cli("drain", HGX_NODE, token=OPERATOR)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--reason", r.stderr)
+        r = self.cli("drain", HGX_NODE, "--reason", "x")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("only operators", r.stderr)
+        bad = os.path.join(self.dir, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("name: x\nresources: {gpus: 99}\n")
+        r = self.cli("submit", bad)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("resources.gpus", r.stderr)
+        r = self.cli("queue", token="wrong")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bearer token", r.stderr)
+        r = subprocess.run([JOULE, "queue", "--server", "http://127.0.0.1:1"], capture_output=True, text=True,
+                           env=dict(os.environ, JOULE_CONFIG="/nonexistent"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no answer", r.stderr)
+        # A client config file.
+        config = os.path.join(self.dir, "client.yaml")
+        with open(config, "w") as f:
+            f.write(f"server: {self.url}\ntoken: {LAB_B}\n")
+        r = subprocess.run([JOULE, "queue", "-o", "json"], capture_output=True, text=True,
+                           env={"PATH": os.environ["PATH"], "JOULE_CONFIG": config})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(all(j["tenant"] == "lab-b" for j in json.loads(r.stdout)["jobs"]))
+
+
+class BadConfigTest(unittest.TestCase):
+    def test_bad_config_is_refused_with_its_place(self):
+        folder = tempfile.mkdtemp(prefix="joule-server-test-")
+        try:
+            config = write_config(folder, "limits: {max_body_bytes: -1}\n")
+            r = subprocess.run([JOULE, "server", "--config", config], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("limits.max_body_bytes", r.stderr)
+            with open(config, "w") as f:
+                f.write(f"scenario: {ROOT}/scenarios/dev.yaml\ntokens:\n  - {{name: a, tenant: nobody, sha256: {'0' * 64}}}\n")
+            r = subprocess.run([JOULE, "server", "--config", config], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("tokens[0].tenant", r.stderr)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class DurabilityTest(unittest.TestCase):
+    """Submit under load, kill -9 the server, restart it: every acknowledged job is there with its
+    state, and retrying the unanswered submits with their idempotency keys duplicates nothing."""
+
+    def test_kill_9_loses_nothing_acknowledged(self):
+        folder = tempfile.mkdtemp(prefix="joule-durability-")
+        try:
+            config = write_config(folder)
+            server = Server(config)
+            acked, sent = {}, {}
+            lock = threading.Lock()
+            stop = threading.Event()
+
+            def submitter(worker):
+                n = 0
+                while not stop.is_set():
+                    key = f"w{worker}-{n}"
+                    body = spec(f"load-{worker}-{n}", gpus=1 + n % 8, priority_class=["low", "normal", "high"][n % 3])
+                    with lock:
+                        sent[key] = body
+                    try:
+                        status, job, _ = call(server.url, "POST", "/api/v1/jobs", LAB_A, body,
+                                              headers={"Idempotency-Key": key})
+                    except OSError:
+                        return  # the server is gone
+                    if status == 201:
+                        with lock:
+                            acked[key] = job["id"]
+                    n += 1
+
+            threads = [threading.Thread(target=submitter, args=(w,)) for w in range(8)]
+            for t in threads:
+                t.start()
+            time.sleep(1.5)
+            # What clients saw before the crash: states they were told of.
+            _, before, _ = call(server.url, "GET", "/api/v1/jobs?limit=100000", OPERATOR)
+            time.sleep(0.5)
+            server.proc.kill()  # SIGKILL: no chance to flush anything
+            server.proc.wait()
+            stop.set()
+            for t in threads:
+                t.join(60)
+            self.assertGreater(len(acked), 50, "the load was too light to mean anything")
+            running = sum(j["state"] == "running" for j in before["jobs"])
+            print(f"\ndurability: {len(acked)} acknowledged, {len(sent) - len(acked)} unanswered at the kill, "
+                  f"{running} running before it", file=sys.stderr)
+
+            server = Server(config)
+            try:
+                _, after, _ = call(server.url, "GET", "/api/v1/jobs?limit=100000", OPERATOR)
+                by_id = {j["id"]: j for j in after["jobs"]}
+                for key, job in acked.items():
+                    self.assertIn(job, by_id, f"acknowledged job {job} ({key}) lost")
+                    self.assertEqual(by_id[job]["name"], sent[key]["name"])
+                order = ["pending", "running", "completed", "failed", "cancelled", "rejected"]
+                for job in before["jobs"]:
+                    now = by_id[job["id"]]
+                    self.assertGreaterEqual(order.index(now["state"]) if now["state"] != "pending" else 0,
+                                            order.index(job["state"]) if job["state"] != "pending" else 0,
+                                            f"job {job['id']} went back from {job['state']} to {now['state']}")
+                    if job["state"] == "running" and now["state"] == "running":
+                        self.assertEqual(now["nodes"], job["nodes"])
+                # Retry everything that was sent, answered or not: no job twice.
+                for key, body in sent.items():
+                    status, job, _ = call(server.url, "POST", "/api/v1/jobs", LAB_A, body,
+                                          headers={"Idempotency-Key": key})
+                    self.assertIn(status, (200, 201), job)
+                    if key in acked:
+                        self.assertEqual((status, job["id"]), (200, acked[key]))
+                _, final, _ = call(server.url, "GET", "/api/v1/jobs?limit=100000", OPERATOR)
+                names = [j["name"] for j in final["jobs"]]
+                self.assertEqual(len(names), len(set(names)), "a job was duplicated")
+                self.assertEqual(len(names), len(sent))
+            finally:
+                self.assertEqual(server.stop(), 0)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    JOULE = os.path.abspath(sys.argv.pop(1))
+    unittest.main()

@@ -4,10 +4,14 @@
 
 #include <array>
 #include <atomic>
+#include <bitset>
 #include <charconv>
 #include <chrono>
 #include <ctime>
 #include <regex>
+#include <sstream>
+
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -32,6 +36,32 @@ json Time(TimeMs ms) {
   gmtime_r(&seconds, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                      tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
+}
+
+// A JSON string literal of `text` (UTF-8 passes through; quotes, backslashes and control
+// characters are escaped), for the list views written without building a document.
+void AppendString(std::string& out, std::string_view text) {
+  out.push_back('"');
+  for (char c : text) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+    } else {
+      out.push_back(c);
+    }
+  }
+  out.push_back('"');
+}
+
+void AppendTime(std::string& out, TimeMs ms) {
+  const json t = Time(ms);
+  if (t.is_null()) {
+    out += "null";
+  } else {
+    AppendString(out, t.get_ref<const std::string&>());
+  }
 }
 
 void Reply(httplib::Response& res, int status, const json& body) {
@@ -96,6 +126,7 @@ struct HttpApi::Impl {
   control::ControlPlane& plane;
   httplib::Server server;
   HttpMetrics metrics;
+  int listen_socket = -1;
 
   explicit Impl(control::ControlPlane& p) : plane(p) {}
 
@@ -171,8 +202,64 @@ struct HttpApi::Impl {
               {"restarts", j.restarts},
               {"submitted_by", j.submitted_by},
               {"nodes", NodeNames(j.nodes)}};
-    if (full) v["spec"] = json::parse(io::EncodeJobSpec(j.spec));
+    if (full) v["spec"] = io::JobSpecJson(j.spec);
     return v;
+  }
+
+  // JobView(j, false), written straight into `out`: lists of 100,000 jobs are the hot read.
+  // The fields of a listed job, in order; `fields=` picks some (all by default).
+  static constexpr std::array<std::string_view, 19> kJobFields = {
+      "id",         "name",     "tenant",       "queue",      "priority_class",
+      "priority",   "state",    "reason",       "end_reason", "submitted_at",
+      "started_at", "ended_at", "time_limit_s", "workers",    "gpus_per_worker",
+      "gpu_type",   "restarts", "submitted_by", "nodes"};
+  using FieldSet = std::bitset<kJobFields.size()>;
+
+  // JobView(j, false), written straight into `out`: lists of 100,000 jobs are the hot read.
+  void AppendJob(std::string& out, const control::JobInfo& j, const FieldSet& fields) const {
+    bool first = true;
+    auto key = [&](size_t field) {
+      if (!fields[field]) return false;
+      out += first ? "{\"" : ",\"";
+      out += kJobFields[field];
+      out += "\":";
+      first = false;
+      return true;
+    };
+    auto optional_string = [&](bool present, std::string_view value) {
+      if (present) {
+        AppendString(out, value);
+      } else {
+        out += "null";
+      }
+    };
+    if (key(0)) out += std::to_string(j.id);
+    if (key(1)) AppendString(out, j.spec.name);
+    if (key(2)) AppendString(out, plane.TenantName(j.tenant));
+    if (key(3)) AppendString(out, *j.spec.queue);
+    if (key(4)) AppendString(out, *j.spec.priority_class);
+    if (key(5)) out += std::to_string(j.priority);
+    if (key(6)) AppendString(out, control::StateName(j.state));
+    if (key(7)) optional_string(j.state == JobState::kPending, PendingReasonName(j.reason));
+    if (key(8)) optional_string(!j.end_reason.empty(), j.end_reason);
+    if (key(9)) AppendTime(out, j.submitted);
+    if (key(10)) AppendTime(out, j.started);
+    if (key(11)) AppendTime(out, j.ended);
+    if (key(12)) out += std::to_string(*j.spec.time_limit / 1000);
+    if (key(13)) out += std::to_string(j.spec.workers);
+    if (key(14)) out += std::to_string(j.spec.gpus);
+    if (key(15)) optional_string(j.spec.gpu_type.has_value(), j.spec.gpu_type.value_or(""));
+    if (key(16)) out += std::to_string(j.restarts);
+    if (key(17)) AppendString(out, j.submitted_by);
+    if (key(18)) {
+      out.push_back('[');
+      for (size_t i = 0; i < j.nodes.size(); ++i) {
+        if (i > 0) out.push_back(',');
+        AppendString(out, plane.fleet().NodeName(j.nodes[i]));
+      }
+      out.push_back(']');
+    }
+    out += first ? "{}" : "}";
   }
 
   json NodeView(const Principal& who, NodeId id, const control::NodeInfo& n) const {
@@ -240,13 +327,16 @@ struct HttpApi::Impl {
     control::Outcome<control::SubmitResult> r = plane.Submit(who, std::move(spec), key);
     if (!r.ok()) return Fail(res, r.error);
     json view;
-    (void)plane.VisitJob(who, r.value->id, [&](const control::JobInfo& j) { view = JobView(j, true); });
+    // The job as listed; GET /api/v1/jobs/{id} adds the spec as accepted.
+    (void)plane.VisitJob(who, r.value->id, [&](const control::JobInfo& j) { view = JobView(j, false); });
     res.set_header("Location", fmt::format("/api/v1/jobs/{}", r.value->id));
     Reply(res, r.value->created ? 201 : 200, view);
   }
 
   void ListJobs(const Principal& who, const httplib::Request& req, httplib::Response& res) {
     control::JobFilter filter;
+    FieldSet fields;
+    fields.set();
     for (const auto& [name, value] : req.params) {
       if (name == "state") {
         filter.state = StateNamed(value);
@@ -267,17 +357,28 @@ struct HttpApi::Impl {
         const uint32_t max = plane.config().limits.max_page;
         if (!n || *n == 0 || *n > max) return Fail(res, {400, "limit", fmt::format("must be 1 to {}", max)});
         filter.limit = static_cast<uint32_t>(*n);
+      } else if (name == "fields") {
+        fields.reset();
+        std::stringstream in(value);
+        for (std::string f; std::getline(in, f, ',');) {
+          auto it = std::find(kJobFields.begin(), kJobFields.end(), f);
+          if (it == kJobFields.end()) return Fail(res, {400, "fields", fmt::format("'{}' is not a field of a job", f)});
+          fields.set(static_cast<size_t>(it - kJobFields.begin()));
+        }
       } else {
-        return Fail(res, {400, name, "is not a known parameter (state, tenant, queue, after, limit)"});
+        return Fail(res, {400, name, "is not a known parameter (state, tenant, queue, after, limit, fields)"});
       }
     }
-    json jobs = json::array();
+    std::string body = R"({"jobs":[)";
     JobId last = 0;
     const bool more = plane.VisitJobs(who, filter, [&](const control::JobInfo& j) {
-      jobs.push_back(JobView(j, false));
+      if (last != 0) body.push_back(',');
+      AppendJob(body, j, fields);
       last = j.id;
     });
-    Reply(res, 200, {{"jobs", std::move(jobs)}, {"next", more ? json(last) : json(nullptr)}});
+    body += more ? fmt::format(R"(],"next":{}}})", last) : R"(],"next":null})";
+    res.status = 200;
+    res.set_content(std::move(body), "application/json");
   }
 
   std::optional<JobId> JobIdOf(const httplib::Request& req, httplib::Response& res) {
@@ -548,6 +649,14 @@ HttpApi::HttpApi(control::ControlPlane& plane) : impl_(std::make_unique<Impl>(pl
   impl_->server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->server.set_payload_max_length(plane.config().limits.max_body_bytes);
   impl_->server.set_keep_alive_max_count(100'000);
+  // Requests and answers are small: send them at once rather than wait for delayed ACKs (Nagle).
+  impl_->server.set_tcp_nodelay(true);
+  // Remember the listening socket: Bind deepens its backlog past the library's built-in 5, which
+  // would drop the connections of a burst of clients.
+  impl_->server.set_socket_options([impl = impl_.get()](int sock) {
+    httplib::default_socket_options(sock);
+    impl->listen_socket = sock;
+  });
   impl_->Routes();
 }
 
@@ -558,6 +667,7 @@ Result<int> HttpApi::Bind(const std::string& host, int port) {
       port == 0 ? impl_->server.bind_to_any_port(host) : (impl_->server.bind_to_port(host, port) ? port : -1);
   if (bound < 0)
     return Status::Error(fmt::format("cannot listen on {}:{}: address in use or not available", host, port));
+  if (impl_->listen_socket >= 0) ::listen(impl_->listen_socket, SOMAXCONN);
   return bound;
 }
 

@@ -55,6 +55,7 @@ struct ApiClient::Impl {
     client.set_connection_timeout(5);
     client.set_read_timeout(60);
     client.set_keep_alive(true);
+    client.set_tcp_nodelay(true);
   }
   httplib::Headers Headers(const std::map<std::string, std::string>& extra) const {
     httplib::Headers h;

@@ -2,7 +2,7 @@
 // over keep-alive connections, either as fast as C connections allow (closed loop: throughput) or
 // at a fixed rate (open loop: latency measured from each request's scheduled time, so a stalled
 // server is charged for the requests it delayed). Prints one line of figures.
-//   joule_server_load URL TOKEN --connections C --seconds S [--rate R]
+//   joule_server_load URL TOKEN --connections C --seconds S [--rate R] [--total N]
 #include <httplib.h>
 
 #include <algorithm>
@@ -27,12 +27,13 @@ struct Worker {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R]\n");
+    std::fprintf(stderr, "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R] [--total N]\n");
     return 2;
   }
   const std::string url = argv[1], token = argv[2];
   int connections = 32;
   double seconds = 10, rate = 0;
+  uint64_t total = 0;  // stop after this many submits in all (0: no limit)
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--connections") {
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
       seconds = std::atof(argv[i + 1]);
     } else if (flag == "--rate") {
       rate = std::atof(argv[i + 1]);
+    } else if (flag == "--total") {
+      total = std::strtoull(argv[i + 1], nullptr, 10);
     } else {
       std::fprintf(stderr, "joule_server_load: unknown flag %s\n", flag.c_str());
       return 2;
@@ -56,8 +59,10 @@ int main(int argc, char** argv) {
     threads.emplace_back([&, w] {
       httplib::Client client(url);
       client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);
       client.set_read_timeout(30);
       const httplib::Headers headers{{"Authorization", "Bearer " + token}};
+      client.Get("/healthz");  // connect before the clock starts
       Worker& me = workers[w];
       // Open loop: this connection's share of the rate, evenly spaced and offset per connection.
       const double interval_s = rate > 0 ? connections / rate : 0;
@@ -75,6 +80,7 @@ int main(int argc, char** argv) {
           break;
         }
         const uint64_t n = serial++;
+        if (total > 0 && n >= total) break;
         const std::string body = "{\"name\":\"load-" + std::to_string(n) +
                                  "\",\"workers\":" + std::to_string(1 + n % 4) +
                                  ",\"resources\":{\"gpus\":" + std::to_string(1 + n % 8) +

@@ -35,16 +35,20 @@ const char* TypeName(int type) {
   return kNames[type];
 }
 
+// Built by concatenation: the event and the spec are JSON texts already.
 std::string EncodeRecord(const auto& r) {
-  json j = {{"v", kRecordVersion}, {"type", TypeName(static_cast<int>(r.type))}, {"at", r.at}};
-  if (!r.who.empty()) j["who"] = r.who;
-  if (r.event) j["event"] = json::parse(io::EncodeEvent({r.at, *r.event}));
-  if (r.type == std::decay_t<decltype(r)>::Type::kSubmit) {
-    j["spec"] = json::parse(io::EncodeJobSpec(r.spec));
-    if (!r.key.empty()) j["key"] = r.key;
+  using Type = typename std::decay_t<decltype(r)>::Type;
+  std::string out =
+      fmt::format(R"({{"v":{},"type":"{}","at":{})", kRecordVersion, TypeName(static_cast<int>(r.type)), r.at);
+  if (!r.who.empty()) out += R"(,"who":)" + json(r.who).dump();
+  if (r.event) out += R"(,"event":)" + io::EncodeEvent({r.at, *r.event});
+  if (r.type == Type::kSubmit) {
+    out += R"(,"spec":)" + io::EncodeJobSpec(r.spec);
+    if (!r.key.empty()) out += R"(,"key":)" + json(r.key).dump();
   }
-  if (r.type == std::decay_t<decltype(r)>::Type::kStep) j["through"] = r.through;
-  return j.dump();
+  if (r.type == Type::kStep) out += fmt::format(R"(,"through":{})", r.through);
+  out += '}';
+  return out;
 }
 
 }  // namespace
@@ -184,7 +188,6 @@ void ControlPlane::Stop() {
   }
   commit_wake_.notify_all();
   tick_wake_.notify_all();
-  durable_.notify_all();
   ticker_.join();
   committer_.join();
   std::lock_guard lock(mu_);
@@ -205,8 +208,12 @@ uint64_t ControlPlane::Enqueue(std::shared_ptr<Record> record) {
   return next_ticket_++;
 }
 
+// Each waiting thread sleeps on its own condition variable and is woken only when its record is
+// durable: one commit wakes the callers it acknowledged, not every caller waiting for the next.
 bool ControlPlane::WaitDurable(std::unique_lock<std::mutex>& lock, uint64_t ticket) {
-  durable_.wait(lock, [&] { return durable_ticket_ >= ticket || broken_; });
+  thread_local std::condition_variable mine;
+  if (durable_ticket_ < ticket && !broken_) waiters_.push_back({ticket, &mine});
+  mine.wait(lock, [&] { return durable_ticket_ >= ticket || broken_; });
   return durable_ticket_ >= ticket;
 }
 
@@ -227,7 +234,7 @@ void ControlPlane::CommitLoop() {
     lock.lock();
     if (!last.ok()) {
       broken_ = last.status().message();
-      durable_.notify_all();
+      WakeDurable();
       return;
     }
     const uint64_t first = *last - batch.size() + 1;
@@ -239,8 +246,16 @@ void ControlPlane::CommitLoop() {
     counters_.journal_records += batch.size();
     counters_.journal_commits++;
     counters_.commit_seconds_sum += seconds;
-    durable_.notify_all();
+    WakeDurable();
   }
+}
+
+void ControlPlane::WakeDurable() {
+  std::erase_if(waiters_, [&](const Waiter& w) {
+    if (w.ticket > durable_ticket_ && !broken_) return false;
+    w.wake->notify_one();
+    return true;
+  });
 }
 
 void ControlPlane::TickLoop() {
@@ -278,6 +293,8 @@ void ControlPlane::SetState(JobInfo& job, JobState state) {
   if (job.state == state) return;
   state_count_[job.state]--;
   state_count_[state]++;
+  if (job.state == JobState::kRunning) running_jobs_.erase(job.id);
+  if (state == JobState::kRunning) running_jobs_.insert(job.id);
   job.state = state;
 }
 
@@ -442,8 +459,8 @@ void ControlPlane::RefreshNodes() {
     info.jobs.assign(on.begin(), on.end());
   }
   for (auto& per_type : tenant_use_) std::fill(per_type.begin(), per_type.end(), 0);
-  for (const auto& [id, j] : jobs_) {
-    if (j.state != JobState::kRunning) continue;
+  for (JobId id : running_jobs_) {
+    const JobInfo& j = jobs_.at(id);
     for (NodeId n : j.nodes) {
       if (std::optional<AcceleratorTypeId> t = fleet.node_type(n).accelerator) {
         tenant_use_[j.tenant.value()][t->value()] += j.spec.gpus;

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -190,6 +191,7 @@ class ControlPlane {
   bool WaitDurable(std::unique_lock<std::mutex>& lock, uint64_t ticket);
   bool Accepting() const { return running_ && !stopping_ && !broken_; }  // REQUIRES: mu_ held
   void CommitLoop();
+  void WakeDurable();  // REQUIRES: mu_ held
   void TickLoop();
   // REQUIRES: mu_ held. An input record's effect on the view, after it is durable (or replayed).
   void ApplyInput(uint64_t seq, const Record& record);
@@ -213,7 +215,12 @@ class ControlPlane {
   std::unique_ptr<Engine> engine_;           // the ticker's (and Open's) only
 
   mutable std::mutex mu_;
-  std::condition_variable commit_wake_, durable_, tick_wake_;
+  std::condition_variable commit_wake_, tick_wake_;
+  struct Waiter {
+    uint64_t ticket = 0;
+    std::condition_variable* wake = nullptr;
+  };
+  std::vector<Waiter> waiters_;  // callers waiting for their record to be durable
   std::vector<Queued> queue_;
   uint64_t next_ticket_ = 1, durable_ticket_ = 0;
   std::optional<std::string> broken_;  // the journal's failure: nothing more is accepted
@@ -224,6 +231,7 @@ class ControlPlane {
   std::map<JobId, JobInfo> jobs_;
   std::map<std::pair<std::string, std::string>, IdempotencyEntry> idempotency_;  // (principal, key)
   std::map<JobState, size_t> state_count_;
+  std::set<JobId> running_jobs_;   // the running jobs' ids
   std::vector<JobId> preempting_;  // running jobs told to stop: pending again once their grace ends
   std::vector<NodeInfo> nodes_;
   std::vector<TenantSpec> tenants_;                // as changed by quota changes

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/status.h"
 #include "io/sbatch.h"
 #include "sched/job.h"
@@ -45,6 +47,9 @@ inline constexpr size_t kMaxEnv = 1024;
 
 // `source` names the text in errors ("request body", a file name): "source:line:column: path: why".
 Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& source);
+// ParseJobSpec's two paths, for tests: plain JSON (nullopt: not sure, take the other path), and YAML.
+std::optional<SubmitSpec> ParsePlainJson(const std::string& text);
+Result<SubmitSpec> ParseJobSpecYaml(const std::string& text, const std::string& source);
 
 // What ParseJobSpec would refuse in a spec built another way (from a batch script): the field and
 // the rule it breaks, or nullopt. Strings must be UTF-8. A spec that passes encodes to a job spec
@@ -57,6 +62,7 @@ std::optional<SpecProblem> CheckSpec(const SubmitSpec& spec);
 // The spec as a JSON job spec that ParseJobSpec reads back to the same value (the server journals
 // and shows specs in this form; durations in seconds).
 std::string EncodeJobSpec(const SubmitSpec& spec);
+nlohmann::json JobSpecJson(const SubmitSpec& spec);  // the same, as a JSON value
 
 // A Slurm batch script's request as a job spec: account → tenant, partition → queue, qos →
 // priority class, nodes → workers, GPUs per node → GPUs per worker; each task runs the script.

@@ -47,7 +47,10 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(const std::string& pa
   return journal;
 }
 
-SqliteJournal::~SqliteJournal() { sqlite3_close(db_); }
+SqliteJournal::~SqliteJournal() {
+  sqlite3_finalize(insert_);
+  sqlite3_close(db_);
+}
 
 Status SqliteJournal::Error(std::string_view what) const {
   return Status::Error(fmt::format("{}: {}: {}", path_, what, sqlite3_errmsg(db_)));
@@ -64,15 +67,22 @@ Status SqliteJournal::Exec(const char* sql) {
 Result<uint64_t> SqliteJournal::Append(std::span<const std::string> payloads) {
   JOULE_CHECK(!payloads.empty());
   if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  Statement insert(db_, "INSERT INTO journal (seq, payload) VALUES (?, ?)");
-  uint64_t seq = last_seq_;
-  bool ok = insert.ok();
-  for (size_t i = 0; ok && i < payloads.size(); ++i) {
-    sqlite3_reset(insert.get());
-    sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(++seq));
-    sqlite3_bind_blob(insert.get(), 2, payloads[i].data(), static_cast<int>(payloads[i].size()), SQLITE_STATIC);
-    ok = sqlite3_step(insert.get()) == SQLITE_DONE;
+  // Prepared once, kept for the journal's life: a commit is the hot path of every change.
+  if (insert_ == nullptr && sqlite3_prepare_v3(db_, "INSERT INTO journal (seq, payload) VALUES (?, ?)", -1,
+                                               SQLITE_PREPARE_PERSISTENT, &insert_, nullptr) != SQLITE_OK) {
+    Status error = Error("preparing the append");
+    (void)Exec("ROLLBACK");
+    return error;
   }
+  uint64_t seq = last_seq_;
+  bool ok = true;
+  for (size_t i = 0; ok && i < payloads.size(); ++i) {
+    sqlite3_reset(insert_);
+    sqlite3_bind_int64(insert_, 1, static_cast<sqlite3_int64>(++seq));
+    sqlite3_bind_blob(insert_, 2, payloads[i].data(), static_cast<int>(payloads[i].size()), SQLITE_STATIC);
+    ok = sqlite3_step(insert_) == SQLITE_DONE;
+  }
+  sqlite3_reset(insert_);
   if (!ok) {
     Status error = Error("appending");
     (void)Exec("ROLLBACK");

@@ -15,6 +15,7 @@
 #include "base/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace joule::store {
 
@@ -52,7 +53,8 @@ class SqliteJournal final : public Journal {
   Status Error(std::string_view what) const;
 
   std::string path_;
-  sqlite3* db_;  // owned; closed by the destructor
+  sqlite3* db_;                     // owned; closed by the destructor
+  sqlite3_stmt* insert_ = nullptr;  // owned: the append, prepared on first use
   uint64_t last_seq_ = 0;
 };
 

@@ -144,6 +144,40 @@ TEST(JobSpecEncodingTest, RoundTripsThroughTheParser) {
   EXPECT_EQ(back->script, s.script);
 }
 
+TEST(JobSpecEncodingTest, PlainJsonFastPathAgreesWithTheYamlPath) {
+  const std::vector<std::string> taken = {
+      R"({"name":"a","workers":3,"resources":{"gpus":8,"cpu":2.5,"memory_gib":64},"time_limit":3600})",
+      R"({"name":"b","topology":"any","after_ok":[1,2],"failure_policy":{"max_restarts":0,"backoff":1.5,"spare_nodes":2},
+          "resources":{"gpus":1,"gpu_type":"gb200"},"command":["x"],"args":["-v"],"env":{"A":"1"},"tasks_per_worker":4})",
+      R"({"name":"é-ü","queue":"q","tenant":"t","priority_class":"p","checkpoint_interval":600,"runtime_estimate":60})",
+  };
+  for (const std::string& text : taken) {
+    std::optional<io::SubmitSpec> fast = io::ParsePlainJson(text);
+    Result<io::SubmitSpec> slow = io::ParseJobSpecYaml(text, "t");
+    ASSERT_TRUE(fast) << text;
+    ASSERT_TRUE(slow.ok()) << slow.status().message();
+    EXPECT_EQ(io::EncodeJobSpec(*fast), io::EncodeJobSpec(*slow)) << text;
+  }
+  // What the fast path is not sure of goes the YAML way, with its located errors.
+  const std::vector<std::string> declined = {
+      R"({"name":"a","name":"b"})",               // repeated key: YAML refuses it
+      R"({"name":"a","workers":"3"})",            // a count as a string: YAML reads it
+      R"({"name":"a","workers":2.0})",            // a float count
+      R"({"name":"a","time_limit":"1:00:00"})",   // Slurm's time: the YAML path parses it
+      R"({"name":"a
+"})",                        // escapes
+      R"({"name":"a","colour":1})",               // unknown field: the YAML path names it
+      R"({"name":"a","script":"#!/bin/sh"})",     // scripts
+      R"({"name":"","workers":1})",               // broken limits
+  };
+  for (const std::string& text : declined) EXPECT_FALSE(io::ParsePlainJson(text)) << text;
+  Result<io::SubmitSpec> r = io::ParseJobSpec(R"({"name":"a","colour":1})", "body");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("body:1:"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("colour"), std::string::npos) << r.status().message();
+  EXPECT_EQ(io::ParseJobSpec(R"({"name":"a","time_limit":"1:00:00"})", "body")->time_limit, 3'600'000);
+}
+
 TEST(TenantUpdateTest, NewReservationMakesBorrowedWorkReclaimable) {
   // lab-b runs beyond its (zero) reservation on every accelerator; once lab-a's reservation is
   // raised, lab-a's job is owed and reclaims them.

@@ -136,7 +136,8 @@ struct HttpApi::Impl {
 
   // Authenticates, runs, and counts the request under its route's template.
   httplib::Server::Handler Authed(std::string route, Handler handler) {
-    return [this, route, handler](const httplib::Request& req, httplib::Response& res) {
+    return [this, route = std::move(route), handler = std::move(handler)](const httplib::Request& req,
+                                                                          httplib::Response& res) {
       const auto begin = std::chrono::steady_clock::now();
       std::optional<Principal> who = plane.auth().Check(req.get_header_value("Authorization"));
       if (!who) {
@@ -150,7 +151,8 @@ struct HttpApi::Impl {
     };
   }
   httplib::Server::Handler Open(std::string route, httplib::Server::Handler handler) {
-    return [this, route, handler](const httplib::Request& req, httplib::Response& res) {
+    return [this, route = std::move(route), handler = std::move(handler)](const httplib::Request& req,
+                                                                          httplib::Response& res) {
       const auto begin = std::chrono::steady_clock::now();
       handler(req, res);
       metrics.Observe(req.method, route, res.status,
@@ -378,7 +380,7 @@ struct HttpApi::Impl {
     });
     body += more ? fmt::format(R"(],"next":{}}})", last) : R"(],"next":null})";
     res.status = 200;
-    res.set_content(std::move(body), "application/json");
+    res.set_content(body, "application/json");
   }
 
   std::optional<JobId> JobIdOf(const httplib::Request& req, httplib::Response& res) {

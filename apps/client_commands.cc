@@ -259,14 +259,16 @@ class PageReader : public nlohmann::json_sax<json> {
   bool string(string_t& v) override {
     if (depth_ == 3) {
       QueueRow& r = rows_.back();
-      if (key_ == "queue") r.queue = std::move(v);
-      if (key_ == "name") r.name = std::move(v);
-      if (key_ == "tenant") r.tenant = std::move(v);
-      if (key_ == "state") r.state = std::move(v);
-      if (key_ == "reason") r.reason = std::move(v);
-      if (key_ == "end_reason") r.end_reason = std::move(v);
-      if (key_ == "started_at") r.started_at = std::move(v);
-      if (key_ == "ended_at") r.ended_at = std::move(v);
+      std::string* field = key_ == "queue"        ? &r.queue
+                           : key_ == "name"       ? &r.name
+                           : key_ == "tenant"     ? &r.tenant
+                           : key_ == "state"      ? &r.state
+                           : key_ == "reason"     ? &r.reason
+                           : key_ == "end_reason" ? &r.end_reason
+                           : key_ == "started_at" ? &r.started_at
+                           : key_ == "ended_at"   ? &r.ended_at
+                                                  : nullptr;
+      if (field != nullptr) *field = std::move(v);
     } else if (depth_ == 4 && key_ == "nodes") {
       rows_.back().nodes.push_back(std::move(v));
     }

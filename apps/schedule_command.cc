@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "control/journal_records.h"
 #include "io/event_script.h"
 #include "io/scenario.h"
 #include "sched/engine.h"
@@ -17,6 +18,7 @@ namespace {
 struct ScheduleOptions {
   std::string scenario;
   std::string events;
+  std::string journal;
 };
 
 std::string Workers(const Fleet& fleet, const std::vector<WorkerPlacement>& workers) {
@@ -57,10 +59,25 @@ void Print(TimeMs at, const Decisions& d, const Fleet& fleet) {
 }
 
 int RunSchedule(const ScheduleOptions& o) {
+  if (o.events.empty() == o.journal.empty()) {
+    std::cerr << "joule schedule: give --events (an event script) or --journal (a server's state file)\n";
+    return kExitBadInput;
+  }
   Result<io::Scenario> scenario = io::LoadScenario(o.scenario);
   if (!scenario.ok()) {
     std::cerr << scenario.status().message() << "\n";
     return kExitBadInput;
+  }
+  if (!o.journal.empty()) {
+    // A server's history, re-run through the engine as the server ran it.
+    Engine engine(scenario->fleet, scenario->tenants);
+    Status replay = control::ReplaySteps(
+        o.journal, [&](TimeMs at, std::vector<Event> events) { Print(at, engine.Step(at, events), scenario->fleet); });
+    if (!replay.ok()) {
+      std::cerr << replay.message() << "\n";
+      return kExitBadInput;
+    }
+    return kExitOk;
   }
   Result<io::EventScript> script = io::LoadEventScript(o.events, scenario.value());
   if (!script.ok()) {
@@ -89,7 +106,10 @@ void AddScheduleCommand(CLI::App& app, CommandFn& run) {
   auto o = std::make_shared<ScheduleOptions>();
   CLI::App* cmd = app.add_subcommand("schedule", "Run the scheduling engine through an event script");
   cmd->add_option("--scenario", o->scenario, "Scenario file (YAML) giving the fleet and tenants")->required();
-  cmd->add_option("--events", o->events, "Event script (YAML, docs/event-script.md)")->required();
+  CLI::Option* events = cmd->add_option("--events", o->events, "Event script (YAML, docs/event-script.md)");
+  CLI::Option* journal =
+      cmd->add_option("--journal", o->journal, "A joule server's journal (its state file): replay what it decided");
+  events->excludes(journal);
   cmd->callback([&run, o] { run = [o] { return RunSchedule(*o); }; });
 }
 

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   const Clock::time_point end =
       start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::atomic<uint64_t> serial{0};
+  threads.reserve(connections);
   for (int w = 0; w < connections; ++w) {
     threads.emplace_back([&, w] {
       httplib::Client client(url);

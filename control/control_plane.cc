@@ -6,52 +6,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "control/journal_records.h"
 #include "io/journal_json.h"
 
 namespace joule::control {
 
 using nlohmann::json;
-
-// A journal record: an input (submit, cancel, health, tenant) with who asked and when, or a step.
-// Inputs carry the engine event they become (io/journal_json.h), so that the history can be
-// replayed into the twin as well; submits also carry the spec as accepted and its idempotency key.
-struct ControlPlane::Record {
-  enum class Type { kSubmit, kCancel, kHealth, kTenant, kStep };
-  Type type = Type::kStep;
-  TimeMs at = 0;
-  std::string who;
-  std::optional<Event> event;
-  io::SubmitSpec spec;   // submit
-  std::string key;       // submit: idempotency key, may be empty
-  uint64_t through = 0;  // step: the last journal sequence number it consumed inputs up to
-};
-
-namespace {
-
-constexpr int kRecordVersion = 1;
-
-const char* TypeName(int type) {
-  static constexpr const char* kNames[] = {"submit", "cancel", "health", "tenant", "step"};
-  return kNames[type];
-}
-
-// Built by concatenation: the event and the spec are JSON texts already.
-std::string EncodeRecord(const auto& r) {
-  using Type = typename std::decay_t<decltype(r)>::Type;
-  std::string out =
-      fmt::format(R"({{"v":{},"type":"{}","at":{})", kRecordVersion, TypeName(static_cast<int>(r.type)), r.at);
-  if (!r.who.empty()) out += R"(,"who":)" + json(r.who).dump();
-  if (r.event) out += R"(,"event":)" + io::EncodeEvent({r.at, *r.event});
-  if (r.type == Type::kSubmit) {
-    out += R"(,"spec":)" + io::EncodeJobSpec(r.spec);
-    if (!r.key.empty()) out += R"(,"key":)" + json(r.key).dump();
-  }
-  if (r.type == Type::kStep) out += fmt::format(R"(,"through":{})", r.through);
-  out += '}';
-  return out;
-}
-
-}  // namespace
 
 std::string StateName(JobState state) {
   std::string name(JobStateName(state));
@@ -128,40 +88,19 @@ std::optional<NodeId> ControlPlane::FindNode(std::string_view name) const {
   std::unique_lock lock(mu_);
   ::joule::Status read = journal_->Read(0, [&](const store::JournalEntry& entry) {
     if (error) return;
-    const json j = json::parse(entry.payload, nullptr, /*allow_exceptions=*/false);
-    auto fail = [&](const std::string& why) {
-      error = fmt::format("{}: journal record {}: {}", config_.state, entry.seq, why);
-    };
-    if (!j.is_object() || !j.contains("type") || !j.contains("at") || j.value("v", 0) != kRecordVersion) {
-      return fail("not a version-1 record");
-    }
-    Record r;
-    const std::string type = j["type"].get<std::string>();
-    r.at = j["at"].get<TimeMs>();
-    r.who = j.value("who", "");
-    if (type == "step") {
-      r.through = j.value("through", uint64_t{0});
-      lock.unlock();
-      const Decisions d = RunStep(r.at, r.through);
-      lock.lock();
-      ApplyDecisions(r.at, d);
+    Result<JournalRecord> r = DecodeRecord(entry.payload);
+    if (!r.ok()) {
+      error = fmt::format("{}: journal record {}: {}", config_.state, entry.seq, r.status().message());
       return;
     }
-    int t = 0;
-    while (t < 4 && type != TypeName(t)) ++t;
-    if (t == 4) return fail(fmt::format("unknown type '{}'", type));
-    r.type = static_cast<Record::Type>(t);
-    if (!j.contains("event")) return fail("no event");
-    Result<io::TimedEvent> event = io::DecodeEvent(j["event"].dump());
-    if (!event.ok()) return fail(event.status().message());
-    r.event = std::move(event->event);
-    if (r.type == Record::Type::kSubmit) {
-      Result<io::SubmitSpec> spec = io::ParseJobSpec(j.value("spec", json::object()).dump(), "spec");
-      if (!spec.ok()) return fail(spec.status().message());
-      r.spec = std::move(*spec);
-      r.key = j.value("key", "");
+    if (r->type == Record::Type::kStep) {
+      lock.unlock();
+      const Decisions d = RunStep(r->at, r->through);
+      lock.lock();
+      ApplyDecisions(r->at, d);
+      return;
     }
-    ApplyInput(entry.seq, r);
+    ApplyInput(entry.seq, *r);
   });
   if (!read.ok()) return read;
   if (error) return ::joule::Status::Error(*error);

@@ -29,6 +29,7 @@
 
 #include "base/status.h"
 #include "control/auth.h"
+#include "control/journal_records.h"
 #include "io/job_spec.h"
 #include "io/scenario.h"
 #include "io/server_config.h"
@@ -168,7 +169,7 @@ class ControlPlane {
   Counters counters() const;
 
  private:
-  struct Record;
+  using Record = JournalRecord;
   struct Queued {
     std::string payload;
     std::shared_ptr<Record> record;

@@ -160,15 +160,15 @@ TEST(JobSpecEncodingTest, PlainJsonFastPathAgreesWithTheYamlPath) {
   }
   // What the fast path is not sure of goes the YAML way, with its located errors.
   const std::vector<std::string> declined = {
-      R"({"name":"a","name":"b"})",               // repeated key: YAML refuses it
-      R"({"name":"a","workers":"3"})",            // a count as a string: YAML reads it
-      R"({"name":"a","workers":2.0})",            // a float count
-      R"({"name":"a","time_limit":"1:00:00"})",   // Slurm's time: the YAML path parses it
+      R"({"name":"a","name":"b"})",              // repeated key: YAML refuses it
+      R"({"name":"a","workers":"3"})",           // a count as a string: YAML reads it
+      R"({"name":"a","workers":2.0})",           // a float count
+      R"({"name":"a","time_limit":"1:00:00"})",  // Slurm's time: the YAML path parses it
       R"({"name":"a
-"})",                        // escapes
-      R"({"name":"a","colour":1})",               // unknown field: the YAML path names it
-      R"({"name":"a","script":"#!/bin/sh"})",     // scripts
-      R"({"name":"","workers":1})",               // broken limits
+"})",                                            // escapes
+      R"({"name":"a","colour":1})",              // unknown field: the YAML path names it
+      R"({"name":"a","script":"#!/bin/sh"})",    // scripts
+      R"({"name":"","workers":1})",              // broken limits
   };
   for (const std::string& text : declined) EXPECT_FALSE(io::ParsePlainJson(text)) << text;
   Result<io::SubmitSpec> r = io::ParseJobSpec(R"({"name":"a","colour":1})", "body");

@@ -370,6 +370,19 @@ class ServerTest(unittest.TestCase):
             self.assertNotIn(token, "".join(self.server.log))
             self.assertNotIn(token, json.dumps(audit))
 
+    def test_history_replays_through_the_engine(self):
+        job = self.submit(LAB_A, spec("replayed", gpus=2))["id"]
+        view = self.wait_state(LAB_A, job, ["running"])
+        r = subprocess.run([JOULE, "schedule", "--scenario", f"{ROOT}/scenarios/dev.yaml", "--journal",
+                            os.path.join(self.dir, "state.db")], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        start = next(l for l in r.stdout.splitlines() if re.match(rf"t=\d+ start {job} ", l))
+        self.assertEqual(re.findall(r" (\S+)\[", start), view["nodes"])
+        r = subprocess.run([JOULE, "schedule", "--scenario", f"{ROOT}/scenarios/dev.yaml", "--journal",
+                            os.path.join(self.dir, "missing.db")], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no such journal", r.stderr)
+
     # ---- the CLI ----
 
     def test_cli(self):

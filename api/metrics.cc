@@ -26,6 +26,13 @@ void Header(std::string& out, std::string_view name, std::string_view type, std:
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
+// A metric without labels: its header and its one sample.
+template <typename T>
+void Single(std::string& out, std::string_view name, std::string_view type, std::string_view help, T value) {
+  Header(out, name, type, help);
+  out += fmt::format("{} {}\n", name, value);
+}
+
 }  // namespace
 
 void HttpMetrics::Observe(const std::string& method, const std::string& route, int status, double seconds) {
@@ -66,12 +73,10 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
   const control::ControlPlane::FleetStatus s = plane.Snapshot();
   Header(out, "joule_jobs", "gauge", "Jobs known to the server, by state.");
   for (const auto& [state, n] : s.jobs_by_state) out += fmt::format("joule_jobs{{state=\"{}\"}} {}\n", state, n);
-  Header(out, "joule_accelerators", "gauge", "Accelerators of the fleet, in all.");
-  out += fmt::format("joule_accelerators {}\n", s.accelerators);
-  Header(out, "joule_accelerators_allocated", "gauge", "Accelerators with work placed on them.");
-  out += fmt::format("joule_accelerators_allocated {}\n", s.accelerators_used);
-  Header(out, "joule_accelerators_out_of_service", "gauge", "Accelerators on nodes that are not healthy.");
-  out += fmt::format("joule_accelerators_out_of_service {}\n", s.accelerators_out);
+  Single(out, "joule_accelerators", "gauge", "Accelerators of the fleet, in all.", s.accelerators);
+  Single(out, "joule_accelerators_allocated", "gauge", "Accelerators with work placed on them.", s.accelerators_used);
+  Single(out, "joule_accelerators_out_of_service", "gauge", "Accelerators on nodes that are not healthy.",
+         s.accelerators_out);
   Header(out, "joule_nodes", "gauge", "Nodes, by health.");
   for (const auto& [health, n] : s.nodes_by_health) out += fmt::format("joule_nodes{{health=\"{}\"}} {}\n", health, n);
   Header(out, "joule_tenant_accelerators_in_use", "gauge", "Accelerators held by each tenant's running jobs.");
@@ -94,25 +99,21 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
                        b.index, b.used_w);
   }
   const control::Counters c = plane.counters();
-  Header(out, "joule_jobs_submitted_total", "counter", "Jobs accepted since the server started.");
-  out += fmt::format("joule_jobs_submitted_total {}\n", c.submits);
-  Header(out, "joule_journal_records_total", "counter",
-         "Records made durable in the journal since the server started.");
-  out += fmt::format("joule_journal_records_total {}\n", c.journal_records);
-  Header(out, "joule_journal_commits_total", "counter", "Journal transactions (fsyncs) since the server started.");
-  out += fmt::format("joule_journal_commits_total {}\n", c.journal_commits);
-  Header(out, "joule_journal_commit_seconds_total", "counter", "Time spent committing journal transactions.");
-  out += fmt::format("joule_journal_commit_seconds_total {}\n", c.commit_seconds_sum);
-  Header(out, "joule_journal_last_sequence", "gauge", "Sequence number of the last durable journal record.");
-  out += fmt::format("joule_journal_last_sequence {}\n", s.journal_seq);
-  Header(out, "joule_engine_steps_total", "counter", "Scheduling passes run since the server started.");
-  out += fmt::format("joule_engine_steps_total {}\n", c.steps);
-  Header(out, "joule_engine_step_seconds_total", "counter", "Time spent in scheduling passes.");
-  out += fmt::format("joule_engine_step_seconds_total {}\n", c.step_seconds_sum);
-  Header(out, "joule_engine_step_max_seconds", "gauge", "Longest scheduling pass since the server started.");
-  out += fmt::format("joule_engine_step_max_seconds {}\n", c.step_seconds_max);
-  Header(out, "joule_engine_last_step_timestamp_seconds", "gauge", "When the last scheduling pass ran (Unix time).");
-  out += fmt::format("joule_engine_last_step_timestamp_seconds {}\n", static_cast<double>(s.last_step) / 1000.0);
+  Single(out, "joule_jobs_submitted_total", "counter", "Jobs accepted since the server started.", c.submits);
+  Single(out, "joule_journal_records_total", "counter", "Records made durable in the journal since the server started.",
+         c.journal_records);
+  Single(out, "joule_journal_commits_total", "counter", "Journal transactions (fsyncs) since the server started.",
+         c.journal_commits);
+  Single(out, "joule_journal_commit_seconds_total", "counter", "Time spent committing journal transactions.",
+         c.commit_seconds_sum);
+  Single(out, "joule_journal_last_sequence", "gauge", "Sequence number of the last durable journal record.",
+         s.journal_seq);
+  Single(out, "joule_engine_steps_total", "counter", "Scheduling passes run since the server started.", c.steps);
+  Single(out, "joule_engine_step_seconds_total", "counter", "Time spent in scheduling passes.", c.step_seconds_sum);
+  Single(out, "joule_engine_step_max_seconds", "gauge", "Longest scheduling pass since the server started.",
+         c.step_seconds_max);
+  Single(out, "joule_engine_last_step_timestamp_seconds", "gauge", "When the last scheduling pass ran (Unix time).",
+         static_cast<double>(s.last_step) / 1000.0);
   return out;
 }
 

@@ -12,30 +12,21 @@
 namespace joule::io {
 namespace {
 
+constexpr std::string_view kTopologyNames[] = {"any", "prefer-compact", "require-nvlink-domain"};
+
+std::optional<TopologyRule> TopologyNamed(std::string_view name) {
+  for (size_t i = 0; i < std::size(kTopologyNames); ++i) {
+    if (kTopologyNames[i] == name) return static_cast<TopologyRule>(i);
+  }
+  return std::nullopt;
+}
+
 std::string Indexed(const std::string& path, size_t i) { return fmt::format("{}[{}]", path, i); }
 
 uint32_t WholeCount(const Fields& f, const char* key, double min, double max) {
   const double n = f.Number(key, min, max);
   if (n != std::floor(n)) f.Fail(key, "must be a whole number");
   return static_cast<uint32_t>(n);
-}
-
-// A number of seconds, or a Slurm time with a colon or a dash ("30:00", "2-00:00:00"): a bare
-// number is always seconds here, never Slurm's minutes.
-TimeMs Duration(const Fields& f, const char* key) {
-  const YAML::Node value = f.Get(key);
-  if (value.IsScalar()) {
-    double seconds = 0;
-    if (YAML::convert<double>::decode(value, seconds)) {
-      if (!(seconds > 0) || seconds > 1e9) f.Fail(key, "must be > 0 seconds");
-      return std::llround(seconds * 1000);
-    }
-    const std::string& text = value.Scalar();
-    if (text.find_first_of(":-") != std::string::npos) {
-      if (std::optional<TimeMs> t = ParseSlurmTime(text)) return *t;
-    }
-  }
-  f.Fail(key, "must be seconds or a Slurm time (minutes, HH:MM:SS, D-HH:MM:SS, ...)");
 }
 
 std::vector<std::string> Strings(const Fields& f, const char* key) {
@@ -72,20 +63,13 @@ SubmitSpec Parse(const YAML::Node& root) {
     if (r.Has("memory_gib")) s.memory = std::llround(r.Number("memory_gib", 0, 1e6) * 1024);
   }
   if (f.Has("topology")) {
-    const std::string t = f.String("topology");
-    if (t == "any") {
-      s.topology = TopologyRule::kAny;
-    } else if (t == "prefer-compact") {
-      s.topology = TopologyRule::kPreferCompact;
-    } else if (t == "require-nvlink-domain") {
-      s.topology = TopologyRule::kRequireNvlinkDomain;
-    } else {
-      f.Fail("topology", "must be any, prefer-compact or require-nvlink-domain");
-    }
+    const std::optional<TopologyRule> t = TopologyNamed(f.String("topology"));
+    if (!t) f.Fail("topology", "must be any, prefer-compact or require-nvlink-domain");
+    s.topology = *t;
   }
-  if (f.Has("time_limit")) s.time_limit = Duration(f, "time_limit");
-  if (f.Has("runtime_estimate")) s.runtime_estimate = Duration(f, "runtime_estimate");
-  if (f.Has("checkpoint_interval")) s.checkpoint_interval = Duration(f, "checkpoint_interval");
+  if (f.Has("time_limit")) s.time_limit = f.Duration("time_limit");
+  if (f.Has("runtime_estimate")) s.runtime_estimate = f.Duration("runtime_estimate");
+  if (f.Has("checkpoint_interval")) s.checkpoint_interval = f.Duration("checkpoint_interval");
   if (f.Has("after_ok")) {
     const YAML::Node ids = f.List("after_ok");
     for (size_t i = 0; i < ids.size(); ++i) {
@@ -99,7 +83,7 @@ SubmitSpec Parse(const YAML::Node& root) {
   if (f.Has("failure_policy")) {
     Fields p(f.Get("failure_policy"), f.PathOf("failure_policy"), {"max_restarts", "backoff", "spare_nodes"});
     if (p.Has("max_restarts")) s.max_restarts = WholeCount(p, "max_restarts", 0, 1e6);
-    if (p.Has("backoff")) s.restart_backoff = Duration(p, "backoff");
+    if (p.Has("backoff")) s.restart_backoff = p.Duration("backoff");
     if (p.Has("spare_nodes")) s.spare_nodes = WholeCount(p, "spare_nodes", 0, 1e6);
     if (s.spare_nodes > 0 && s.gpus == 0) p.Fail("spare_nodes", "hot spares are for workers with GPUs");
   }
@@ -216,16 +200,10 @@ std::optional<SubmitSpec> ParsePlainJson(const std::string& text) {
         }
       }
     } else if (key == "topology") {
-      std::optional<std::string> t = text_of(value);
-      if (t == "any") {
-        s.topology = TopologyRule::kAny;
-      } else if (t == "prefer-compact") {
-        s.topology = TopologyRule::kPreferCompact;
-      } else if (t == "require-nvlink-domain") {
-        s.topology = TopologyRule::kRequireNvlinkDomain;
-      } else {
-        return std::nullopt;
-      }
+      const std::optional<std::string> name = text_of(value);
+      const std::optional<TopologyRule> t = name ? TopologyNamed(*name) : std::nullopt;
+      if (!t) return std::nullopt;
+      s.topology = *t;
     } else if (key == "time_limit" || key == "runtime_estimate" || key == "checkpoint_interval") {
       std::optional<TimeMs> d = duration(value);
       if (!d) return std::nullopt;
@@ -384,11 +362,10 @@ nlohmann::json JobSpecJson(const SubmitSpec& s) {
                     {"cpu", static_cast<double>(s.cpu) / 1000.0},
                     {"memory_gib", static_cast<double>(s.memory) / 1024.0}};
   if (s.gpu_type) resources["gpu_type"] = *s.gpu_type;
-  static constexpr const char* kTopology[] = {"any", "prefer-compact", "require-nvlink-domain"};
   json j = {{"name", s.name},
             {"workers", s.workers},
             {"resources", resources},
-            {"topology", kTopology[static_cast<int>(s.topology)]},
+            {"topology", kTopologyNames[static_cast<int>(s.topology)]},
             {"tasks_per_worker", s.tasks_per_worker}};
   if (s.tenant) j["tenant"] = *s.tenant;
   if (s.queue) j["queue"] = *s.queue;

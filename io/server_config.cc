@@ -13,22 +13,6 @@
 namespace joule::io {
 namespace {
 
-// Seconds, or a Slurm time with a colon or a dash, as in job specs.
-TimeMs Duration(const Fields& f, const char* key) {
-  const YAML::Node value = f.Get(key);
-  if (value.IsScalar()) {
-    double seconds = 0;
-    if (YAML::convert<double>::decode(value, seconds)) {
-      if (!(seconds > 0) || seconds > 1e9) f.Fail(key, "must be > 0 seconds");
-      return std::llround(seconds * 1000);
-    }
-    if (value.Scalar().find_first_of(":-") != std::string::npos) {
-      if (std::optional<TimeMs> t = ParseSlurmTime(value.Scalar())) return *t;
-    }
-  }
-  f.Fail(key, "must be seconds or a Slurm time (minutes, HH:MM:SS, D-HH:MM:SS, ...)");
-}
-
 std::string Resolve(const std::string& config_path, const std::string& path) {
   const std::filesystem::path p(path);
   if (p.is_absolute()) return path;
@@ -80,8 +64,8 @@ void Queues(const Fields& f, ServerConfig& c) {
         spec.gpu_types.push_back(types[k].Scalar());
       }
     }
-    if (q.Has("max_time")) spec.max_time = Duration(q, "max_time");
-    if (q.Has("default_time")) spec.default_time = Duration(q, "default_time");
+    if (q.Has("max_time")) spec.max_time = q.Duration("max_time");
+    if (q.Has("default_time")) spec.default_time = q.Duration("default_time");
     if (spec.max_time && spec.default_time > *spec.max_time) q.Fail("default_time", "is longer than max_time");
     c.queues.push_back(std::move(spec));
   }

@@ -1,5 +1,7 @@
 #include "io/yaml_fields.h"
 
+#include "io/sbatch.h"
+
 #include <cmath>
 #include <limits>
 #include <set>
@@ -106,6 +108,21 @@ double Fields::Number(std::string_view key, double min, double max) const {
   }
   if (x < min || x > max) Fail(key, fmt::format("must be between {} and {}", min, max));
   return x;
+}
+
+TimeMs Fields::Duration(std::string_view key) const {
+  const YAML::Node value = Required(key);
+  if (value.IsScalar()) {
+    double seconds = 0;
+    if (YAML::convert<double>::decode(value, seconds)) {
+      if (!(seconds > 0) || seconds > 1e9) Fail(key, "must be > 0 seconds");
+      return std::llround(seconds * 1000);
+    }
+    if (value.Scalar().find_first_of(":-") != std::string::npos) {
+      if (std::optional<TimeMs> t = ParseSlurmTime(value.Scalar())) return *t;
+    }
+  }
+  Fail(key, "must be seconds or a Slurm time (minutes, HH:MM:SS, D-HH:MM:SS, ...)");
 }
 
 double Fields::Positive(std::string_view key) const {

@@ -13,6 +13,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "base/status.h"
+#include "base/units.h"
 
 namespace joule::io {
 
@@ -73,6 +74,9 @@ class Fields {
   // Any number > 0.
   double Positive(std::string_view key) const;
   std::optional<double> OptPositive(std::string_view key) const;
+  // A duration: a number of seconds (> 0), or a Slurm time with a colon or a dash ("30:00",
+  // "2-00:00:00"); a bare number is always seconds here, never Slurm's minutes. Milliseconds.
+  TimeMs Duration(std::string_view key) const;
   // A non-empty sequence.
   YAML::Node List(std::string_view key) const;
 

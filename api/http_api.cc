@@ -143,6 +143,8 @@ struct HttpApi::Impl {
       if (!who) {
         res.set_header("WWW-Authenticate", "Bearer");
         Fail(res, {401, "Authorization", "a valid bearer token is required"});
+      } else if (who->agent && !route.starts_with("/api/v1/agents/")) {
+        Fail(res, {403, "Authorization", "an agent's token is for the agent routes only"});
       } else {
         handler(*who, req, res);
       }
@@ -477,7 +479,7 @@ struct HttpApi::Impl {
   void GetTenant(const Principal& who, const httplib::Request& req, httplib::Response& res) {
     const std::string name = req.matches[1].str();
     std::optional<TenantId> id = plane.FindTenant(name);
-    if (!id || (!who.operator_role() && *who.tenant != *id)) {
+    if (!id || (!who.operator_role() && who.tenant != *id)) {
       return Fail(res, {404, "name", fmt::format("tenant {} does not exist", name)});
     }
     json view;
@@ -592,6 +594,56 @@ struct HttpApi::Impl {
     Reply(res, 200, {{"entries", list}});
   }
 
+  // ---- Agents ----
+
+  void Heartbeat(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+    std::optional<json> body = JsonBody(req, res, {"address", "ended"});
+    if (!body) return;
+    std::string address;
+    if (body->contains("address")) {
+      if (!(*body)["address"].is_string() || (*body)["address"].get<std::string>().size() > 255) {
+        return Fail(res, {400, "address", "must be a host name or address"});
+      }
+      address = (*body)["address"].get<std::string>();
+    }
+    std::vector<control::WorkerExit> ended;
+    if (body->contains("ended")) {
+      const json& list = (*body)["ended"];
+      if (!list.is_array()) return Fail(res, {400, "ended", "must be a list of {job, rank, run, exit_code}"});
+      for (size_t i = 0; i < list.size(); ++i) {
+        const json& e = list[i];
+        const std::string at = fmt::format("ended[{}]", i);
+        if (!e.is_object() || e.size() != 4 || !e.contains("job") || !e["job"].is_number_unsigned() ||
+            !e.contains("rank") || !e["rank"].is_number_unsigned() || !e.contains("run") ||
+            !e["run"].is_number_unsigned() || !e.contains("exit_code") || !e["exit_code"].is_number_integer()) {
+          return Fail(res, {400, at, "must be {job, rank, run, exit_code}"});
+        }
+        ended.push_back(
+            {e["job"].get<JobId>(), e["rank"].get<uint32_t>(), e["exit_code"].get<int>(), e["run"].get<uint32_t>()});
+      }
+    }
+    control::Outcome<std::vector<control::Assignment>> r =
+        plane.AgentHeartbeat(who, req.matches[1].str(), std::move(address), ended);
+    if (!r.ok()) return Fail(res, r.error);
+    json list = json::array();
+    for (const control::Assignment& a : *r.value) {
+      list.push_back({{"job", a.job},
+                      {"rank", a.rank},
+                      {"run", a.run},
+                      {"world_size", a.world_size},
+                      {"devices", a.devices},
+                      {"master_addr", a.master_addr},
+                      {"master_port", a.master_port},
+                      {"name", a.spec.name},
+                      {"command", a.spec.command},
+                      {"args", a.spec.args},
+                      {"env", a.spec.env},
+                      {"script", a.spec.script},
+                      {"tasks_per_worker", a.spec.tasks_per_worker}});
+    }
+    Reply(res, 200, {{"assignments", list}});
+  }
+
   // ---- Routes ----
 
   void Routes() {
@@ -634,6 +686,8 @@ struct HttpApi::Impl {
     server.Get("/api/v1/queues", Authed("/api/v1/queues", bind(&Impl::ListQueues)));
     server.Get("/api/v1/fleet", Authed("/api/v1/fleet", bind(&Impl::FleetView)));
     server.Get("/api/v1/audit", Authed("/api/v1/audit", bind(&Impl::AuditLog)));
+    server.Post(R"(/api/v1/agents/([^/]+)/heartbeat)",
+                Authed("/api/v1/agents/{node}/heartbeat", bind(&Impl::Heartbeat)));
     // Whatever httplib answers by itself (no route, body too large, malformed request) gets the
     // same JSON error body.
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {

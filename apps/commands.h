@@ -19,8 +19,9 @@ void AddFleetCommand(CLI::App& app, CommandFn& run);
 void AddPlaceCommand(CLI::App& app, CommandFn& run);
 void AddScheduleCommand(CLI::App& app, CommandFn& run);
 void AddSimCommand(CLI::App& app, CommandFn& run);
-void AddServerCommand(CLI::App& app, CommandFn& run);   // server and token
-void AddClientCommands(CLI::App& app, CommandFn& run);  // submit, queue, nodes, cancel, drain, resume, show
+void AddServerCommand(CLI::App& app, CommandFn& run);  // server and token
+void AddClientCommands(CLI::App& app, CommandFn& run);
+void AddAgentCommand(CLI::App& app, CommandFn& run);  // submit, queue, nodes, cancel, drain, resume, show
 
 int Main(int argc, char** argv);
 

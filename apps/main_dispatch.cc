@@ -14,6 +14,7 @@ int Main(int argc, char** argv) {
   AddSimCommand(app, run);
   AddServerCommand(app, run);
   AddClientCommands(app, run);
+  AddAgentCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

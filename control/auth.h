@@ -17,9 +17,10 @@ namespace joule::control {
 // An operator acts on everything; a tenant's principal sees and acts on its own jobs only.
 struct Principal {
   std::string name;
-  std::optional<TenantId> tenant;  // empty: an operator
+  std::optional<TenantId> tenant;  // empty: an operator (or an agent)
+  bool agent = false;              // a node agent: the agent routes only
 
-  bool operator_role() const { return !tenant.has_value(); }
+  bool operator_role() const { return !tenant.has_value() && !agent; }
 };
 
 using Digest = std::array<unsigned char, 32>;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -32,7 +33,7 @@ ControlPlane::ControlPlane(io::ServerConfig config, io::Scenario scenario, std::
       tenants_(scenario_.tenants),
       tenant_use_(scenario_.tenants.size(), std::vector<uint64_t>(scenario_.fleet.catalog().accelerators().size(), 0)) {
   for (const io::TokenSpec& t : config_.tokens) {
-    Principal p{t.name, std::nullopt};
+    Principal p{t.name, std::nullopt, t.agent};
     if (t.tenant) p.tenant = FindTenant(*t.tenant);
     auth_.Add(std::move(p), FromHex(t.sha256));
   }
@@ -59,6 +60,12 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(const io::ServerConfig&
             fmt::format("server config: queues[{}].gpu_types: '{}' is not an accelerator type", i, type));
       }
     }
+  }
+  // The state file's folder is made if missing (a fresh checkout has no out/).
+  if (const std::filesystem::path folder = std::filesystem::path(config.state).parent_path(); !folder.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(folder, ec);
+    if (ec) return Status::Error(fmt::format("{}: cannot make the state folder: {}", config.state, ec.message()));
   }
   Result<std::unique_ptr<store::SqliteJournal>> journal = store::SqliteJournal::Open(config.state);
   if (!journal.ok()) return journal.status();
@@ -201,6 +208,7 @@ void ControlPlane::TickLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_ && !broken_) {
     const TimeMs now = std::max(clock_(), last_step_);
+    CheckAgents(now);
     auto step = std::make_shared<Record>();
     step->type = Record::Type::kStep;
     step->at = now;
@@ -260,6 +268,12 @@ void ControlPlane::ApplyInput(uint64_t seq, const Record& r) {
       it->second.events.push_back({r.at, fmt::format("cancel requested by {}", r.who)});
     }
     Audit(seq, r, "cancel", fmt::format("job/{}", e->job), "");
+  } else if (const auto* e = std::get_if<JobFinished>(&*r.event)) {
+    if (auto it = jobs_.find(e->job); it != jobs_.end()) {
+      it->second.events.push_back(
+          {r.at, fmt::format("workers exited ({}), reported by {}", e->ok ? "all 0" : "a failure", r.who)});
+    }
+    Audit(seq, r, "finish", fmt::format("job/{}", e->job), e->ok ? "ok" : "failed");
   } else if (const auto* e = std::get_if<NodeHealthChange>(&*r.event)) {
     Audit(seq, r, e->to == NodeHealth::kHealthy ? "resume" : std::string(NodeHealthName(e->to)),
           fmt::format("node/{}", scenario_.fleet.NodeName(e->node)), e->reason);
@@ -313,12 +327,26 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       j->events.push_back({at, fmt::format("rejected: {}", r.reason)});
     }
   }
+  // A job requeued by this step's events may start again in its pass: requeues come first.
+  for (const Requeue& r : d.requeues) {
+    if (JobInfo* j = job(r.job)) {
+      SetState(*j, JobState::kPending);
+      j->restarts = r.restarts;
+      j->nodes.clear();
+      j->events.push_back({at, fmt::format("requeued: {}", r.reason)});
+    }
+  }
   for (const StartJob& s : d.starts) {
     if (JobInfo* j = job(s.job)) {
       SetState(*j, JobState::kRunning);
       j->reason = PendingReason::kNone;
       j->started = at;
       j->nodes = nodes_of(s.workers);
+      j->devices.clear();
+      for (const WorkerPlacement& w : s.workers) j->devices.push_back(w.devices);
+      exits_.erase(s.job);
+      finishing_.erase(s.job);
+      j->run++;
       j->events.push_back({at, fmt::format("started on {} node(s){}", j->nodes.size(),
                                            s.power_limit_permille < kRatedPermille
                                                ? fmt::format(", power capped at {}‰", s.power_limit_permille)
@@ -328,6 +356,11 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
   for (const RestartJob& r : d.restarts) {
     if (JobInfo* j = job(r.job)) {
       j->nodes = nodes_of(r.workers);
+      j->devices.clear();
+      for (const WorkerPlacement& w : r.workers) j->devices.push_back(w.devices);
+      exits_.erase(r.job);
+      finishing_.erase(r.job);
+      j->run++;
       j->restarts++;
       j->events.push_back({at, fmt::format("restarted on spares ({} worker(s) moved)", r.replaced)});
     }
@@ -338,18 +371,12 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       if (k.reason == KillReason::kPreempted) preempting_.push_back(k.job);
     }
   }
-  for (const Requeue& r : d.requeues) {
-    if (JobInfo* j = job(r.job)) {
-      SetState(*j, JobState::kPending);
-      j->restarts = r.restarts;
-      j->nodes.clear();
-      j->events.push_back({at, fmt::format("requeued: {}", r.reason)});
-    }
-  }
   for (const PendingChange& p : d.pending) {
     if (JobInfo* j = job(p.job)) j->reason = p.reason;
   }
   for (const JobEnded& e : d.ended) {
+    exits_.erase(e.job);
+    finishing_.erase(e.job);
     if (JobInfo* j = job(e.job)) {
       SetState(*j, e.state);
       j->reason = PendingReason::kNone;
@@ -590,6 +617,80 @@ Outcome<TenantId> ControlPlane::ChangeQuota(const Principal& who, std::string_vi
   record->event = std::move(update);
   if (!WaitDurable(lock, Enqueue(record))) return ApiError{503, "", "the journal failed: the change was not accepted"};
   return *tenant;
+}
+
+// ---- Agents ----
+
+void ControlPlane::CheckAgents(TimeMs now) {
+  for (auto& [n, agent] : agents_) {
+    if (agent.marked_down || now - agent.last <= config_.agent_timeout_ms) continue;
+    const NodeHealth health = nodes_[n].health;
+    if (health == NodeHealth::kDown || health == NodeHealth::kRepairing) continue;
+    auto record = std::make_shared<Record>();
+    record->type = Record::Type::kHealth;
+    record->at = now;
+    record->who = "server";
+    record->event = NodeHealthChange{
+        NodeId(n), NodeHealth::kDown, Actor::kAgent,
+        fmt::format("agent silent for {:.1f} s", static_cast<double>(now - agent.last) / 1000), std::nullopt};
+    Enqueue(record);
+    agent.marked_down = true;
+  }
+}
+
+Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& who, std::string_view name,
+                                                              std::string address,
+                                                              const std::vector<WorkerExit>& ended) {
+  if (!who.agent && !who.operator_role()) return ApiError{403, "", "only agents report for nodes"};
+  std::unique_lock lock(mu_);
+  if (!Accepting()) return ApiError{503, "", "the server is not accepting changes"};
+  const std::optional<NodeId> node = FindNode(name);
+  if (!node) return ApiError{404, "name", fmt::format("node {} does not exist", name)};
+  const TimeMs now = std::max(clock_(), last_step_);
+  AgentState& agent = agents_[node->value()];
+  agent.last = now;
+  agent.address = std::move(address);
+  auto enqueue = [&](Record::Type type, Event event) {
+    auto record = std::make_shared<Record>();
+    record->type = type;
+    record->at = now;
+    record->who = who.name;
+    record->event = std::move(event);
+    Enqueue(record);
+  };
+  if (agent.marked_down) {
+    agent.marked_down = false;
+    if (nodes_[node->value()].health == NodeHealth::kDown) {
+      enqueue(Record::Type::kHealth,
+              NodeHealthChange{*node, NodeHealth::kHealthy, Actor::kAgent, "agent back", std::nullopt});
+    }
+  }
+  for (const WorkerExit& e : ended) {
+    auto it = jobs_.find(e.job);
+    if (it == jobs_.end() || it->second.state != JobState::kRunning || finishing_.contains(e.job)) continue;
+    const JobInfo& job = it->second;
+    if (e.run != job.run || e.rank >= job.nodes.size() || job.nodes[e.rank] != *node) continue;
+    std::map<uint32_t, int>& codes = exits_[e.job];
+    codes[e.rank] = e.exit_code;
+    const bool failed = e.exit_code != 0;
+    if (failed || codes.size() == job.nodes.size()) {
+      finishing_.insert(e.job);
+      enqueue(Record::Type::kFinish, JobFinished{e.job, !failed});
+    }
+  }
+  std::vector<Assignment> out;
+  for (JobId id : running_jobs_) {
+    const JobInfo& job = jobs_.at(id);
+    for (uint32_t rank = 0; rank < job.nodes.size(); ++rank) {
+      if (job.nodes[rank] != *node) continue;
+      auto master = agents_.find(job.nodes[0].value());
+      out.push_back({id, rank, static_cast<uint32_t>(job.nodes.size()),
+                     rank < job.devices.size() ? job.devices[rank] : std::vector<uint32_t>{},
+                     master == agents_.end() || master->second.address.empty() ? "127.0.0.1" : master->second.address,
+                     static_cast<uint16_t>(20'000 + id % 40'000), job.spec, job.run});
+    }
+  }
+  return out;
 }
 
 // ---- Reads ----

@@ -79,6 +79,8 @@ struct JobInfo {
   std::string submitted_by;
   std::vector<NodeId> nodes;  // running: one per worker, in rank order
   std::vector<JobEvent> events;
+  std::vector<std::vector<uint32_t>> devices;  // running: each worker's accelerators on its node
+  uint32_t run = 0;                            // starts and restarts so far: agents tell runs apart
 };
 
 struct NodeInfo {
@@ -115,6 +117,26 @@ struct QuotaChange {
   std::optional<double> weight;
 };
 
+// A worker that ended on a node, as its agent reports it.
+struct WorkerExit {
+  JobId job = 0;
+  uint32_t rank = 0;
+  int exit_code = 0;
+  uint32_t run = 0;  // the run it belonged to (Assignment::run); reports of earlier runs are ignored
+};
+
+// A worker an agent must run: the job's spec, its rank in the gang, its accelerators, and where
+// rank 0 listens (MASTER_ADDR, MASTER_PORT).
+struct Assignment {
+  JobId job = 0;
+  uint32_t rank = 0, world_size = 1;
+  std::vector<uint32_t> devices;
+  std::string master_addr;
+  uint16_t master_port = 0;
+  io::SubmitSpec spec;
+  uint32_t run = 0;  // a new run (after a requeue or a restart) is a new set of processes
+};
+
 struct Counters {
   uint64_t submits = 0, journal_records = 0, journal_commits = 0, steps = 0;
   double step_seconds_sum = 0, step_seconds_max = 0, commit_seconds_sum = 0;
@@ -146,6 +168,11 @@ class ControlPlane {
   // drain (reason required) or resume (to healthy); operators only.
   Outcome<NodeId> SetNodeHealth(const Principal& who, std::string_view node, NodeHealth to, std::string reason);
   Outcome<TenantId> ChangeQuota(const Principal& who, std::string_view tenant, const QuotaChange& change);
+  // A node agent's heartbeat (agents and operators only): it is alive at `address`, these workers
+  // ended. Journals each job's end once every worker has exited (or one failed), brings a node
+  // marked down for silence back, and returns the workers the node must run now.
+  Outcome<std::vector<Assignment>> AgentHeartbeat(const Principal& who, std::string_view node, std::string address,
+                                                  const std::vector<WorkerExit>& ended);
 
   // ---- Reads: `visit` runs under the lock; keep it to copying or formatting ----
   // 404 for a job the principal may not see (a tenant does not learn others' job ids).
@@ -204,7 +231,7 @@ class ControlPlane {
   void RefreshNodes();
   void Audit(uint64_t seq, const Record& record, std::string action, std::string target, std::string detail);
   bool Visible(const Principal& who, const JobInfo& job) const {
-    return who.operator_role() || *who.tenant == job.tenant;
+    return who.operator_role() || (who.tenant && *who.tenant == job.tenant);
   }
   Outcome<JobSpec> Resolve(const Principal& who, io::SubmitSpec& spec) const;
 
@@ -241,6 +268,15 @@ class ControlPlane {
   std::vector<AuditEntry> audit_;
   TimeMs last_step_ = 0;
   Counters counters_;
+  struct AgentState {
+    TimeMs last = 0;
+    std::string address;
+    bool marked_down = false;  // this server marked its node down for silence
+  };
+  std::map<uint32_t, AgentState> agents_;           // by node: nodes with an agent
+  std::map<JobId, std::map<uint32_t, int>> exits_;  // running jobs: ranks that exited, their codes
+  std::set<JobId> finishing_;                       // running jobs whose end is journaled
+  void CheckAgents(TimeMs now);                     // REQUIRES: mu_ held
   std::thread committer_, ticker_;
 };
 

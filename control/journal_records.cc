@@ -14,7 +14,7 @@ namespace {
 using nlohmann::json;
 
 constexpr int kRecordVersion = 1;
-constexpr const char* kTypeNames[] = {"submit", "cancel", "health", "tenant", "step"};
+constexpr const char* kTypeNames[] = {"submit", "cancel", "health", "tenant", "step", "finish"};
 
 }  // namespace
 
@@ -48,8 +48,8 @@ Result<JournalRecord> DecodeRecord(std::string_view payload) {
     r.who = j["who"].get<std::string>();
   }
   int t = 0;
-  while (t < 5 && type != kTypeNames[t]) ++t;
-  if (t == 5) return Status::Error(fmt::format("type: unknown type '{}'", type));
+  while (t < 6 && type != kTypeNames[t]) ++t;
+  if (t == 6) return Status::Error(fmt::format("type: unknown type '{}'", type));
   r.type = static_cast<JournalRecord::Type>(t);
   if (r.type == JournalRecord::Type::kStep) {
     if (!j.contains("through") || !j["through"].is_number_unsigned()) return Status::Error("through: is required");

@@ -20,7 +20,7 @@
 namespace joule::control {
 
 struct JournalRecord {
-  enum class Type { kSubmit, kCancel, kHealth, kTenant, kStep };
+  enum class Type { kSubmit, kCancel, kHealth, kTenant, kStep, kFinish };
   Type type = Type::kStep;
   TimeMs at = 0;
   std::string who;

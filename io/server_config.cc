@@ -40,8 +40,14 @@ void Tokens(const Fields& f, ServerConfig& c) {
   const YAML::Node list = f.List("tokens");
   std::set<std::string> names;
   for (size_t i = 0; i < list.size(); ++i) {
-    Fields t(list[i], fmt::format("tokens[{}]", i), {"name", "tenant", "sha256"});
+    Fields t(list[i], fmt::format("tokens[{}]", i), {"name", "tenant", "sha256", "agent"});
     TokenSpec spec{t.String("name"), t.OptString("tenant"), t.String("sha256")};
+    if (t.Has("agent")) {
+      const std::string agent = t.String("agent");
+      if (agent != "true" && agent != "false") t.Fail("agent", "must be true or false");
+      spec.agent = agent == "true";
+      if (spec.agent && spec.tenant) t.Fail("agent", "an agent's token acts for no tenant");
+    }
     if (!names.insert(spec.name).second) t.Fail("name", "is used by an earlier token");
     if (!IsSha256Hex(spec.sha256)) {
       t.Fail("sha256", "must be 64 lowercase hex digits: the SHA-256 of the token (`joule token` makes one)");
@@ -103,8 +109,8 @@ void Limits(const Fields& f, ServerConfig& c) {
 
 ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   Fields f(root, "",
-           {"scenario", "listen", "state", "tick_seconds", "http_threads", "tokens", "queues", "priority_classes",
-            "limits"});
+           {"scenario", "listen", "state", "tick_seconds", "http_threads", "agent_timeout_seconds", "tokens", "queues",
+            "priority_classes", "limits"});
   ServerConfig c;
   c.scenario = Resolve(path, f.String("scenario"));
   if (f.Has("listen")) Listen(f, c);
@@ -114,6 +120,9 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
     c.tick_ms = std::llround(f.Number("tick_seconds", 0.01, 3600) * 1000);
   }
   if (auto n = f.OptCount("http_threads")) c.http_threads = *n;
+  if (f.Has("agent_timeout_seconds")) {
+    c.agent_timeout_ms = std::llround(f.Number("agent_timeout_seconds", 0.1, 86'400) * 1000);
+  }
   Tokens(f, c);
   if (f.Has("queues")) {
     Queues(f, c);

@@ -18,8 +18,9 @@ namespace joule::io {
 // A caller: an operator (acts on everything) or one tenant (sees and acts on its own jobs only).
 struct TokenSpec {
   std::string name;                   // who, in the audit log
-  std::optional<std::string> tenant;  // empty: an operator
+  std::optional<std::string> tenant;  // empty: an operator (or an agent)
   std::string sha256;                 // hex digest of the token; the token itself is never stored
+  bool agent = false;                 // a node agent's token: registers nodes, reports workers
 };
 
 struct QueueSpec {
@@ -48,6 +49,7 @@ struct ServerConfig {
   std::string state = "joule-state.db";  // the SQLite journal, resolved like `scenario`
   TimeMs tick_ms = 1000;                 // one scheduling pass per tick
   uint32_t http_threads = 64;            // connections served at once
+  TimeMs agent_timeout_ms = 15'000;      // a node whose agent is silent this long is marked down
   std::vector<TokenSpec> tokens;
   std::vector<QueueSpec> queues;  // the first is the default
   std::vector<PriorityClassSpec> priority_classes;

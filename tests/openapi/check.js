@@ -1,13 +1,13 @@
 // Checks the server's OpenAPI document against the implementation: the document must be valid
 // OpenAPI 3 (swagger-parser), and every documented operation is called on a live server, its
 // status must be one the document lists for it, and its JSON body must match the documented schema
-// (Ajv). Usage: node check.js BASE_URL OPERATOR_TOKEN TENANT_TOKEN TENANT_NAME NODE_NAME
+// (Ajv). Usage: node check.js BASE_URL OPERATOR_TOKEN TENANT_TOKEN TENANT_NAME NODE_NAME AGENT_TOKEN
 'use strict';
 const SwaggerParser = require('@apidevtools/swagger-parser');
 const Ajv = require('ajv');
 const addFormats = require('ajv-formats');
 
-const [base, operator, tenant, tenantName, nodeName] = process.argv.slice(2);
+const [base, operator, tenant, tenantName, nodeName, agent] = process.argv.slice(2);
 
 async function main() {
   const raw = await (await fetch(`${base}/api/v1/openapi.json`)).json();
@@ -43,6 +43,8 @@ async function main() {
     ['get', '/api/v1/queues', '/api/v1/queues', operator, null],
     ['get', '/api/v1/fleet', '/api/v1/fleet', tenant, null],
     ['get', '/api/v1/audit', '/api/v1/audit?limit=10', operator, null],
+    ['post', '/api/v1/agents/{node}/heartbeat', `/api/v1/agents/${nodeName}/heartbeat`, agent, { address: '127.0.0.1', ended: [] }],
+    ['post', '/api/v1/agents/{node}/heartbeat', `/api/v1/agents/${nodeName}/heartbeat`, tenant, {}],
   ];
   let job = null;
   const covered = new Set();

@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 JOULE = None  # set in main
 
 OPERATOR, LAB_A, LAB_B = "test-operator-token", "test-lab-a-token", "test-lab-b-token"
+AGENT = "test-agent-token"
 HGX_NODE = "dev-hgx01-k00-n02"
 
 
@@ -40,6 +41,7 @@ tokens:
   - {{name: ops, sha256: {sha256(OPERATOR)}}}
   - {{name: lab-a, tenant: lab-a, sha256: {sha256(LAB_A)}}}
   - {{name: lab-b, tenant: lab-b, sha256: {sha256(LAB_B)}}}
+  - {{name: agents, agent: true, sha256: {sha256(AGENT)}}}
 queues:
   - {{name: batch, default_time: 3600, max_time: 7-00:00:00}}
   - {{name: gb200, gpu_types: [gb200]}}
@@ -351,7 +353,7 @@ class ServerTest(unittest.TestCase):
 
     def test_openapi_document_matches_the_server(self):
         check = subprocess.run(["node", os.path.join(ROOT, "tests/openapi/check.js"), self.url, OPERATOR, LAB_A, "lab-a",
-                                "dev-hgx01-k00-n01"], capture_output=True, text=True, timeout=120)
+                                "dev-hgx01-k00-n01", AGENT], capture_output=True, text=True, timeout=120)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
     def test_tokens_are_never_stored_or_logged(self):
@@ -365,7 +367,7 @@ class ServerTest(unittest.TestCase):
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     journal += f.read()
-        for token in [OPERATOR, LAB_A, LAB_B]:
+        for token in [OPERATOR, LAB_A, LAB_B, AGENT]:
             self.assertNotIn(token.encode(), journal)
             self.assertNotIn(token, "".join(self.server.log))
             self.assertNotIn(token, json.dumps(audit))
@@ -549,6 +551,126 @@ class DurabilityTest(unittest.TestCase):
                 self.assertEqual(server.stop(), 0)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+AGENT_NODES = ["dev-hgx01-k00-n00", "dev-hgx01-k00-n01", "dev-hgx01-k00-n02"]
+
+
+class AgentTest(unittest.TestCase):
+    """A server and three agents as separate processes on loopback, running real processes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="joule-agent-test-")
+        config = write_config(cls.dir, "agent_timeout_seconds: 2\n")
+        cls.server = Server(config)
+        cls.url = cls.server.url
+        # Only the agents' nodes take 8-GPU workers: the fourth HGX node is drained.
+        status, body, _ = call(cls.url, "POST", "/api/v1/nodes/dev-hgx01-k00-n03/drain", OPERATOR, {"reason": "no agent"})
+        assert status == 202, body
+        cls.worker = os.path.join(cls.dir, "gang_worker.py")
+        shutil.copy(os.path.join(ROOT, "tests/server/gang_worker.py"), cls.worker)
+        cls.results = os.path.join(cls.dir, "results")
+        os.makedirs(cls.results)
+        cls.agents = {}
+        for node in AGENT_NODES:
+            with open(os.path.join(cls.dir, f"{node}.log"), "w") as log:
+                cls.agents[node] = subprocess.Popen(
+                    [JOULE, "agent", "--server", cls.url, "--token", AGENT, "--node", node, "--workdir",
+                     os.path.join(cls.dir, node), "--heartbeat-seconds", "0.2", "--grace-seconds", "2"], stderr=log)
+
+    @classmethod
+    def tearDownClass(cls):
+        for agent in cls.agents.values():
+            agent.terminate()
+            agent.wait(30)
+        subprocess.run(["pkill", "-f", cls.worker], check=False)
+        rc = cls.server.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+        assert rc == 0, f"server exit {rc}"
+
+    def gang(self, name, **env):
+        body = spec(name, workers=2, gpus=8, command=["python3", self.worker],
+                    env=dict(RESULT_DIR=self.results, **env))
+        status, job, _ = call(self.url, "POST", "/api/v1/jobs", LAB_A, body)
+        self.assertEqual(status, 201, job)
+        return job["id"]
+
+    def wait(self, job, states, timeout=60):
+        deadline = time.time() + timeout
+        while True:
+            view = call(self.url, "GET", f"/api/v1/jobs/{job}", LAB_A)[1]
+            if view["state"] in states:
+                return view
+            self.assertLess(time.time(), deadline, f"job {job} stays {view['state']} ({view['reason']})")
+            time.sleep(0.1)
+
+    def pids(self, job, timeout=30):
+        files = [os.path.join(self.results, f"pid-{job}-{r}") for r in (0, 1)]
+        deadline = time.time() + timeout
+        while not all(os.path.exists(p) and os.path.getsize(p) > 0 for p in files):
+            self.assertLess(time.time(), deadline, "the workers did not start")
+            time.sleep(0.1)
+        return [int(open(p).read()) for p in files]
+
+    def test_agent_tokens_are_for_agent_routes_only(self):
+        self.assertEqual(call(self.url, "GET", "/api/v1/jobs", AGENT)[0], 403)
+        self.assertEqual(call(self.url, "POST", f"/api/v1/agents/{AGENT_NODES[0]}/heartbeat", LAB_A, {})[0], 403)
+        self.assertEqual(call(self.url, "POST", "/api/v1/agents/nowhere/heartbeat", AGENT, {})[0], 404)
+        status, body, _ = call(self.url, "POST", f"/api/v1/agents/{AGENT_NODES[0]}/heartbeat", AGENT,
+                               {"ended": [{"job": 1, "rank": 0}]})
+        self.assertEqual((status, body["error"]["field"]), (400, "ended[0]"))
+
+    def test_gang_exchanges_data_and_completes(self):
+        job = self.gang("gang")
+        view = self.wait(job, ["completed", "failed"])
+        self.assertEqual(view["state"], "completed", view)
+        with open(os.path.join(self.results, f"result-{job}")) as f:
+            self.assertEqual(f.read(), "rank 1 of 2 on 0,1,2,3,4,5,6,7\n")
+        events = [e["what"] for e in call(self.url, "GET", f"/api/v1/jobs/{job}/events", LAB_A)[1]["events"]]
+        self.assertTrue(any(e.startswith("workers exited (all 0)") for e in events), events)
+        for node in AGENT_NODES:  # output goes to per-job files
+            for root, _, files in os.walk(os.path.join(self.dir, node)):
+                if root.endswith(f"job-{job}"):
+                    self.assertTrue(any(f.startswith("rank-") and f.endswith(".err") for f in files), files)
+
+    def test_a_failed_worker_fails_the_job(self):
+        body = spec("failing", workers=2, gpus=8, command=["python3", self.worker],
+                    env={"RESULT_DIR": self.results, "EXIT": "3"}, failure_policy={"max_restarts": 0})
+        status, job, _ = call(self.url, "POST", "/api/v1/jobs", LAB_A, body)
+        self.assertEqual(status, 201, job)
+        view = self.wait(job["id"], ["completed", "failed"])
+        self.assertEqual(view["state"], "failed", view)
+
+    def test_cancel_kills_every_process(self):
+        job = self.gang("sleeper", SLEEP="600")
+        pids = self.pids(job)
+        self.assertEqual(call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", LAB_A)[0], 202)
+        self.wait(job, ["cancelled"])
+        deadline = time.time() + 15
+        while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in pids):
+            self.assertLess(time.time(), deadline, "a worker outlived its cancel")
+            time.sleep(0.1)
+
+    def test_z_agent_killed_node_down_job_requeued_and_completes(self):
+        job = self.gang("survivor", SLEEP="3")
+        view = self.wait(job, ["running"])
+        pids = self.pids(job)
+        lost = view["nodes"][1]
+        # The node dies: its agent (SIGKILL, the server hears nothing more) and its worker.
+        self.agents[lost].kill()
+        self.agents[lost].wait()
+        os.kill(pids[1], signal.SIGKILL)
+        for r in (0, 1):
+            os.remove(os.path.join(self.results, f"pid-{job}-{r}"))
+        view = self.wait(job, ["completed", "failed"], timeout=90)
+        self.assertEqual(view["state"], "completed", view)
+        self.assertNotIn(lost, view["nodes"] or [])
+        events = [e["what"] for e in call(self.url, "GET", f"/api/v1/jobs/{job}/events", LAB_A)[1]["events"]]
+        self.assertTrue(any(e.startswith("requeued") for e in events), events)
+        node = call(self.url, "GET", f"/api/v1/nodes/{lost}", LAB_A)[1]
+        self.assertEqual(node["health"], "down")
+        self.assertIn("agent silent", node["reason"])
 
 
 if __name__ == "__main__":

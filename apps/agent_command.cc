@@ -155,9 +155,10 @@ int RunAgent(const AgentOptions& o) {
       for (const auto& [key, a] : assigned) {
         if (workers.contains(key)) continue;
         // A new run of a job starts once its earlier run's processes here are gone (ports, GPU memory).
+        const uint64_t job = std::get<0>(key);
+        const uint32_t run = std::get<2>(key);
         const bool earlier_alive = std::any_of(workers.begin(), workers.end(), [&](const auto& w) {
-          return std::get<0>(w.first) == std::get<0>(key) && std::get<2>(w.first) != std::get<2>(key) &&
-                 !w.second.exit_code;
+          return std::get<0>(w.first) == job && std::get<2>(w.first) != run && !w.second.exit_code;
         });
         if (earlier_alive) continue;
         if (std::optional<pid_t> pid = Start(*a, workdir)) {

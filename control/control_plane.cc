@@ -37,6 +37,19 @@ ControlPlane::ControlPlane(io::ServerConfig config, io::Scenario scenario, std::
     if (t.tenant) p.tenant = FindTenant(*t.tenant);
     auth_.Add(std::move(p), FromHex(t.sha256));
   }
+  // Indexes the request paths use, built once: node names, and per accelerator type the most a
+  // node of the fleet holds (what a worker may ask for).
+  const Fleet& fleet = scenario_.fleet;
+  node_by_name_.reserve(fleet.nodes().size());
+  largest_node_.assign(fleet.catalog().accelerators().size(), 0);
+  for (uint32_t n = 0; n < fleet.nodes().size(); ++n) {
+    node_by_name_.emplace(fleet.NodeName(NodeId(n)), NodeId(n));
+    const NodeType& type = fleet.node_type(NodeId(n));
+    if (type.accelerator) {
+      uint32_t& largest = largest_node_[type.accelerator->value()];
+      largest = std::max(largest, type.accelerators);
+    }
+  }
 }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(const io::ServerConfig& config, Clock clock) {
@@ -83,11 +96,9 @@ std::optional<TenantId> ControlPlane::FindTenant(std::string_view name) const {
 }
 
 std::optional<NodeId> ControlPlane::FindNode(std::string_view name) const {
-  const Fleet& fleet = scenario_.fleet;
-  for (uint32_t n = 0; n < fleet.nodes().size(); ++n) {
-    if (fleet.NodeName(NodeId(n)) == name) return NodeId(n);
-  }
-  return std::nullopt;
+  auto it = node_by_name_.find(name);
+  if (it == node_by_name_.end()) return std::nullopt;
+  return it->second;
 }
 
 ::joule::Status ControlPlane::Replay() {
@@ -258,7 +269,8 @@ void ControlPlane::ApplyInput(uint64_t seq, const Record& r) {
     job.events.push_back({r.at, fmt::format("submitted by {}", r.who)});
     state_count_[JobState::kPending]++;
     next_id_ = std::max(next_id_, job.id + 1);
-    if (!r.key.empty()) {
+    // Live, Submit registered the key already; replay registers it here.
+    if (!r.key.empty() && !idempotency_.contains({r.who, r.key})) {
       idempotency_[{r.who, r.key}] = {job.id, Sha256(io::EncodeJobSpec(r.spec)), 0};
     }
     Audit(seq, r, "submit", fmt::format("job/{}", job.id), r.spec.name);
@@ -404,10 +416,8 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
     n.reason = h.reason;
     n.since = at;
   }
-  if (!d.health_refused.empty() || !d.health.empty()) {
-    for (const HealthRefusal& r : d.health_refused) {
-      audit_.push_back({applied_seq_, at, "engine", "refused", fmt::format("node/{}", fleet.NodeName(r.node)), r.why});
-    }
+  for (const HealthRefusal& r : d.health_refused) {
+    audit_.push_back({applied_seq_, at, "engine", "refused", fmt::format("node/{}", fleet.NodeName(r.node)), r.why});
   }
   budgets_.assign(engine_->power().budgets().begin(), engine_->power().budgets().end());
   RefreshNodes();
@@ -485,10 +495,8 @@ Outcome<JobSpec> ControlPlane::Resolve(const Principal& who, io::SubmitSpec& spe
   }
   if (spec.gpus > 0) {
     uint32_t largest = 0;
-    for (const Node& n : scenario_.fleet.nodes()) {
-      const NodeType& type = catalog.node(n.type);
-      if (type.accelerator && job.worker.types.Allows(*type.accelerator))
-        largest = std::max(largest, type.accelerators);
+    for (uint32_t t = 0; t < largest_node_.size(); ++t) {
+      if (job.worker.types.Allows(AcceleratorTypeId(t))) largest = std::max(largest, largest_node_[t]);
     }
     if (spec.gpus > largest) {
       return ApiError{400, "resources.gpus",
@@ -532,11 +540,12 @@ Outcome<SubmitResult> ControlPlane::Submit(const Principal& who, io::SubmitSpec 
   if (!Accepting()) return ApiError{503, "", "the server is not accepting changes"};
   Outcome<JobSpec> job = Resolve(who, spec);
   if (!job.ok()) return job.error;
+  std::optional<Digest> request;
   if (!idempotency_key.empty()) {
-    const Digest request = Sha256(io::EncodeJobSpec(spec));
+    request = Sha256(io::EncodeJobSpec(spec));
     auto it = idempotency_.find({who.name, idempotency_key});
     if (it != idempotency_.end()) {
-      if (it->second.request != request) {
+      if (it->second.request != *request) {
         return ApiError{422, "Idempotency-Key", "was used for a different request"};
       }
       const IdempotencyEntry entry = it->second;
@@ -555,9 +564,7 @@ Outcome<SubmitResult> ControlPlane::Submit(const Principal& who, io::SubmitSpec 
   record->event = JobSubmitted{std::move(*job.value)};
   record->spec = std::move(spec);
   const uint64_t ticket = Enqueue(record);
-  if (!idempotency_key.empty()) {
-    idempotency_[{who.name, idempotency_key}] = {id, Sha256(io::EncodeJobSpec(record->spec)), ticket};
-  }
+  if (request) idempotency_[{who.name, idempotency_key}] = {id, *request, ticket};
   if (!WaitDurable(lock, ticket)) return ApiError{503, "", "the journal failed: the job was not accepted"};
   counters_.submits++;
   return SubmitResult{id, true};

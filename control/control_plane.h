@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/status.h"
@@ -262,8 +263,10 @@ class ControlPlane {
   std::set<JobId> running_jobs_;   // the running jobs' ids
   std::vector<JobId> preempting_;  // running jobs told to stop: pending again once their grace ends
   std::vector<NodeInfo> nodes_;
-  std::vector<TenantSpec> tenants_;                // as changed by quota changes
-  std::vector<std::vector<uint64_t>> tenant_use_;  // per tenant and accelerator type, running
+  std::unordered_map<std::string_view, NodeId> node_by_name_;  // views into the fleet's names
+  std::vector<uint32_t> largest_node_;                         // per accelerator type: most per node
+  std::vector<TenantSpec> tenants_;                            // as changed by quota changes
+  std::vector<std::vector<uint64_t>> tenant_use_;              // per tenant and accelerator type, running
   std::vector<PowerGovernor::Budget> budgets_;
   std::vector<AuditEntry> audit_;
   TimeMs last_step_ = 0;

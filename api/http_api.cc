@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "api/agent_report.h"
 #include "api/metrics.h"
 #include "io/sbatch.h"
 
@@ -205,18 +206,19 @@ struct HttpApi::Impl {
               {"gpu_type", j.spec.gpu_type ? json(*j.spec.gpu_type) : json(nullptr)},
               {"restarts", j.restarts},
               {"submitted_by", j.submitted_by},
-              {"nodes", NodeNames(j.nodes)}};
+              {"nodes", NodeNames(j.nodes)},
+              {"energy_joules", j.energy_joules()}};
     if (full) v["spec"] = io::JobSpecJson(j.spec);
     return v;
   }
 
   // JobView(j, false), written straight into `out`: lists of 100,000 jobs are the hot read.
   // The fields of a listed job, in order; `fields=` picks some (all by default).
-  static constexpr std::array<std::string_view, 19> kJobFields = {
+  static constexpr std::array<std::string_view, 20> kJobFields = {
       "id",         "name",     "tenant",       "queue",      "priority_class",
       "priority",   "state",    "reason",       "end_reason", "submitted_at",
       "started_at", "ended_at", "time_limit_s", "workers",    "gpus_per_worker",
-      "gpu_type",   "restarts", "submitted_by", "nodes"};
+      "gpu_type",   "restarts", "submitted_by", "nodes",      "energy_joules"};
   using FieldSet = std::bitset<kJobFields.size()>;
 
   // JobView(j, false), written straight into `out`: lists of 100,000 jobs are the hot read.
@@ -263,6 +265,7 @@ struct HttpApi::Impl {
       }
       out.push_back(']');
     }
+    if (key(19)) out += json(j.energy_joules()).dump();
     out += first ? "{}" : "}";
   }
 
@@ -288,7 +291,34 @@ struct HttpApi::Impl {
             {"reason", n.reason.empty() ? json(nullptr) : json(n.reason)},
             {"since", Time(n.since)},
             {"rack", fleet.RackName(fleet.node(id).rack)},
-            {"jobs", jobs}};
+            {"jobs", jobs},
+            {"agent", n.agent ? AgentJson(*n.agent) : json(nullptr)}};
+  }
+
+  static json AgentJson(const control::AgentView& a) {
+    json gpus = json::array();
+    for (const control::GpuTelemetry& g : a.gpus) {
+      gpus.push_back({{"index", g.index},
+                      {"uuid", g.uuid},
+                      {"model", g.model},
+                      {"power_watts", g.power_w},
+                      {"energy_joules", g.energy_j},
+                      {"temperature_c", g.temperature_c},
+                      {"utilization_percent", g.utilization_pct},
+                      {"memory_mib", g.memory_mib},
+                      {"memory_used_mib", g.memory_used_mib},
+                      {"ecc_corrected", g.ecc_corrected},
+                      {"ecc_uncorrected", g.ecc_uncorrected},
+                      {"xid_errors", g.xid_errors},
+                      {"last_xid", g.last_xid},
+                      {"power_limit_watts", g.power_limit_w}});
+    }
+    return {{"address", a.address},
+            {"last_heartbeat", Time(a.last_heartbeat)},
+            {"gpu_source", a.gpu_source.empty() ? json(nullptr) : json(a.gpu_source)},
+            {"driver_version", a.driver_version.empty() ? json(nullptr) : json(a.driver_version)},
+            {"power_watts", a.power_w()},
+            {"gpus", gpus}};
   }
 
   json TenantView(TenantId, const TenantSpec& t, const std::vector<uint64_t>& in_use) const {
@@ -597,33 +627,10 @@ struct HttpApi::Impl {
   // ---- Agents ----
 
   void Heartbeat(const Principal& who, const httplib::Request& req, httplib::Response& res) {
-    std::optional<json> body = JsonBody(req, res, {"address", "ended"});
-    if (!body) return;
-    std::string address;
-    if (body->contains("address")) {
-      if (!(*body)["address"].is_string() || (*body)["address"].get<std::string>().size() > 255) {
-        return Fail(res, {400, "address", "must be a host name or address"});
-      }
-      address = (*body)["address"].get<std::string>();
-    }
-    std::vector<control::WorkerExit> ended;
-    if (body->contains("ended")) {
-      const json& list = (*body)["ended"];
-      if (!list.is_array()) return Fail(res, {400, "ended", "must be a list of {job, rank, run, exit_code}"});
-      for (size_t i = 0; i < list.size(); ++i) {
-        const json& e = list[i];
-        const std::string at = fmt::format("ended[{}]", i);
-        if (!e.is_object() || e.size() != 4 || !e.contains("job") || !e["job"].is_number_unsigned() ||
-            !e.contains("rank") || !e["rank"].is_number_unsigned() || !e.contains("run") ||
-            !e["run"].is_number_unsigned() || !e.contains("exit_code") || !e["exit_code"].is_number_integer()) {
-          return Fail(res, {400, at, "must be {job, rank, run, exit_code}"});
-        }
-        ended.push_back(
-            {e["job"].get<JobId>(), e["rank"].get<uint32_t>(), e["exit_code"].get<int>(), e["run"].get<uint32_t>()});
-      }
-    }
+    std::variant<control::AgentReport, control::ApiError> report = ParseAgentReport(req.body);
+    if (auto* bad = std::get_if<control::ApiError>(&report)) return Fail(res, *bad);
     control::Outcome<std::vector<control::Assignment>> r =
-        plane.AgentHeartbeat(who, req.matches[1].str(), std::move(address), ended);
+        plane.AgentHeartbeat(who, req.matches[1].str(), std::move(std::get<control::AgentReport>(report)));
     if (!r.ok()) return Fail(res, r.error);
     json list = json::array();
     for (const control::Assignment& a : *r.value) {
@@ -639,7 +646,8 @@ struct HttpApi::Impl {
                       {"args", a.spec.args},
                       {"env", a.spec.env},
                       {"script", a.spec.script},
-                      {"tasks_per_worker", a.spec.tasks_per_worker}});
+                      {"tasks_per_worker", a.spec.tasks_per_worker},
+                      {"power_limit_permille", a.power_limit_permille}});
     }
     Reply(res, 200, {{"assignments", list}});
   }

@@ -1,102 +1,296 @@
 // `joule agent --server URL --node NAME --token T`: the node agent (docs/agent.md). Every
-// heartbeat it tells the server it is alive and which of its workers ended (with their exit
-// codes); the answer lists the workers the node must run. It starts each new one as a real process
-// in a session of its own — command and args (or the batch script), the job's env plus
-// JOULE_JOB_ID, RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT and CUDA_VISIBLE_DEVICES,
-// in WORKDIR/job-ID with its output in rank-R.out and rank-R.err — and stops those no longer
-// assigned (cancel, preemption, time limit, node drain): SIGTERM to the whole process group, then
-// SIGKILL after the grace period.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
+// heartbeat it tells the server it is alive, what its accelerators read (NVML, or simulated), how
+// much energy each running worker used, and which workers ended (with their exit codes); the
+// answer lists the workers the node must run. It starts each new one as a real process
+// (agent/supervisor.h) and stops those no longer assigned (cancel, preemption, time limit, node
+// drain): SIGTERM to the whole process group, then SIGKILL after the grace period. With
+// --metrics-listen it serves its GPUs' readings in dcgm-exporter's format.
+#include <httplib.h>
 
-#include <algorithm>
-#include <chrono>
 #include <csignal>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <map>
+#include <mutex>
 #include <thread>
-#include <tuple>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/dcgm_metrics.h"
+#include "agent/supervisor.h"
+#include "agent/telemetry.h"
 #include "apps/client.h"
 #include "apps/commands.h"
 
 namespace joule::apps {
 namespace {
 
+using agent::WorkerKey;
 using nlohmann::json;
 
 struct AgentOptions {
   std::optional<std::string> server, token;
   std::string node, workdir, address = "127.0.0.1";
   double heartbeat_s = 1, grace_s = 10;
-};
-
-struct Worker {
-  pid_t pid = 0;
-  std::optional<int> exit_code;
-  std::optional<std::chrono::steady_clock::time_point> kill_at;  // SIGTERM sent; SIGKILL then
+  std::string telemetry = "auto", nvml_library = "libnvidia-ml.so.1", accelerator_type = "h100-sxm";
+  uint32_t accelerators = 0;
+  std::string metrics_listen;
+  bool apply_power_limits = false;
 };
 
 volatile std::sig_atomic_t stop_requested = 0;
 
-// Runs in the forked child: never returns.
-[[noreturn]] void Exec(const json& a, const std::filesystem::path& dir) {
-  setsid();
-  if (chdir(dir.c_str()) != 0) _exit(126);
-  const uint32_t rank = a["rank"].get<uint32_t>();
-  for (const auto& [fd, name] :
-       {std::pair{1, fmt::format("rank-{}.out", rank)}, {2, fmt::format("rank-{}.err", rank)}}) {
-    const int out = open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (out < 0 || dup2(out, fd) < 0) _exit(126);
-    close(out);
-  }
-  for (const auto& [k, v] : a["env"].items()) setenv(k.c_str(), v.get<std::string>().c_str(), 1);
-  std::string devices;
-  for (const json& d : a["devices"]) devices += (devices.empty() ? "" : ",") + std::to_string(d.get<uint32_t>());
-  setenv("CUDA_VISIBLE_DEVICES", devices.c_str(), 1);
-  setenv("JOULE_JOB_ID", std::to_string(a["job"].get<uint64_t>()).c_str(), 1);
-  setenv("RANK", std::to_string(rank).c_str(), 1);
-  setenv("WORLD_SIZE", std::to_string(a["world_size"].get<uint32_t>()).c_str(), 1);
-  setenv("LOCAL_RANK", "0", 1);
-  setenv("MASTER_ADDR", a["master_addr"].get<std::string>().c_str(), 1);
-  setenv("MASTER_PORT", std::to_string(a["master_port"].get<uint32_t>()).c_str(), 1);
-  std::vector<std::string> words;
-  if (!a["script"].get<std::string>().empty()) {
-    words = {"/bin/bash", "script.sh"};
-  } else {
-    for (const json& w : a["command"]) words.push_back(w.get<std::string>());
-    for (const json& w : a["args"]) words.push_back(w.get<std::string>());
-  }
-  if (words.empty()) words = {"/bin/true"};
-  std::vector<char*> argv;
-  argv.reserve(words.size() + 1);
-  for (std::string& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  execvp(argv[0], argv.data());
-  fmt::print(stderr, "joule agent: cannot run {}: {}\n", words[0], std::strerror(errno));
-  _exit(127);
+int64_t MonotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
-std::optional<pid_t> Start(const json& a, const std::filesystem::path& workdir) {
-  const std::filesystem::path dir = workdir / fmt::format("job-{}", a["job"].get<uint64_t>());
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return std::nullopt;
-  if (const std::string script = a["script"].get<std::string>(); !script.empty()) {
-    std::ofstream(dir / "script.sh") << script;
+// NVML where it loads (auto, nvml), else the simulated devices the flags declare, else none.
+Result<std::unique_ptr<agent::Telemetry>> OpenTelemetry(const AgentOptions& o) {
+  if (o.telemetry == "none") return std::unique_ptr<agent::Telemetry>();
+  if (o.telemetry != "simulated") {
+    Result<std::unique_ptr<agent::Telemetry>> nvml = agent::OpenNvml(o.nvml_library);
+    if (nvml.ok() || o.telemetry == "nvml") return nvml;
+    fmt::print(stderr, "joule agent: no NVML ({}); {}\n", nvml.status().message(),
+               o.accelerators > 0 ? "simulating the declared accelerators" : "no telemetry");
+    if (o.accelerators == 0) return std::unique_ptr<agent::Telemetry>();
   }
-  const pid_t pid = fork();
-  if (pid < 0) return std::nullopt;
-  if (pid == 0) Exec(a, dir);
-  return pid;
+  if (o.accelerators == 0) return Status::Error("--telemetry simulated: declare the node's --accelerators");
+  const Catalog catalog = Catalog::BuiltIn();
+  const std::optional<AcceleratorTypeId> type = catalog.FindAccelerator(o.accelerator_type);
+  if (!type) return Status::Error(fmt::format("--accelerator-type: unknown type '{}'", o.accelerator_type));
+  return agent::OpenSimulated(catalog.accelerator(*type), o.accelerators, o.node, MonotonicMs);
 }
+
+json GpuJson(const agent::GpuInfo& g, const agent::GpuReading& r) {
+  return {{"index", g.index},
+          {"uuid", g.uuid},
+          {"model", g.model},
+          {"memory_mib", g.memory_mib},
+          {"power_watts", r.power_w},
+          {"energy_joules", static_cast<double>(r.energy_mj) / 1000},
+          {"temperature_c", r.temperature_c},
+          {"utilization_percent", r.utilization_pct},
+          {"memory_used_mib", r.memory_used_mib},
+          {"ecc_corrected", r.ecc_corrected},
+          {"ecc_uncorrected", r.ecc_uncorrected},
+          {"xid_errors", r.xid_count},
+          {"last_xid", r.last_xid},
+          {"power_limit_watts", r.power_limit_w}};
+}
+
+agent::WorkerLaunch LaunchOf(const json& a) {
+  agent::WorkerLaunch l;
+  l.key = {a["job"].get<uint64_t>(), a["rank"].get<uint32_t>(), a["run"].get<uint32_t>()};
+  l.world_size = a["world_size"].get<uint32_t>();
+  l.devices = a["devices"].get<std::vector<uint32_t>>();
+  l.master_addr = a["master_addr"].get<std::string>();
+  l.master_port = a["master_port"].get<uint16_t>();
+  for (const char* part : {"command", "args"}) {
+    for (const json& w : a[part]) l.argv.push_back(w.get<std::string>());
+  }
+  l.env = a["env"].get<std::map<std::string, std::string>>();
+  l.script = a["script"].get<std::string>();
+  return l;
+}
+
+class Agent {
+ public:
+  Agent(const AgentOptions& o, const ClientConfig& config, std::unique_ptr<agent::Supervisor> workers,
+        std::unique_ptr<agent::Telemetry> telemetry)
+      : o_(o), client_(config), workers_(std::move(workers)), telemetry_(std::move(telemetry)) {}
+
+  int Run() {
+    std::optional<std::thread> metrics;
+    if (!o_.metrics_listen.empty()) {
+      const size_t colon = o_.metrics_listen.rfind(':');
+      const std::string host = o_.metrics_listen.substr(0, colon);
+      const int port = std::stoi(o_.metrics_listen.substr(colon + 1));
+      metrics_server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+        std::lock_guard lock(metrics_mu_);
+        res.set_content(metrics_text_, "text/plain; version=0.0.4");
+      });
+      if (!metrics_server_.bind_to_port(host, port)) {
+        fmt::print(stderr, "joule agent: --metrics-listen {}: cannot listen there\n", o_.metrics_listen);
+        return kExitBadInput;
+      }
+      metrics.emplace([this] { metrics_server_.listen_after_bind(); });
+    }
+    const int code = Loop();
+    if (metrics) {
+      metrics_server_.stop();
+      metrics->join();
+    }
+    return code;
+  }
+
+ private:
+  int Loop() {
+    while (!stop_requested) {
+      workers_->Reap();
+      const std::vector<agent::GpuReading> readings = Read();
+      const HttpReply r = client_.Send("POST", fmt::format("/api/v1/agents/{}/heartbeat", o_.node),
+                                       Heartbeat(readings).dump(), "application/json");
+      const json answer = r.status == 200 ? json::parse(r.body, nullptr, false) : json();
+      if (!answer.is_object() || !answer.contains("assignments")) {
+        // Keep running what runs: the server decides when a silent node's work is lost.
+        if (was_answered_) fmt::print(stderr, "joule agent: heartbeat: {}\n", DescribeError(r));
+        was_answered_ = false;
+        failures_++;
+        if (r.status >= 400 && r.status < 500 && r.status != 429) return kExitBadInput;
+      } else {
+        was_answered_ = true;
+        Apply(answer["assignments"]);
+      }
+      if (Status s = workers_->Save(); !s.ok()) fmt::print(stderr, "joule agent: {}\n", s.message());
+      PublishMetrics(readings);
+      std::this_thread::sleep_for(std::chrono::duration<double>(o_.heartbeat_s));
+    }
+    fmt::print(stderr, "joule agent: stopping; {} worker(s) left running (a new agent adopts them)\n",
+               workers_->workers().size());
+    return kExitOk;
+  }
+
+  std::vector<agent::GpuReading> Read() {
+    if (!telemetry_) return {};
+    std::vector<bool> busy(telemetry_->gpus().size(), false);
+    for (const auto& [key, w] : workers_->workers()) {
+      for (uint32_t d : w.devices) {
+        if (!w.exit_code && d < busy.size()) busy[d] = true;
+      }
+    }
+    telemetry_->SetBusy(busy);
+    Result<std::vector<agent::GpuReading>> r = telemetry_->Read();
+    if (!r.ok()) {
+      fmt::print(stderr, "joule agent: telemetry: {}\n", r.status().message());
+      return {};
+    }
+    workers_->AddEnergy(*r);
+    return std::move(*r);
+  }
+
+  json Heartbeat(const std::vector<agent::GpuReading>& readings) const {
+    json ended = json::array(), running = json::array(), gpus = json::array();
+    for (const auto& [key, w] : workers_->workers()) {
+      json entry = {{"job", key.job}, {"rank", key.rank}, {"run", key.run}, {"energy_joules", w.energy_j}};
+      if (w.exit_code) {
+        entry["exit_code"] = *w.exit_code;
+        ended.push_back(std::move(entry));
+      } else {
+        running.push_back(std::move(entry));
+      }
+    }
+    json body = {{"address", o_.address}, {"ended", ended}, {"running", running}};
+    if (telemetry_) {
+      for (size_t i = 0; i < readings.size(); ++i) gpus.push_back(GpuJson(telemetry_->gpus()[i], readings[i]));
+      body["gpus"] = {{"source", telemetry_->source()},
+                      {"count", telemetry_->gpus().size()},
+                      {"driver_version", telemetry_->driver_version()},
+                      {"devices", gpus}};
+    }
+    return body;
+  }
+
+  void Apply(const json& assignments) {
+    std::map<WorkerKey, const json*> assigned;
+    for (const json& a : assignments) {
+      assigned[{a["job"].get<uint64_t>(), a["rank"].get<uint32_t>(), a["run"].get<uint32_t>()}] = &a;
+    }
+    for (const auto& [key, a] : assigned) {
+      if (workers_->workers().contains(key)) {
+        LimitPower(*a);
+        continue;
+      }
+      // A new run of a job starts once its earlier run's processes here are gone (ports, GPU memory).
+      const bool earlier_alive = std::any_of(
+          workers_->workers().begin(), workers_->workers().end(),
+          [&](const auto& w) { return w.first.job == key.job && w.first.run != key.run && !w.second.exit_code; });
+      if (earlier_alive) continue;
+      if (Status s = workers_->Start(LaunchOf(*a)); !s.ok()) {
+        fmt::print(stderr, "joule agent: job {} rank {}: {}\n", key.job, key.rank, s.message());
+        continue;
+      }
+      LimitPower(*a);
+      fmt::print(stderr, "joule agent: job {} rank {} run {} started, process group {}\n", key.job, key.rank, key.run,
+                 workers_->workers().at(key).pgid);
+    }
+    const int64_t now = MonotonicMs();
+    std::vector<WorkerKey> forget;
+    for (const auto& [key, w] : workers_->workers()) {
+      if (assigned.contains(key)) continue;
+      if (w.exit_code) {
+        forget.push_back(key);  // reported in this heartbeat, which the server answered
+        continue;
+      }
+      if (w.kill_at_ms < 0) {
+        fmt::print(stderr, "joule agent: job {} rank {} run {} no longer assigned: SIGTERM\n", key.job, key.rank,
+                   key.run);
+      }
+      workers_->Stop(key, now, static_cast<int64_t>(o_.grace_s * 1000));
+    }
+    for (const WorkerKey& key : forget) {
+      RestorePower(workers_->workers().at(key));
+      workers_->Forget(key);
+    }
+  }
+
+  // With --apply-power-limits: each device of the worker limited to the job's share of its default.
+  void LimitPower(const json& a) {
+    if (!o_.apply_power_limits || !telemetry_) return;
+    const uint32_t permille = a.value("power_limit_permille", 1000u);
+    for (const json& d : a["devices"]) {
+      const uint32_t dev = d.get<uint32_t>();
+      if (dev >= telemetry_->gpus().size() || applied_permille_[dev] == permille) continue;
+      const double watts = telemetry_->gpus()[dev].default_power_limit_w * permille / 1000;
+      if (Status s = telemetry_->SetPowerLimit(dev, watts); !s.ok()) {
+        fmt::print(stderr, "joule agent: {}\n", s.message());
+      }
+      applied_permille_[dev] = permille;
+    }
+  }
+  void RestorePower(const agent::Worker& w) {
+    if (!o_.apply_power_limits || !telemetry_) return;
+    for (uint32_t dev : w.devices) {
+      auto it = applied_permille_.find(dev);
+      if (it == applied_permille_.end() || dev >= telemetry_->gpus().size()) continue;
+      if (Status s = telemetry_->SetPowerLimit(dev, telemetry_->gpus()[dev].default_power_limit_w); !s.ok()) {
+        fmt::print(stderr, "joule agent: {}\n", s.message());
+      }
+      applied_permille_.erase(it);
+    }
+  }
+
+  void PublishMetrics(const std::vector<agent::GpuReading>& readings) {
+    if (o_.metrics_listen.empty()) return;
+    agent::AgentMetrics m;
+    m.hostname = o_.node;
+    size_t running = 0;
+    for (const auto& [key, w] : workers_->workers()) {
+      if (w.exit_code) continue;
+      running++;
+      for (uint32_t d : w.devices) m.job_of_gpu[d] = key.job;
+    }
+    m.workers_running = running;
+    m.heartbeats_failed = failures_;
+    if (telemetry_) {
+      m.driver_version = telemetry_->driver_version();
+      m.gpus = &telemetry_->gpus();
+      m.readings = &readings;
+    }
+    std::string text = agent::FormatMetrics(m);
+    std::lock_guard lock(metrics_mu_);
+    metrics_text_ = std::move(text);
+  }
+
+  const AgentOptions& o_;
+  ApiClient client_;
+  std::unique_ptr<agent::Supervisor> workers_;
+  std::unique_ptr<agent::Telemetry> telemetry_;
+  bool was_answered_ = true;
+  uint64_t failures_ = 0;
+  std::map<uint32_t, uint32_t> applied_permille_;  // devices this agent limited: the job's share
+  httplib::Server metrics_server_;
+  std::mutex metrics_mu_;
+  std::string metrics_text_;  // GUARDED_BY(metrics_mu_)
+};
 
 int RunAgent(const AgentOptions& o) {
   Result<ClientConfig> config = ResolveClientConfig(o.server, o.token);
@@ -104,95 +298,34 @@ int RunAgent(const AgentOptions& o) {
     fmt::print(stderr, "joule agent: {}\n", config.status().message());
     return kExitBadInput;
   }
+  if (!o.metrics_listen.empty()) {
+    const size_t colon = o.metrics_listen.rfind(':');
+    if (colon == std::string::npos || colon + 1 == o.metrics_listen.size() ||
+        o.metrics_listen.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+      fmt::print(stderr, "joule agent: --metrics-listen {}: must be HOST:PORT\n", o.metrics_listen);
+      return kExitBadInput;
+    }
+  }
   const std::filesystem::path workdir =
       o.workdir.empty() ? std::filesystem::path("joule-agent") / o.node : std::filesystem::path(o.workdir);
-  std::error_code ec;
-  std::filesystem::create_directories(workdir, ec);
-  if (ec) {
-    fmt::print(stderr, "joule agent: --workdir {}: {}\n", workdir.string(), ec.message());
+  Result<std::unique_ptr<agent::Supervisor>> workers = agent::Supervisor::Open(workdir);
+  if (!workers.ok()) {
+    fmt::print(stderr, "joule agent: --workdir {}\n", workers.status().message());
+    return kExitBadInput;
+  }
+  Result<std::unique_ptr<agent::Telemetry>> telemetry = OpenTelemetry(o);
+  if (!telemetry.ok()) {
+    fmt::print(stderr, "joule agent: {}\n", telemetry.status().message());
     return kExitBadInput;
   }
   std::signal(SIGTERM, [](int) { stop_requested = 1; });
   std::signal(SIGINT, [](int) { stop_requested = 1; });
-  ApiClient client(*config);
-  using Key = std::tuple<uint64_t, uint32_t, uint32_t>;  // job, rank, run
-  std::map<Key, Worker> workers;
-  const auto grace =
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(o.grace_s));
-  fmt::print(stderr, "joule agent: node {} reporting to {}, work in {}\n", o.node, config->server, workdir.string());
-  bool was_answered = true;
-  while (!stop_requested) {
-    // Reap what ended.
-    int status = 0;
-    for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG)) > 0;) {
-      for (auto& [key, w] : workers) {
-        if (w.pid == pid) w.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-    }
-    json ended = json::array();
-    for (const auto& [key, w] : workers) {
-      if (w.exit_code) {
-        ended.push_back({{"job", std::get<0>(key)},
-                         {"rank", std::get<1>(key)},
-                         {"run", std::get<2>(key)},
-                         {"exit_code", *w.exit_code}});
-      }
-    }
-    const HttpReply r = client.Send("POST", fmt::format("/api/v1/agents/{}/heartbeat", o.node),
-                                    json{{"address", o.address}, {"ended", ended}}.dump(), "application/json");
-    const json answer = r.status == 200 ? json::parse(r.body, nullptr, false) : json();
-    if (!answer.is_object() || !answer.contains("assignments")) {
-      // Keep running what runs: the server decides when a silent node's work is lost.
-      if (was_answered) fmt::print(stderr, "joule agent: heartbeat: {}\n", DescribeError(r));
-      was_answered = false;
-      if (r.status >= 400 && r.status < 500 && r.status != 429) return kExitBadInput;
-    } else {
-      was_answered = true;
-      std::map<Key, const json*> assigned;
-      for (const json& a : answer["assignments"]) {
-        assigned[{a["job"].get<uint64_t>(), a["rank"].get<uint32_t>(), a["run"].get<uint32_t>()}] = &a;
-      }
-      for (const auto& [key, a] : assigned) {
-        if (workers.contains(key)) continue;
-        // A new run of a job starts once its earlier run's processes here are gone (ports, GPU memory).
-        const uint64_t job = std::get<0>(key);
-        const uint32_t run = std::get<2>(key);
-        const bool earlier_alive = std::any_of(workers.begin(), workers.end(), [&](const auto& w) {
-          return std::get<0>(w.first) == job && std::get<2>(w.first) != run && !w.second.exit_code;
-        });
-        if (earlier_alive) continue;
-        if (std::optional<pid_t> pid = Start(*a, workdir)) {
-          workers[key] = {*pid, std::nullopt, std::nullopt};
-          fmt::print(stderr, "joule agent: job {} rank {} run {} started, pid {}\n", std::get<0>(key), std::get<1>(key),
-                     std::get<2>(key), *pid);
-        } else {
-          workers[key] = {0, 126, std::nullopt};
-        }
-      }
-      const auto now = std::chrono::steady_clock::now();
-      for (auto it = workers.begin(); it != workers.end();) {
-        Worker& w = it->second;
-        if (assigned.contains(it->first)) {
-          ++it;
-        } else if (w.exit_code) {
-          it = workers.erase(it);  // the server has it: no longer assigned
-        } else {
-          if (!w.kill_at) {
-            kill(-w.pid, SIGTERM);
-            w.kill_at = now + grace;
-            fmt::print(stderr, "joule agent: job {} rank {} run {} no longer assigned: SIGTERM\n",
-                       std::get<0>(it->first), std::get<1>(it->first), std::get<2>(it->first));
-          } else if (now >= *w.kill_at) {
-            kill(-w.pid, SIGKILL);
-          }
-          ++it;
-        }
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::duration<double>(o.heartbeat_s));
-  }
-  fmt::print(stderr, "joule agent: stopping; {} worker(s) left running\n", workers.size());
-  return kExitOk;
+  fmt::print(stderr, "joule agent: node {} reporting to {}, work in {}, {} worker(s) taken over, telemetry: {}\n",
+             o.node, config->server, workdir.string(), (*workers)->workers().size(),
+             *telemetry ? fmt::format("{} ({} device(s))", (*telemetry)->source(), (*telemetry)->gpus().size())
+                        : std::string("none"));
+  Agent agent(o, *config, std::move(*workers), std::move(*telemetry));
+  return agent.Run();
 }
 
 }  // namespace
@@ -208,6 +341,18 @@ void AddAgentCommand(CLI::App& app, CommandFn& run) {
   cmd->add_option("--heartbeat-seconds", o->heartbeat_s, "Between heartbeats (default 1)")
       ->check(CLI::Range(0.05, 60.0));
   cmd->add_option("--grace-seconds", o->grace_s, "SIGTERM to SIGKILL (default 10)")->check(CLI::Range(0.0, 3600.0));
+  cmd->add_option("--telemetry", o->telemetry,
+                  "auto (NVML if it loads, else the declared accelerators simulated), nvml, simulated or none")
+      ->check(CLI::IsMember({"auto", "nvml", "simulated", "none"}));
+  cmd->add_option("--nvml-library", o->nvml_library, "NVML's library (default libnvidia-ml.so.1, from the driver)");
+  cmd->add_option("--accelerators", o->accelerators, "Simulated telemetry: how many accelerators the node has")
+      ->check(CLI::Range(1u, 1024u));
+  cmd->add_option("--accelerator-type", o->accelerator_type,
+                  "Simulated telemetry: their type in the built-in catalog (default h100-sxm)");
+  cmd->add_option("--metrics-listen", o->metrics_listen,
+                  "Serve GPU metrics in dcgm-exporter's format at HOST:PORT/metrics (dcgm-exporter uses :9400)");
+  cmd->add_flag("--apply-power-limits", o->apply_power_limits,
+                "Set each device's power limit to the engine's cap for the job on it (off: read only)");
   cmd->callback([&run, o] { run = [o] { return RunAgent(*o); }; });
 }
 

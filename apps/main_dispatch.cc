@@ -1,10 +1,14 @@
 #include <iostream>
+#include <string_view>
 
+#include "agent/supervisor.h"
 #include "apps/commands.h"
 
 namespace joule::apps {
 
 int Main(int argc, char** argv) {
+  // The agent's per-worker shim (agent/supervisor.h): not a user command, kept out of the help.
+  if (argc >= 2 && std::string_view(argv[1]) == "agent-shim") return agent::ShimMain(argc - 2, argv + 2);
   CLI::App app("Joule: control plane and digital twin for gigawatt-scale AI datacenters", "joule");
   app.require_subcommand(1);
   CommandFn run;

@@ -101,6 +101,18 @@ std::optional<NodeId> ControlPlane::FindNode(std::string_view name) const {
   return it->second;
 }
 
+double JobInfo::energy_joules() const {
+  double sum = energy_final_j;
+  for (const auto& [key, joules] : energy_live) sum += joules;
+  return sum;
+}
+
+double AgentView::power_w() const {
+  double sum = 0;
+  for (const GpuTelemetry& g : gpus) sum += g.power_w;
+  return sum;
+}
+
 ::joule::Status ControlPlane::Replay() {
   std::optional<std::string> error;
   std::unique_lock lock(mu_);
@@ -257,6 +269,15 @@ void ControlPlane::SetState(JobInfo& job, JobState state) {
 }
 
 void ControlPlane::ApplyInput(uint64_t seq, const Record& r) {
+  if (r.type == Record::Type::kEnergy) {
+    if (auto it = jobs_.find(r.job); it != jobs_.end()) {
+      JobInfo& job = it->second;
+      job.energy_final.insert({r.run, r.rank});
+      job.energy_live.erase({r.run, r.rank});
+      job.energy_final_j += r.joules;
+    }
+    return;
+  }
   inputs_.push_back({seq, *r.event});
   if (const auto* e = std::get_if<JobSubmitted>(&*r.event)) {
     JobInfo job;
@@ -359,6 +380,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       exits_.erase(s.job);
       finishing_.erase(s.job);
       j->run++;
+      j->power_limit_permille = s.power_limit_permille;
       j->events.push_back({at, fmt::format("started on {} node(s){}", j->nodes.size(),
                                            s.power_limit_permille < kRatedPermille
                                                ? fmt::format(", power capped at {}‰", s.power_limit_permille)
@@ -382,6 +404,9 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       j->events.push_back({at, fmt::format("stop: {}", KillReasonName(k.reason))});
       if (k.reason == KillReason::kPreempted) preempting_.push_back(k.job);
     }
+  }
+  for (const PowerLimit& p : d.power_limits) {
+    if (JobInfo* j = job(p.job)) j->power_limit_permille = p.permille;
   }
   for (const PendingChange& p : d.pending) {
     if (JobInfo* j = job(p.job)) j->reason = p.reason;
@@ -645,25 +670,50 @@ void ControlPlane::CheckAgents(TimeMs now) {
   }
 }
 
+std::optional<uint64_t> ControlPlane::JournalEnergy(JobInfo& job, const WorkerExit& e, TimeMs now,
+                                                    const std::string& who) {
+  if (!e.energy_j || e.run == 0 || e.run > job.run || !job.energy_final.insert({e.run, e.rank}).second) {
+    return std::nullopt;
+  }
+  job.energy_live[{e.run, e.rank}] = *e.energy_j;  // until the record is applied
+  auto record = std::make_shared<Record>();
+  record->type = Record::Type::kEnergy;
+  record->at = now;
+  record->who = who;
+  record->job = job.id;
+  record->run = e.run;
+  record->rank = e.rank;
+  record->joules = std::max(0.0, *e.energy_j);
+  return Enqueue(record);
+}
+
 Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& who, std::string_view name,
-                                                              std::string address,
-                                                              const std::vector<WorkerExit>& ended) {
+                                                              AgentReport report) {
   if (!who.agent && !who.operator_role()) return ApiError{403, "", "only agents report for nodes"};
   std::unique_lock lock(mu_);
   if (!Accepting()) return ApiError{503, "", "the server is not accepting changes"};
   const std::optional<NodeId> node = FindNode(name);
   if (!node) return ApiError{404, "name", fmt::format("node {} does not exist", name)};
+  const NodeType& type = scenario_.fleet.node_type(*node);
+  if (report.gpu_count && *report.gpu_count < type.accelerators) {
+    return ApiError{409, "gpus.count",
+                    fmt::format("node {} has {} accelerators in the fleet ({}); its agent found {} ({})", name,
+                                type.accelerators, type.name, *report.gpu_count, report.gpu_source)};
+  }
   const TimeMs now = std::max(clock_(), last_step_);
   AgentState& agent = agents_[node->value()];
   agent.last = now;
-  agent.address = std::move(address);
+  agent.address = report.address;
+  nodes_[node->value()].agent =
+      AgentView{report.address, now, report.gpu_source, report.driver_version, std::move(report.gpus)};
+  std::optional<uint64_t> last_ticket;
   auto enqueue = [&](Record::Type type, Event event) {
     auto record = std::make_shared<Record>();
     record->type = type;
     record->at = now;
     record->who = who.name;
     record->event = std::move(event);
-    Enqueue(record);
+    last_ticket = Enqueue(record);
   };
   if (agent.marked_down) {
     agent.marked_down = false;
@@ -672,10 +722,18 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
               NodeHealthChange{*node, NodeHealth::kHealthy, Actor::kAgent, "agent back", std::nullopt});
     }
   }
-  for (const WorkerExit& e : ended) {
+  for (const WorkerEnergy& w : report.running) {
+    auto it = jobs_.find(w.job);
+    if (it == jobs_.end() || w.run == 0 || w.run > it->second.run || it->second.energy_final.contains({w.run, w.rank}))
+      continue;
+    it->second.energy_live[{w.run, w.rank}] = std::max(0.0, w.energy_j);
+  }
+  for (const WorkerExit& e : report.ended) {
     auto it = jobs_.find(e.job);
-    if (it == jobs_.end() || it->second.state != JobState::kRunning || finishing_.contains(e.job)) continue;
-    const JobInfo& job = it->second;
+    if (it == jobs_.end()) continue;
+    JobInfo& job = it->second;
+    if (std::optional<uint64_t> ticket = JournalEnergy(job, e, now, who.name)) last_ticket = ticket;
+    if (job.state != JobState::kRunning || finishing_.contains(e.job)) continue;
     if (e.run != job.run || e.rank >= job.nodes.size() || job.nodes[e.rank] != *node) continue;
     std::map<uint32_t, int>& codes = exits_[e.job];
     codes[e.rank] = e.exit_code;
@@ -684,6 +742,10 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
       finishing_.insert(e.job);
       enqueue(Record::Type::kFinish, JobFinished{e.job, !failed});
     }
+  }
+  // The agent forgets what it reported once answered: the answer waits for those records.
+  if (last_ticket && !WaitDurable(lock, *last_ticket)) {
+    return ApiError{503, "", "the journal failed: the report was not accepted"};
   }
   std::vector<Assignment> out;
   for (JobId id : running_jobs_) {
@@ -694,7 +756,7 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
       out.push_back({id, rank, static_cast<uint32_t>(job.nodes.size()),
                      rank < job.devices.size() ? job.devices[rank] : std::vector<uint32_t>{},
                      master == agents_.end() || master->second.address.empty() ? "127.0.0.1" : master->second.address,
-                     static_cast<uint16_t>(20'000 + id % 40'000), job.spec, job.run});
+                     static_cast<uint16_t>(20'000 + id % 40'000), job.spec, job.run, job.power_limit_permille});
     }
   }
   return out;

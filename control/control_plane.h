@@ -80,8 +80,34 @@ struct JobInfo {
   std::string submitted_by;
   std::vector<NodeId> nodes;  // running: one per worker, in rank order
   std::vector<JobEvent> events;
-  std::vector<std::vector<uint32_t>> devices;  // running: each worker's accelerators on its node
-  uint32_t run = 0;                            // starts and restarts so far: agents tell runs apart
+  std::vector<std::vector<uint32_t>> devices;      // running: each worker's accelerators on its node
+  uint32_t run = 0;                                // starts and restarts so far: agents tell runs apart
+  uint32_t power_limit_permille = kRatedPermille;  // running: the engine's cap, of rated power
+  // Measured energy (agents' GPU readings): workers whose final figure is journaled, summed, plus
+  // the running workers' figures so far, by (run, rank).
+  double energy_final_j = 0;
+  std::set<std::pair<uint32_t, uint32_t>> energy_final;
+  std::map<std::pair<uint32_t, uint32_t>, double> energy_live;
+  double energy_joules() const;
+};
+
+// One accelerator as its node's agent last read it (NVML or simulated).
+struct GpuTelemetry {
+  uint32_t index = 0;
+  std::string uuid, model;
+  uint64_t memory_mib = 0, memory_used_mib = 0;
+  double power_w = 0, energy_j = 0, power_limit_w = 0;
+  uint32_t temperature_c = 0, utilization_pct = 0;
+  uint64_t ecc_corrected = 0, ecc_uncorrected = 0, xid_errors = 0, last_xid = 0;
+};
+
+// A node's agent: where it is, when it was last heard, what its accelerators read.
+struct AgentView {
+  std::string address;
+  TimeMs last_heartbeat = 0;
+  std::string gpu_source, driver_version;  // gpu_source empty: the agent reads no telemetry
+  std::vector<GpuTelemetry> gpus;
+  double power_w() const;
 };
 
 struct NodeInfo {
@@ -90,6 +116,7 @@ struct NodeInfo {
   TimeMs since = 0;
   uint32_t gpus_used = 0;  // accelerators with work on them
   std::vector<JobId> jobs;
+  std::optional<AgentView> agent;  // absent: no agent has reported for the node
 };
 
 struct AuditEntry {
@@ -123,7 +150,25 @@ struct WorkerExit {
   JobId job = 0;
   uint32_t rank = 0;
   int exit_code = 0;
-  uint32_t run = 0;  // the run it belonged to (Assignment::run); reports of earlier runs are ignored
+  uint32_t run = 0;                // the run it belonged to (Assignment::run); reports of earlier runs are ignored
+  std::optional<double> energy_j;  // its devices' measured energy over its life
+};
+
+// A worker still running, with its devices' measured energy so far.
+struct WorkerEnergy {
+  JobId job = 0;
+  uint32_t rank = 0, run = 0;
+  double energy_j = 0;
+};
+
+// What an agent says in a heartbeat.
+struct AgentReport {
+  std::string address;
+  std::vector<WorkerExit> ended;
+  std::vector<WorkerEnergy> running;
+  std::optional<uint32_t> gpu_count;  // devices the agent found (NVML) or declares (simulated)
+  std::string gpu_source, driver_version;
+  std::vector<GpuTelemetry> gpus;
 };
 
 // A worker an agent must run: the job's spec, its rank in the gang, its accelerators, and where
@@ -136,6 +181,7 @@ struct Assignment {
   uint16_t master_port = 0;
   io::SubmitSpec spec;
   uint32_t run = 0;  // a new run (after a requeue or a restart) is a new set of processes
+  uint32_t power_limit_permille = kRatedPermille;
 };
 
 struct Counters {
@@ -169,11 +215,12 @@ class ControlPlane {
   // drain (reason required) or resume (to healthy); operators only.
   Outcome<NodeId> SetNodeHealth(const Principal& who, std::string_view node, NodeHealth to, std::string reason);
   Outcome<TenantId> ChangeQuota(const Principal& who, std::string_view tenant, const QuotaChange& change);
-  // A node agent's heartbeat (agents and operators only): it is alive at `address`, these workers
-  // ended. Journals each job's end once every worker has exited (or one failed), brings a node
-  // marked down for silence back, and returns the workers the node must run now.
-  Outcome<std::vector<Assignment>> AgentHeartbeat(const Principal& who, std::string_view node, std::string address,
-                                                  const std::vector<WorkerExit>& ended);
+  // A node agent's heartbeat (agents and operators only): it is alive, these workers ended, its
+  // accelerators read this. Journals each job's end once every worker has exited (or one failed)
+  // and each ended worker's measured energy once, and answers once those records are durable;
+  // brings a node marked down for silence back; returns the workers the node must run now. 409
+  // when the agent has fewer accelerators than the fleet gives the node.
+  Outcome<std::vector<Assignment>> AgentHeartbeat(const Principal& who, std::string_view node, AgentReport report);
 
   // ---- Reads: `visit` runs under the lock; keep it to copying or formatting ----
   // 404 for a job the principal may not see (a tenant does not learn others' job ids).
@@ -276,6 +323,8 @@ class ControlPlane {
     std::string address;
     bool marked_down = false;  // this server marked its node down for silence
   };
+  // Journals an ended worker's measured energy unless it already is; returns the record's ticket.
+  std::optional<uint64_t> JournalEnergy(JobInfo& job, const WorkerExit& e, TimeMs now, const std::string& who);
   std::map<uint32_t, AgentState> agents_;           // by node: nodes with an agent
   std::map<JobId, std::map<uint32_t, int>> exits_;  // running jobs: ranks that exited, their codes
   std::set<JobId> finishing_;                       // running jobs whose end is journaled

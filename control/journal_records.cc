@@ -14,7 +14,8 @@ namespace {
 using nlohmann::json;
 
 constexpr int kRecordVersion = 1;
-constexpr const char* kTypeNames[] = {"submit", "cancel", "health", "tenant", "step", "finish"};
+constexpr const char* kTypeNames[] = {"submit", "cancel", "health", "tenant", "step", "finish", "energy"};
+constexpr int kTypes = 7;
 
 }  // namespace
 
@@ -30,6 +31,9 @@ std::string EncodeRecord(const JournalRecord& r) {
     if (!r.key.empty()) out += R"(,"key":)" + json(r.key).dump();
   }
   if (r.type == Type::kStep) out += fmt::format(R"(,"through":{})", r.through);
+  if (r.type == Type::kEnergy) {
+    out += fmt::format(R"(,"job":{},"run":{},"rank":{},"joules":{})", r.job, r.run, r.rank, json(r.joules).dump());
+  }
   out += '}';
   return out;
 }
@@ -48,12 +52,26 @@ Result<JournalRecord> DecodeRecord(std::string_view payload) {
     r.who = j["who"].get<std::string>();
   }
   int t = 0;
-  while (t < 6 && type != kTypeNames[t]) ++t;
-  if (t == 6) return Status::Error(fmt::format("type: unknown type '{}'", type));
+  while (t < kTypes && type != kTypeNames[t]) ++t;
+  if (t == kTypes) return Status::Error(fmt::format("type: unknown type '{}'", type));
   r.type = static_cast<JournalRecord::Type>(t);
   if (r.type == JournalRecord::Type::kStep) {
     if (!j.contains("through") || !j["through"].is_number_unsigned()) return Status::Error("through: is required");
     r.through = j["through"].get<uint64_t>();
+    return r;
+  }
+  if (r.type == JournalRecord::Type::kEnergy) {
+    for (const char* field : {"job", "run", "rank"}) {
+      if (!j.contains(field) || !j[field].is_number_unsigned())
+        return Status::Error(fmt::format("{}: is required", field));
+    }
+    if (!j.contains("joules") || !j["joules"].is_number() || j["joules"].get<double>() < 0) {
+      return Status::Error("joules: must be a number >= 0");
+    }
+    r.job = j["job"].get<JobId>();
+    r.run = j["run"].get<uint32_t>();
+    r.rank = j["rank"].get<uint32_t>();
+    r.joules = j["joules"].get<double>();
     return r;
   }
   if (!j.contains("event")) return Status::Error("event: is required");
@@ -86,6 +104,7 @@ Status ReplaySteps(const std::string& path, const std::function<void(TimeMs, std
       error = fmt::format("{}: journal record {}: {}", path, entry.seq, r.status().message());
       return;
     }
+    if (r->type == JournalRecord::Type::kEnergy) return;  // not an engine input
     if (r->type != JournalRecord::Type::kStep) {
       inputs.emplace_back(entry.seq, std::move(*r->event));
       return;

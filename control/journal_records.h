@@ -1,7 +1,8 @@
 // The control plane's journal records (docs/decisions/0007-control-plane.md): one versioned JSON
 // object per accepted change — submit, cancel, health (drain/resume), tenant (quota) — with who
 // asked, when, and the engine event it became (io/journal_json.h); and one per scheduling pass
-// ("step": its time and the last journal sequence number whose inputs it consumed). Replaying
+// ("step": its time and the last journal sequence number whose inputs it consumed); and one per
+// ended worker's measured energy ("energy", outside the engine). Replaying
 // the steps with their inputs re-runs the engine exactly as the server ran it: the server does so
 // on restart, `joule schedule --journal` to print what it decided. Thread-safe (no state).
 #pragma once
@@ -20,7 +21,7 @@
 namespace joule::control {
 
 struct JournalRecord {
-  enum class Type { kSubmit, kCancel, kHealth, kTenant, kStep, kFinish };
+  enum class Type { kSubmit, kCancel, kHealth, kTenant, kStep, kFinish, kEnergy };
   Type type = Type::kStep;
   TimeMs at = 0;
   std::string who;
@@ -28,6 +29,10 @@ struct JournalRecord {
   io::SubmitSpec spec;         // submit: as accepted
   std::string key;             // submit: idempotency key, may be empty
   uint64_t through = 0;        // step
+  // energy (no engine event): one ended worker's measured energy, by job, run and rank
+  JobId job = 0;
+  uint32_t run = 0, rank = 0;
+  double joules = 0;
 };
 
 std::string EncodeRecord(const JournalRecord& record);

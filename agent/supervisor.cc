@@ -1,0 +1,286 @@
+#include "agent/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace joule::agent {
+namespace {
+
+using nlohmann::json;
+
+// Everything the forked child needs, built before fork: between fork and exec a process of a
+// multi-threaded program may only make async-signal-safe calls (no allocation, no locks).
+struct Prepared {
+  std::string joule, cannot_run;
+  std::vector<std::string> words, env;
+  std::vector<char*> argv, envp;
+};
+
+Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::filesystem::path& dir,
+                 const std::filesystem::path& exit_file) {
+  Prepared p;
+  p.joule = joule;
+  p.words = {"joule", "agent-shim", exit_file.string(), dir.string(),
+             (dir / fmt::format("rank-{}.out", l.key.rank)).string(),
+             (dir / fmt::format("rank-{}.err", l.key.rank)).string(), "--"};
+  if (!l.script.empty()) {
+    p.words.insert(p.words.end(), {"/bin/bash", "script.sh"});
+  } else if (!l.argv.empty()) {
+    p.words.insert(p.words.end(), l.argv.begin(), l.argv.end());
+  } else {
+    p.words.push_back("/bin/true");
+  }
+  p.cannot_run = fmt::format("joule agent: cannot run {}\n", joule);
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view kv(*e);
+    const size_t eq = kv.find('=');
+    if (eq != std::string_view::npos) env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  for (const auto& [k, v] : l.env) env[k] = v;
+  std::string devices;
+  for (uint32_t d : l.devices) devices += (devices.empty() ? "" : ",") + std::to_string(d);
+  env["CUDA_VISIBLE_DEVICES"] = devices;
+  env["JOULE_JOB_ID"] = std::to_string(l.key.job);
+  env["RANK"] = std::to_string(l.key.rank);
+  env["WORLD_SIZE"] = std::to_string(l.world_size);
+  env["LOCAL_RANK"] = "0";
+  env["MASTER_ADDR"] = l.master_addr;
+  env["MASTER_PORT"] = std::to_string(l.master_port);
+  for (const auto& [k, v] : env) p.env.push_back(k + "=" + v);
+  for (std::string& w : p.words) p.argv.push_back(w.data());
+  p.argv.push_back(nullptr);
+  for (std::string& e : p.env) p.envp.push_back(e.data());
+  p.envp.push_back(nullptr);
+  return p;
+}
+
+void WriteAll(int fd, const char* s, size_t n) {
+  while (n > 0) {
+    const ssize_t w = write(fd, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+// The worker itself, in the shim's child: its signals back to the defaults, then exec.
+[[noreturn]] void ExecWorker(char** argv, const char* dir, const char* out_path, const char* err_path) {
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE}) sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  const int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  const int err = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(126);
+  close(out);
+  close(err);
+  if (chdir(dir) != 0) {
+    fmt::print(stderr, "joule agent: cannot enter {}: {}\n", dir, std::strerror(errno));
+    _exit(126);
+  }
+  execvp(argv[0], argv);
+  fmt::print(stderr, "joule agent: cannot run {}: {}\n", argv[0], std::strerror(errno));
+  _exit(127);
+}
+
+bool GroupAlive(pid_t pgid) { return pgid > 0 && (kill(-pgid, 0) == 0 || errno == EPERM); }
+
+}  // namespace
+
+Result<std::unique_ptr<Supervisor>> Supervisor::Open(std::filesystem::path workdir, std::string joule) {
+  std::error_code ec;
+  std::filesystem::create_directories(workdir, ec);
+  if (ec) return Status::Error(fmt::format("{}: {}", workdir.string(), ec.message()));
+  workdir = std::filesystem::absolute(workdir, ec);
+  if (joule.empty()) joule = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return Status::Error(fmt::format("cannot find the joule binary: {}", ec.message()));
+  std::unique_ptr<Supervisor> s(new Supervisor(std::move(workdir), std::move(joule)));
+  if (Status loaded = s->Load(); !loaded.ok()) return loaded;
+  return s;
+}
+
+std::filesystem::path Supervisor::JobDir(uint64_t job) const { return workdir_ / fmt::format("job-{}", job); }
+
+std::filesystem::path Supervisor::ExitFile(const WorkerKey& k) const {
+  return JobDir(k.job) / fmt::format("rank-{}.run-{}.exit", k.rank, k.run);
+}
+
+std::optional<int> Supervisor::ReadExitFile(const WorkerKey& key) const {
+  std::ifstream in(ExitFile(key));
+  int code = 0;
+  if (in >> code) return code;
+  return std::nullopt;
+}
+
+Status Supervisor::Start(const WorkerLaunch& l) {
+  const std::filesystem::path dir = JobDir(l.key.job);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Error(fmt::format("{}: {}", dir.string(), ec.message()));
+  std::filesystem::remove(ExitFile(l.key), ec);
+  if (!l.script.empty()) {
+    std::ofstream script(dir / "script.sh");
+    script << l.script;
+    if (!script.flush()) return Status::Error(fmt::format("{}: cannot write", (dir / "script.sh").string()));
+  }
+  const Prepared p = Prepare(joule_, l, dir, ExitFile(l.key));
+  const pid_t pid = fork();
+  if (pid < 0) return Status::Error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    setsid();
+    execve(p.joule.c_str(), p.argv.data(), p.envp.data());
+    WriteAll(2, p.cannot_run.data(), p.cannot_run.size());
+    _exit(127);
+  }
+  // The shim calls setsid itself; doing it here too closes the window in which a stop could
+  // signal a group that does not exist yet.
+  setpgid(pid, pid);
+  workers_[l.key] = Worker{l.key, pid, l.devices, std::nullopt, false, -1, 0};
+  return Save();
+}
+
+void Supervisor::Reap() {
+  int status = 0;
+  for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG)) > 0;) {
+    for (auto& [key, w] : workers_) {
+      if (w.pgid != pid || w.exit_code) continue;
+      const std::optional<int> recorded = ReadExitFile(key);
+      w.exit_code = recorded ? *recorded : (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      kill(-w.pgid, SIGKILL);  // what the worker started and left behind
+    }
+  }
+  for (auto& [key, w] : workers_) {
+    if (w.exit_code || !w.adopted) continue;
+    if (std::optional<int> recorded = ReadExitFile(key)) {
+      w.exit_code = *recorded;
+      kill(-w.pgid, SIGKILL);
+    } else if (!GroupAlive(w.pgid)) {
+      w.exit_code = kExitLost;
+    }
+  }
+}
+
+void Supervisor::Stop(const WorkerKey& key, int64_t now_ms, int64_t grace_ms) {
+  auto it = workers_.find(key);
+  if (it == workers_.end() || it->second.exit_code) return;
+  Worker& w = it->second;
+  if (w.kill_at_ms < 0) {
+    kill(-w.pgid, SIGTERM);
+    w.kill_at_ms = now_ms + grace_ms;
+  } else if (now_ms >= w.kill_at_ms) {
+    kill(-w.pgid, SIGKILL);
+  }
+}
+
+void Supervisor::Forget(const WorkerKey& key) { workers_.erase(key); }
+
+void Supervisor::AddEnergy(const std::vector<GpuReading>& readings) {
+  last_energy_mj_.resize(readings.size());
+  for (size_t d = 0; d < readings.size(); ++d) {
+    const uint64_t now = readings[d].energy_mj;
+    const std::optional<uint64_t> before = last_energy_mj_[d];
+    last_energy_mj_[d] = now;
+    if (!before || now < *before) continue;  // first reading, or the counter restarted
+    for (auto& [key, w] : workers_) {
+      if (w.exit_code) continue;
+      for (uint32_t dev : w.devices) {
+        if (dev == d) w.energy_j += static_cast<double>(now - *before) / 1000;
+      }
+    }
+  }
+}
+
+Status Supervisor::Save() const {
+  json list = json::array();
+  for (const auto& [key, w] : workers_) {
+    json j = {{"job", key.job},   {"rank", key.rank},       {"run", key.run},
+              {"pgid", w.pgid},   {"devices", w.devices},   {"energy_joules", w.energy_j},
+              {"kill_at_ms", w.kill_at_ms >= 0 ? 0 : -1}};
+    if (w.exit_code) j["exit_code"] = *w.exit_code;
+    list.push_back(std::move(j));
+  }
+  const std::filesystem::path path = workdir_ / "workers.json", tmp = workdir_ / "workers.json.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << json{{"workers", list}}.dump() << '\n';
+    if (!out.flush()) return Status::Error(fmt::format("{}: cannot write", tmp.string()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::Error(fmt::format("{}: {}", path.string(), ec.message()));
+  return Status::Ok();
+}
+
+Status Supervisor::Load() {
+  const std::filesystem::path path = workdir_ / "workers.json";
+  std::ifstream in(path);
+  if (!in) return Status::Ok();  // a first start
+  std::stringstream text;
+  text << in.rdbuf();
+  const json j = json::parse(text.str(), nullptr, false);
+  if (!j.is_object() || !j.contains("workers") || !j["workers"].is_array()) {
+    return Status::Error(fmt::format("{}: not an agent's worker list; move it away to start afresh", path.string()));
+  }
+  for (const json& w : j["workers"]) {
+    try {
+      Worker worker;
+      worker.key = {w.at("job").get<uint64_t>(), w.at("rank").get<uint32_t>(), w.at("run").get<uint32_t>()};
+      worker.pgid = w.at("pgid").get<pid_t>();
+      worker.devices = w.at("devices").get<std::vector<uint32_t>>();
+      worker.energy_j = w.at("energy_joules").get<double>();
+      if (w.contains("exit_code")) worker.exit_code = w["exit_code"].get<int>();
+      worker.adopted = true;
+      // A stop in progress goes on: SIGKILL at once if the worker is still there when next asked.
+      worker.kill_at_ms = w.value("kill_at_ms", -1) >= 0 ? 0 : -1;
+      workers_[worker.key] = std::move(worker);
+    } catch (const json::exception& e) {
+      return Status::Error(fmt::format("{}: a worker entry: {}", path.string(), e.what()));
+    }
+  }
+  return Status::Ok();
+}
+
+int ShimMain(int argc, char** argv) {
+  if (argc < 6 || std::string_view(argv[4]) != "--") {
+    fmt::print(stderr, "usage: joule agent-shim EXIT_FILE DIR OUT ERR -- COMMAND... (run by joule agent)\n");
+    return 2;
+  }
+  const std::string exit_file = argv[0], tmp = exit_file + ".tmp";
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &ignore, nullptr);
+  const pid_t worker = fork();
+  if (worker < 0) return 126;
+  if (worker == 0) ExecWorker(argv + 5, argv[1], argv[2], argv[3]);
+  int status = 0;
+  while (waitpid(worker, &status, 0) < 0) {
+    if (errno != EINTR) return kExitLost;
+  }
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << code << '\n';
+    out.flush();
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, exit_file, ec);
+  if (ec) fmt::print(stderr, "joule agent-shim: {}: {}\n", exit_file, ec.message());
+  return code;
+}
+
+}  // namespace joule::agent

@@ -57,20 +57,22 @@ std::string FormatMetrics(const AgentMetrics& m) {
   if (have && !m.gpus->empty()) {
     std::vector<std::string> labels;
     for (const GpuInfo& g : *m.gpus) {
-      std::string l = fmt::format(R"(gpu="{}",UUID="{}",device="nvidia{}",modelName="{}",Hostname="{}",)"
-                                  R"(DCGM_FI_DRIVER_VERSION="{}")",
-                                  g.index, Escape(g.uuid), g.index, Escape(g.model), Escape(m.hostname),
-                                  Escape(m.driver_version));
-      if (auto it = m.job_of_gpu.find(g.index); it != m.job_of_gpu.end()) l += fmt::format(R"(,hpc_job="{}")", it->second);
+      std::string l =
+          fmt::format(R"(gpu="{}",UUID="{}",device="nvidia{}",modelName="{}",Hostname="{}",)"
+                      R"(DCGM_FI_DRIVER_VERSION="{}")",
+                      g.index, Escape(g.uuid), g.index, Escape(g.model), Escape(m.hostname), Escape(m.driver_version));
+      if (auto it = m.job_of_gpu.find(g.index); it != m.job_of_gpu.end())
+        l += fmt::format(R"(,hpc_job="{}")", it->second);
       labels.push_back(std::move(l));
     }
     for (const Field& f : kFields) {
       out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, f.help, f.name, f.type);
       for (size_t i = 0; i < m.gpus->size(); ++i) {
         const GpuReading& r = (*m.readings)[i];
-        const double v = f.value != nullptr ? f.value(r)
-                                            : static_cast<double>((*m.gpus)[i].memory_mib -
-                                                                  std::min(r.memory_used_mib, (*m.gpus)[i].memory_mib));
+        const double v =
+            f.value != nullptr
+                ? f.value(r)
+                : static_cast<double>((*m.gpus)[i].memory_mib - std::min(r.memory_used_mib, (*m.gpus)[i].memory_mib));
         out += fmt::format("{}{{{}}} {}\n", f.name, labels[i], v);
       }
     }

@@ -209,9 +209,9 @@ class NvmlTelemetry final : public Telemetry {
 
   uint64_t IntegratedEnergy(size_t i, double power_w) {
     auto& [mj, last_ms] = energy_fallback_[i];
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+            .count();
     if (last_ms >= 0) mj += static_cast<uint64_t>(power_w * static_cast<double>(now - last_ms));
     last_ms = now;
     return mj;
@@ -223,7 +223,7 @@ class NvmlTelemetry final : public Telemetry {
   nvmlEventSet_t events_ = nullptr;
   std::vector<nvmlDevice_t> handles_;
   std::vector<GpuInfo> gpus_;
-  std::vector<std::pair<uint64_t, uint64_t>> xids_;             // per device: count, last XID
+  std::vector<std::pair<uint64_t, uint64_t>> xids_;            // per device: count, last XID
   std::vector<std::pair<uint64_t, int64_t>> energy_fallback_;  // per device: mJ, last reading (ms)
 };
 

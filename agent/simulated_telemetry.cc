@@ -15,7 +15,11 @@ constexpr double kAmbientC = 30, kHeatCPerRatedShare = 45;
 class SimulatedTelemetry final : public Telemetry {
  public:
   SimulatedTelemetry(const AcceleratorType& type, uint32_t count, const std::string& node, MonotonicMs clock)
-      : type_(type), clock_(std::move(clock)), last_ms_(clock_()), energy_mj_(count, 0.0), busy_(count, false),
+      : type_(type),
+        clock_(std::move(clock)),
+        last_ms_(clock_()),
+        energy_mj_(count, 0.0),
+        busy_(count, false),
         limit_w_(count, static_cast<double>(type.rated_w)) {
     for (uint32_t i = 0; i < count; ++i) {
       gpus_.push_back({i, fmt::format("GPU-sim-{}-{}", node, i), fmt::format("Simulated {}", type.name),
@@ -36,7 +40,8 @@ class SimulatedTelemetry final : public Telemetry {
       GpuReading r;
       r.power_w = power;
       r.energy_mj = static_cast<uint64_t>(energy_mj_[i]);
-      r.temperature_c = static_cast<uint32_t>(kAmbientC + kHeatCPerRatedShare * power / static_cast<double>(type_.rated_w));
+      r.temperature_c =
+          static_cast<uint32_t>(kAmbientC + kHeatCPerRatedShare * power / static_cast<double>(type_.rated_w));
       r.utilization_pct = busy_[i] ? 100 : 0;
       r.memory_used_mib = busy_[i] ? gpus_[i].memory_mib * 9 / 10 : 0;
       r.power_limit_w = limit_w_[i];
@@ -59,8 +64,8 @@ class SimulatedTelemetry final : public Telemetry {
 
  private:
   double Power(size_t i) const {
-    const double draw = busy_[i] ? kBusyShareOfRated * static_cast<double>(type_.rated_w)
-                                 : static_cast<double>(type_.idle_w);
+    const double draw =
+        busy_[i] ? kBusyShareOfRated * static_cast<double>(type_.rated_w) : static_cast<double>(type_.idle_w);
     return std::min(draw, limit_w_[i]);
   }
   void Advance() {

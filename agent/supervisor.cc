@@ -32,9 +32,13 @@ Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::fil
                  const std::filesystem::path& exit_file) {
   Prepared p;
   p.joule = joule;
-  p.words = {"joule", "agent-shim", exit_file.string(), dir.string(),
+  p.words = {"joule",
+             "agent-shim",
+             exit_file.string(),
+             dir.string(),
              (dir / fmt::format("rank-{}.out", l.key.rank)).string(),
-             (dir / fmt::format("rank-{}.err", l.key.rank)).string(), "--"};
+             (dir / fmt::format("rank-{}.err", l.key.rank)).string(),
+             "--"};
   if (!l.script.empty()) {
     p.words.insert(p.words.end(), {"/bin/bash", "script.sh"});
   } else if (!l.argv.empty()) {
@@ -208,8 +212,12 @@ void Supervisor::AddEnergy(const std::vector<GpuReading>& readings) {
 Status Supervisor::Save() const {
   json list = json::array();
   for (const auto& [key, w] : workers_) {
-    json j = {{"job", key.job},   {"rank", key.rank},       {"run", key.run},
-              {"pgid", w.pgid},   {"devices", w.devices},   {"energy_joules", w.energy_j},
+    json j = {{"job", key.job},
+              {"rank", key.rank},
+              {"run", key.run},
+              {"pgid", w.pgid},
+              {"devices", w.devices},
+              {"energy_joules", w.energy_j},
               {"kill_at_ms", w.kill_at_ms >= 0 ? 0 : -1}};
     if (w.exit_code) j["exit_code"] = *w.exit_code;
     list.push_back(std::move(j));

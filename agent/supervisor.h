@@ -2,11 +2,10 @@
 // `joule agent-shim` (ShimMain): a process that leads a new session (so the worker and everything
 // it starts form one process group), starts the worker, waits for it and writes its exit code to
 // a file before exiting with it. It is a program of its own, not a fork of the agent, so that
-// signals and `pkill` aimed at the agent do not reach it. The agent learns exits from its own children; an agent that restarts learns them from those
-// files. What the supervisor knows is saved in WORKDIR/workers.json after every change, so a new
-// agent process adopts the workers an earlier one left running and reports those that ended
-// while no agent watched. Stopping a worker is SIGTERM to its group, SIGKILL after the grace.
-// Thread-safety: one thread.
+// signals and `pkill` aimed at the agent do not reach it. The agent learns exits from its own children; an agent that
+// restarts learns them from those files. What the supervisor knows is saved in WORKDIR/workers.json after every change,
+// so a new agent process adopts the workers an earlier one left running and reports those that ended while no agent
+// watched. Stopping a worker is SIGTERM to its group, SIGKILL after the grace. Thread-safety: one thread.
 #pragma once
 
 #include <sys/types.h>
@@ -52,9 +51,9 @@ struct Worker {
   pid_t pgid = 0;  // the shim's pid, leader of the worker's process group
   std::vector<uint32_t> devices;
   std::optional<int> exit_code;
-  bool adopted = false;      // started by an earlier agent process
-  int64_t kill_at_ms = -1;   // stopping: SIGTERM sent, SIGKILL at this monotonic time
-  double energy_j = 0;       // its devices' measured energy while it ran
+  bool adopted = false;     // started by an earlier agent process
+  int64_t kill_at_ms = -1;  // stopping: SIGTERM sent, SIGKILL at this monotonic time
+  double energy_j = 0;      // its devices' measured energy while it ran
 };
 
 class Supervisor {
@@ -79,7 +78,8 @@ class Supervisor {
   const std::filesystem::path& workdir() const { return workdir_; }
 
  private:
-  Supervisor(std::filesystem::path workdir, std::string joule) : workdir_(std::move(workdir)), joule_(std::move(joule)) {}
+  Supervisor(std::filesystem::path workdir, std::string joule)
+      : workdir_(std::move(workdir)), joule_(std::move(joule)) {}
   std::filesystem::path JobDir(uint64_t job) const;
   std::filesystem::path ExitFile(const WorkerKey& key) const;
   std::optional<int> ReadExitFile(const WorkerKey& key) const;

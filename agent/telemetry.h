@@ -19,8 +19,8 @@ namespace joule::agent {
 
 struct GpuInfo {
   uint32_t index = 0;
-  std::string uuid;       // "GPU-…" under NVML
-  std::string model;      // "NVIDIA H100 80GB HBM3"
+  std::string uuid;   // "GPU-…" under NVML
+  std::string model;  // "NVIDIA H100 80GB HBM3"
   uint64_t memory_mib = 0;
   double default_power_limit_w = 0;  // the board's own limit: what "uncapped" restores
 };

@@ -308,5 +308,67 @@ TEST(ControlPlaneTest, RefusesWhatTheCallerMayNotDo) {
   EXPECT_EQ((*plane)->Submit(lab_a, s, "other").error.status, 503);
 }
 
+// An agent's reports: each worker's measured energy journaled once, however often it is
+// reported, and kept across a restart; a job's end recorded once; an agent with fewer
+// accelerators than its node has refused.
+TEST(ControlPlaneTest, AgentReportsAreRecordedOnce) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir));
+  ASSERT_TRUE(config.ok());
+  auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(10); };
+  const control::Principal lab_a{"lab-a", TenantId(0)}, agent{"agents", std::nullopt, true};
+  JobId id = 0;
+  std::string node;
+  {
+    Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, clock);
+    ASSERT_TRUE(plane.ok());
+    (*plane)->Start();
+    io::SubmitSpec s;
+    s.name = "measured";
+    s.gpus = 8;
+    s.gpu_type = "h100-sxm";
+    control::Outcome<control::SubmitResult> job = (*plane)->Submit(lab_a, s, "");
+    ASSERT_TRUE(job.ok());
+    id = job.value->id;
+    for (int i = 0; i < 500 && node.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      (void)(*plane)->VisitJob(lab_a, id, [&](const control::JobInfo& j) {
+        if (!j.nodes.empty()) node = std::string((*plane)->fleet().NodeName(j.nodes[0]));
+      });
+    }
+    ASSERT_FALSE(node.empty()) << "the job did not start";
+    control::AgentReport few;
+    few.gpu_count = 4;
+    few.gpu_source = "nvml";
+    EXPECT_EQ((*plane)->AgentHeartbeat(agent, node, few).error.status, 409);
+    control::AgentReport report;
+    report.gpu_count = 8;
+    report.running = {{id, 0, 1, 40.0}};
+    control::Outcome<std::vector<control::Assignment>> r = (*plane)->AgentHeartbeat(agent, node, report);
+    ASSERT_TRUE(r.ok()) << r.error.message;
+    ASSERT_EQ(r.value->size(), 1u);
+    EXPECT_EQ((*r.value)[0].run, 1u);
+    report.running.clear();
+    report.ended = {{id, 0, 0, 1, 100.0}};
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*plane)->AgentHeartbeat(agent, node, report).ok());
+    for (int i = 0; i < 500; ++i) {
+      bool done = false;
+      (void)(*plane)->VisitJob(lab_a, id, [&](const control::JobInfo& j) { done = j.state == JobState::kCompleted; });
+      if (done) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    (*plane)->Stop();
+  }
+  Result<std::unique_ptr<control::ControlPlane>> again = control::ControlPlane::Open(*config, clock);
+  ASSERT_TRUE(again.ok());
+  (void)(*again)->VisitJob(lab_a, id, [&](const control::JobInfo& j) {
+    EXPECT_EQ(j.state, JobState::kCompleted);
+    EXPECT_DOUBLE_EQ(j.energy_joules(), 100.0);
+  });
+  size_t finishes = 0;
+  (*again)->VisitAudit(0, 1000, [&](const control::AuditEntry& e) { finishes += e.action == "finish"; });
+  EXPECT_EQ(finishes, 1u);
+}
+
 }  // namespace
 }  // namespace joule

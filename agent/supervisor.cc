@@ -201,12 +201,13 @@ void Supervisor::AddEnergy(const std::vector<GpuReading>& readings) {
     last_energy_mj_[d] = now;
     if (!before || now < *before) continue;  // first reading, or the counter restarted
     for (auto& [key, w] : workers_) {
-      if (w.exit_code) continue;
+      if (w.metered_to_end) continue;
       for (uint32_t dev : w.devices) {
         if (dev == d) w.energy_j += static_cast<double>(now - *before) / 1000;
       }
     }
   }
+  for (auto& [key, w] : workers_) w.metered_to_end = w.exit_code.has_value();
 }
 
 Status Supervisor::Save() const {

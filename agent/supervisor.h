@@ -51,9 +51,10 @@ struct Worker {
   pid_t pgid = 0;  // the shim's pid, leader of the worker's process group
   std::vector<uint32_t> devices;
   std::optional<int> exit_code;
-  bool adopted = false;     // started by an earlier agent process
-  int64_t kill_at_ms = -1;  // stopping: SIGTERM sent, SIGKILL at this monotonic time
-  double energy_j = 0;      // its devices' measured energy while it ran
+  bool adopted = false;         // started by an earlier agent process
+  int64_t kill_at_ms = -1;      // stopping: SIGTERM sent, SIGKILL at this monotonic time
+  double energy_j = 0;          // its devices' measured energy while it ran
+  bool metered_to_end = false;  // ended, and the reading interval it ended in is counted
 };
 
 class Supervisor {
@@ -70,7 +71,8 @@ class Supervisor {
   void Stop(const WorkerKey& key, int64_t now_ms, int64_t grace_ms);
   // The server has the worker's end: drop it.
   void Forget(const WorkerKey& key);
-  // Adds each device's energy since the previous reading to the running worker using it.
+  // Adds each device's energy since the previous reading to the worker using it then (running, or
+  // ended since the previous reading).
   void AddEnergy(const std::vector<GpuReading>& readings);
   Status Save() const;
 

@@ -49,7 +49,8 @@ double NonNegative(const json& j, const std::string& at, const char* key) {
 std::string Text(const json& j, const std::string& at, const char* key, size_t max = 255) {
   const json& v = j.at(key);
   if (!v.is_string() || v.get<std::string>().size() > max) {
-    throw Bad{at.empty() ? key : fmt::format("{}.{}", at, key), fmt::format("must be a string of at most {} bytes", max)};
+    throw Bad{at.empty() ? key : fmt::format("{}.{}", at, key),
+              fmt::format("must be a string of at most {} bytes", max)};
   }
   return v.get<std::string>();
 }
@@ -117,8 +118,10 @@ control::AgentReport Parse(const json& body) {
     r.gpu_count = Unsigned<uint32_t>(g, "gpus", "count");
     if (g.contains("driver_version")) r.driver_version = Text(g, "gpus", "driver_version", 64);
     if (g.contains("devices")) {
-      if (!g["devices"].is_array() || g["devices"].size() > 1024) throw Bad{"gpus.devices", "must be a list (at most 1024)"};
-      for (size_t i = 0; i < g["devices"].size(); ++i) r.gpus.push_back(Gpu(g["devices"][i], fmt::format("gpus.devices[{}]", i)));
+      if (!g["devices"].is_array() || g["devices"].size() > 1024)
+        throw Bad{"gpus.devices", "must be a list (at most 1024)"};
+      for (size_t i = 0; i < g["devices"].size(); ++i)
+        r.gpus.push_back(Gpu(g["devices"][i], fmt::format("gpus.devices[{}]", i)));
     }
   }
   return r;

@@ -30,9 +30,8 @@ std::string ReadFile(const std::filesystem::path& p) {
 class SupervisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("joule-supervisor-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() / ("joule-supervisor-" + std::to_string(getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -69,7 +68,10 @@ class SupervisorTest : public ::testing::Test {
 
 TEST_F(SupervisorTest, RunsTheCommandWithTheJobsEnvironmentAndReportsItsExitCode) {
   std::unique_ptr<Supervisor> s = Open();
-  const WorkerLaunch l = Shell(7, R"(echo "$GREETING $JOULE_JOB_ID $RANK $WORLD_SIZE $MASTER_ADDR:$MASTER_PORT $CUDA_VISIBLE_DEVICES $PWD"; echo oops >&2; exit 3)", {2, 5});
+  const WorkerLaunch l = Shell(
+      7,
+      R"(echo "$GREETING $JOULE_JOB_ID $RANK $WORLD_SIZE $MASTER_ADDR:$MASTER_PORT $CUDA_VISIBLE_DEVICES $PWD"; echo oops >&2; exit 3)",
+      {2, 5});
   ASSERT_TRUE(s->Start(l).ok());
   EXPECT_EQ(WaitExit(*s, l.key), 3);
   EXPECT_EQ(ReadFile(dir_ / "job-7/rank-0.out"), "hello 7 0 2 10.0.0.7:20007 2,5 " + (dir_ / "job-7").string() + "\n");
@@ -153,7 +155,7 @@ TEST_F(SupervisorTest, AnAdoptedWorkerGoneWithoutAnExitCodeIsReportedLost) {
     ASSERT_TRUE(first->Start(l).ok());
     group = first->workers().at(l.key).pgid;
   }
-  kill(-group, SIGKILL);  // the shim too: nobody records an exit code
+  kill(-group, SIGKILL);       // the shim too: nobody records an exit code
   waitpid(group, nullptr, 0);  // as init does for an agent that is gone
   std::unique_ptr<Supervisor> second = Open();
   EXPECT_EQ(WaitExit(*second, l.key), kExitLost);
@@ -275,7 +277,8 @@ TEST(NvmlOnThisMachine, PowerIsBetweenIdleAndRatedAndEnergyGrows) {
 }
 
 TEST(DcgmMetrics, UsesDcgmExportersNamesAndLabels) {
-  const std::vector<GpuInfo> gpus = {{0, "GPU-a", "NVIDIA H100 80GB HBM3", 81'920, 700}, {1, "GPU-b", "x\"y", 81'920, 700}};
+  const std::vector<GpuInfo> gpus = {{0, "GPU-a", "NVIDIA H100 80GB HBM3", 81'920, 700},
+                                     {1, "GPU-b", "x\"y", 81'920, 700}};
   std::vector<GpuReading> readings(2);
   readings[0].power_w = 512.25;
   readings[0].energy_mj = 123'456;
@@ -284,9 +287,10 @@ TEST(DcgmMetrics, UsesDcgmExportersNamesAndLabels) {
   AgentMetrics m{"node-7", "550.54.15", &gpus, &readings, {{0, 42}}, 1, 2};
   const std::string text = FormatMetrics(m);
   EXPECT_NE(text.find("# TYPE DCGM_FI_DEV_POWER_USAGE gauge\n"), std::string::npos);
-  EXPECT_NE(text.find(R"(DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-a",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",)"
-                      R"(Hostname="node-7",DCGM_FI_DRIVER_VERSION="550.54.15",hpc_job="42"} 512.25)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(R"(DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-a",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",)"
+                R"(Hostname="node-7",DCGM_FI_DRIVER_VERSION="550.54.15",hpc_job="42"} 512.25)"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n"), std::string::npos);
   EXPECT_NE(text.find(R"(DCGM_FI_DEV_FB_FREE{gpu="0",)"), std::string::npos);

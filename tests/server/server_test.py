@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,11 +31,11 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def write_config(folder, extra=""):
+def write_config(folder, extra="", listen="127.0.0.1:0"):
     path = os.path.join(folder, "server.yaml")
     with open(path, "w") as f:
         f.write(f"""scenario: {ROOT}/scenarios/dev.yaml
-listen: 127.0.0.1:0
+listen: {listen}
 state: state.db
 tick_seconds: 0.1
 tokens:
@@ -558,11 +559,30 @@ class DurabilityTest(unittest.TestCase):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-AGENT_NODES = ["dev-hgx01-k00-n00", "dev-hgx01-k00-n01", "dev-hgx01-k00-n02"]
+AGENT_NODES = ["dev-hgx01-k00-n00", "dev-hgx01-k00-n01", "dev-hgx01-k00-n02", "dev-hgx01-k00-n03"]
+# promtool's lint of dcgm-exporter's own names (upper-case, camelCase labels, counters without
+# _total): dashboards depend on those names, so the agent keeps them; nothing else may appear.
+DCGM_LINT = re.compile(r'^DCGM_FI_\w+ (counter metrics should have "_total" suffix|'
+                       r"label names should be written in 'snake_case' not 'camelCase')$")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_agent(folder, url, node, *extra):
+    """A `joule agent` for `node` with 8 simulated H100s, working in folder/node."""
+    log = open(os.path.join(folder, f"{node}.log"), "a")
+    return subprocess.Popen(
+        [JOULE, "agent", "--server", url, "--token", AGENT, "--node", node, "--workdir", os.path.join(folder, node),
+         "--heartbeat-seconds", "0.2", "--grace-seconds", "2", "--telemetry", "simulated", "--accelerators", "8",
+         *extra], stderr=log)
 
 
 class AgentTest(unittest.TestCase):
-    """A server and three agents as separate processes on loopback, running real processes."""
+    """A server and four agents as separate processes on loopback, running real processes."""
 
     @classmethod
     def setUpClass(cls):
@@ -570,19 +590,15 @@ class AgentTest(unittest.TestCase):
         config = write_config(cls.dir, "agent_timeout_seconds: 2\n")
         cls.server = Server(config)
         cls.url = cls.server.url
-        # Only the agents' nodes take 8-GPU workers: the fourth HGX node is drained.
-        status, body, _ = call(cls.url, "POST", "/api/v1/nodes/dev-hgx01-k00-n03/drain", OPERATOR, {"reason": "no agent"})
-        assert status == 202, body
         cls.worker = os.path.join(cls.dir, "gang_worker.py")
         shutil.copy(os.path.join(ROOT, "tests/server/gang_worker.py"), cls.worker)
         cls.results = os.path.join(cls.dir, "results")
         os.makedirs(cls.results)
+        cls.metrics_port = free_port()
         cls.agents = {}
         for node in AGENT_NODES:
-            with open(os.path.join(cls.dir, f"{node}.log"), "w") as log:
-                cls.agents[node] = subprocess.Popen(
-                    [JOULE, "agent", "--server", cls.url, "--token", AGENT, "--node", node, "--workdir",
-                     os.path.join(cls.dir, node), "--heartbeat-seconds", "0.2", "--grace-seconds", "2"], stderr=log)
+            extra = ["--metrics-listen", f"127.0.0.1:{cls.metrics_port}"] if node == AGENT_NODES[0] else []
+            cls.agents[node] = start_agent(cls.dir, cls.url, node, *extra)
 
     @classmethod
     def tearDownClass(cls):
@@ -593,6 +609,12 @@ class AgentTest(unittest.TestCase):
         rc = cls.server.stop()
         shutil.rmtree(cls.dir, ignore_errors=True)
         assert rc == 0, f"server exit {rc}"
+
+    def restart_agent(self, node):
+        """SIGKILL of the node's agent (its workers live on), then a new agent on the same work folder."""
+        self.agents[node].kill()
+        self.agents[node].wait()
+        self.agents[node] = start_agent(self.dir, self.url, node)
 
     def gang(self, name, **env):
         body = spec(name, workers=2, gpus=8, command=["python3", self.worker],
@@ -624,7 +646,7 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(call(self.url, "POST", "/api/v1/agents/nowhere/heartbeat", AGENT, {})[0], 404)
         status, body, _ = call(self.url, "POST", f"/api/v1/agents/{AGENT_NODES[0]}/heartbeat", AGENT,
                                {"ended": [{"job": 1, "rank": 0}]})
-        self.assertEqual((status, body["error"]["field"]), (400, "ended[0]"))
+        self.assertEqual((status, body["error"]["field"]), (400, "ended[0].run"))
 
     def test_gang_exchanges_data_and_completes(self):
         job = self.gang("gang")
@@ -634,6 +656,7 @@ class AgentTest(unittest.TestCase):
             self.assertEqual(f.read(), "rank 1 of 2 on 0,1,2,3,4,5,6,7\n")
         events = [e["what"] for e in call(self.url, "GET", f"/api/v1/jobs/{job}/events", LAB_A)[1]["events"]]
         self.assertTrue(any(e.startswith("workers exited (all 0)") for e in events), events)
+        self.assertGreater(view["energy_joules"], 0, "measured energy of the job's GPUs")
         for node in AGENT_NODES:  # output goes to per-job files
             for root, _, files in os.walk(os.path.join(self.dir, node)):
                 if root.endswith(f"job-{job}"):
@@ -657,6 +680,75 @@ class AgentTest(unittest.TestCase):
             self.assertLess(time.time(), deadline, "a worker outlived its cancel")
             time.sleep(0.1)
 
+    def test_agent_serves_dcgm_exporter_metrics(self):
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as res:
+                    text = res.read().decode()
+                if "DCGM_FI_DEV_POWER_USAGE{" in text:
+                    break
+            except OSError:
+                pass
+            self.assertLess(time.time(), deadline, "no GPU metrics from the agent")
+            time.sleep(0.2)
+        for name in ("DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP",
+                     "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_FB_USED"):
+            self.assertEqual(text.count(f"\n{name}{{"), 8, name)
+        self.assertIn(f'Hostname="{AGENT_NODES[0]}"', text)
+        check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        problems = [l for l in (check.stdout + check.stderr).splitlines() if l and not DCGM_LINT.match(l)]
+        self.assertEqual(problems, [], "promtool found more than dcgm-exporter's naming")
+        self.assertIn(check.returncode, (0, 3), "3: lint findings only; 1 would be a format error")
+
+    def test_node_shows_its_agent_and_gpu_readings(self):
+        deadline = time.time() + 30
+        while True:
+            node = call(self.url, "GET", f"/api/v1/nodes/{AGENT_NODES[2]}", OPERATOR)[1]
+            if node["agent"] and len(node["agent"]["gpus"]) == 8:
+                break
+            self.assertLess(time.time(), deadline, node)
+            time.sleep(0.2)
+        self.assertEqual(node["agent"]["gpu_source"], "simulated")
+        self.assertGreaterEqual(node["agent"]["power_watts"], 8 * 70)  # at least idle H100s
+        self.assertEqual(node["agent"]["gpus"][3]["index"], 3)
+
+    def test_agent_with_fewer_accelerators_than_its_node_is_refused(self):
+        with open(os.path.join(self.dir, "few.log"), "w") as log:
+            few = subprocess.run(
+                [JOULE, "agent", "--server", self.url, "--token", AGENT, "--node", AGENT_NODES[3], "--workdir",
+                 os.path.join(self.dir, "few"), "--telemetry", "simulated", "--accelerators", "4"],
+                stderr=log, timeout=30)
+        self.assertEqual(few.returncode, 2)
+        with open(os.path.join(self.dir, "few.log")) as log:
+            self.assertIn("has 8 accelerators in the fleet (hgx-h100); its agent found 4", log.read())
+
+    def test_restarted_agent_adopts_its_workers(self):
+        job = self.gang("adopted", SLEEP="3")
+        view = self.wait(job, ["running"])
+        pids = self.pids(job)
+        self.restart_agent(view["nodes"][1])
+        view = self.wait(job, ["completed", "failed"])
+        self.assertEqual((view["state"], view["restarts"]), ("completed", 0), view)
+        with open(os.path.join(self.results, f"pid-{job}-1")) as f:
+            self.assertEqual(int(f.read()), pids[1], "the worker ran once")
+
+    def test_restarted_agent_stops_workers_cancelled_while_it_was_away(self):
+        job = self.gang("orphan", SLEEP="600")
+        view = self.wait(job, ["running"])
+        pids = self.pids(job)
+        node = view["nodes"][1]
+        self.agents[node].kill()
+        self.agents[node].wait()
+        self.assertEqual(call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", LAB_A)[0], 202)
+        self.wait(job, ["cancelled"])
+        self.assertTrue(os.path.exists(f"/proc/{pids[1]}"), "nobody stopped the worker while its agent was away")
+        self.agents[node] = start_agent(self.dir, self.url, node)
+        deadline = time.time() + 15
+        while os.path.exists(f"/proc/{pids[1]}") and open(f"/proc/{pids[1]}/stat").read().split()[2] != "Z":
+            self.assertLess(time.time(), deadline, "the new agent left a cancelled worker running")
+            time.sleep(0.1)
+
     def test_z_agent_killed_node_down_job_requeued_and_completes(self):
         job = self.gang("survivor", SLEEP="3")
         view = self.wait(job, ["running"])
@@ -676,6 +768,58 @@ class AgentTest(unittest.TestCase):
         node = call(self.url, "GET", f"/api/v1/nodes/{lost}", LAB_A)[1]
         self.assertEqual(node["health"], "down")
         self.assertIn("agent silent", node["reason"])
+
+
+class ServerRestartTest(unittest.TestCase):
+    """The server killed mid-job and started again: the workers go on, the job finishes once."""
+
+    def test_job_survives_a_server_restart_and_is_recorded_once(self):
+        folder = tempfile.mkdtemp(prefix="joule-restart-test-")
+        config = write_config(folder, "agent_timeout_seconds: 5\n", listen=f"127.0.0.1:{free_port()}")
+        server = Server(config)
+        agents = []
+        try:
+            for node in ("dev-hgx01-k00-n02", "dev-hgx01-k00-n03"):
+                self.assertEqual(call(server.url, "POST", f"/api/v1/nodes/{node}/drain", OPERATOR,
+                                      {"reason": "no agent"})[0], 202)
+            agents = [start_agent(folder, server.url, n) for n in ("dev-hgx01-k00-n00", "dev-hgx01-k00-n01")]
+            results = os.path.join(folder, "results")
+            os.makedirs(results)
+            body = spec("through-restart", workers=2, gpus=8, command=["python3", os.path.join(ROOT, "tests/server/gang_worker.py")],
+                        env={"RESULT_DIR": results, "SLEEP": "4"})
+            status, job, _ = call(server.url, "POST", "/api/v1/jobs", LAB_A, body)
+            self.assertEqual(status, 201, job)
+            pid_file = os.path.join(results, f"pid-{job['id']}-1")
+            deadline = time.time() + 30
+            while not (os.path.exists(pid_file) and os.path.getsize(pid_file) > 0):
+                self.assertLess(time.time(), deadline, "the workers did not start")
+                time.sleep(0.1)
+            with open(pid_file) as f:
+                pid = int(f.read())
+            server.stop(signal.SIGKILL)
+            time.sleep(1)
+            self.assertTrue(os.path.exists(f"/proc/{pid}"), "a server restart must not stop running workers")
+            server = Server(config)
+            deadline = time.time() + 60
+            while (view := call(server.url, "GET", f"/api/v1/jobs/{job['id']}", LAB_A)[1])["state"] == "running":
+                self.assertLess(time.time(), deadline, view)
+                time.sleep(0.1)
+            self.assertEqual((view["state"], view["restarts"]), ("completed", 0), view)
+            with open(pid_file) as f:
+                self.assertEqual(int(f.read()), pid, "the worker ran once")
+            audit = call(server.url, "GET", "/api/v1/audit?limit=1000", OPERATOR)[1]["entries"]
+            finishes = [a for a in audit if a["action"] == "finish" and a["target"] == f"job/{job['id']}"]
+            self.assertEqual(len(finishes), 1, finishes)
+            # Every heartbeat after the end repeats nothing: the end stays recorded once.
+            time.sleep(1)
+            audit = call(server.url, "GET", "/api/v1/audit?limit=1000", OPERATOR)[1]["entries"]
+            self.assertEqual(len([a for a in audit if a["action"] == "finish"]), 1)
+        finally:
+            for a in agents:
+                a.terminate()
+                a.wait(30)
+            self.assertEqual(server.stop(), 0)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

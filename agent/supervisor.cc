@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -32,12 +33,13 @@ Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::fil
                  const std::filesystem::path& exit_file) {
   Prepared p;
   p.joule = joule;
+  const uint32_t tasks = std::max<uint32_t>(1, l.tasks);
   p.words = {"joule",
              "agent-shim",
              exit_file.string(),
              dir.string(),
-             (dir / fmt::format("rank-{}.out", l.key.rank)).string(),
-             (dir / fmt::format("rank-{}.err", l.key.rank)).string(),
+             std::to_string(l.key.rank * tasks),
+             std::to_string(tasks),
              "--"};
   if (!l.script.empty()) {
     p.words.insert(p.words.end(), {"/bin/bash", "script.sh"});
@@ -55,12 +57,12 @@ Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::fil
   }
   for (const auto& [k, v] : l.env) env[k] = v;
   std::string devices;
-  for (uint32_t d : l.devices) devices += (devices.empty() ? "" : ",") + std::to_string(d);
+  for (uint32_t d : l.devices) devices += fmt::format("{}{}", devices.empty() ? "" : ",", d);
   env["CUDA_VISIBLE_DEVICES"] = devices;
   env["JOULE_JOB_ID"] = std::to_string(l.key.job);
-  env["RANK"] = std::to_string(l.key.rank);
-  env["WORLD_SIZE"] = std::to_string(l.world_size);
-  env["LOCAL_RANK"] = "0";
+  env["NODE_RANK"] = std::to_string(l.key.rank);  // the worker's rank; RANK and LOCAL_RANK: the shim's
+  env["WORLD_SIZE"] = std::to_string(l.world_size * tasks);
+  env["LOCAL_WORLD_SIZE"] = std::to_string(tasks);
   env["MASTER_ADDR"] = l.master_addr;
   env["MASTER_PORT"] = std::to_string(l.master_port);
   for (const auto& [k, v] : env) p.env.push_back(k + "=" + v);
@@ -100,6 +102,11 @@ void WriteAll(int fd, const char* s, size_t n) {
   execvp(argv[0], argv);
   fmt::print(stderr, "joule agent: cannot run {}: {}\n", argv[0], std::strerror(errno));
   _exit(127);
+}
+
+bool ParseCount(const char* text, uint32_t& out) {
+  const std::string_view s(text);
+  return std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc() && !s.empty();
 }
 
 bool GroupAlive(pid_t pgid) { return pgid > 0 && (kill(-pgid, 0) == 0 || errno == EPERM); }
@@ -265,26 +272,49 @@ Status Supervisor::Load() {
 }
 
 int ShimMain(int argc, char** argv) {
-  if (argc < 6 || std::string_view(argv[4]) != "--") {
-    fmt::print(stderr, "usage: joule agent-shim EXIT_FILE DIR OUT ERR -- COMMAND... (run by joule agent)\n");
+  uint32_t first_rank = 0, tasks = 0;
+  if (argc < 6 || std::string_view(argv[4]) != "--" || !ParseCount(argv[2], first_rank) ||
+      !ParseCount(argv[3], tasks) || tasks == 0) {
+    fmt::print(stderr, "usage: joule agent-shim EXIT_FILE DIR FIRST_RANK TASKS -- COMMAND... (run by joule agent)\n");
     return 2;
   }
-  const std::string exit_file = argv[0], tmp = exit_file + ".tmp";
+  const std::string exit_file = argv[0], dir = argv[1], tmp = fmt::format("{}.tmp", exit_file);
   struct sigaction ignore {};
   ignore.sa_handler = SIG_IGN;
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &ignore, nullptr);
-  const pid_t worker = fork();
-  if (worker < 0) return 126;
-  if (worker == 0) ExecWorker(argv + 5, argv[1], argv[2], argv[3]);
-  int status = 0;
-  while (waitpid(worker, &status, 0) < 0) {
-    if (errno != EINTR) return kExitLost;
+  std::vector<pid_t> running;
+  for (uint32_t t = 0; t < tasks; ++t) {
+    const std::string rank = std::to_string(first_rank + t);
+    const std::string out = fmt::format("{}/rank-{}.out", dir, rank), err = fmt::format("{}/rank-{}.err", dir, rank);
+    const pid_t task = fork();
+    if (task < 0) break;
+    if (task == 0) {  // the shim has one thread: the environment may be changed here
+      setenv("RANK", rank.c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(t).c_str(), 1);
+      ExecWorker(argv + 5, dir.c_str(), out.c_str(), err.c_str());
+    }
+    running.push_back(task);
   }
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // The worker's code: its first task to fail (the others are then stopped), else 0.
+  int code = running.size() == tasks ? 0 : 126;
+  while (!running.empty()) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      code = kExitLost;
+      break;
+    }
+    if (std::erase(running, pid) == 0) continue;
+    const int task_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (task_code != 0 && code == 0) {
+      code = task_code;
+      for (pid_t other : running) kill(other, SIGTERM);
+    }
+  }
   {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << code << '\n';
-    out.flush();
+    std::ofstream file(tmp, std::ios::trunc);
+    file << code << '\n';
   }
   std::error_code ec;
   std::filesystem::rename(tmp, exit_file, ec);

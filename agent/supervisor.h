@@ -40,6 +40,7 @@ struct WorkerLaunch {
   std::vector<std::string> argv;  // command and args; empty with a script: bash script.sh
   std::map<std::string, std::string> env;
   std::string script;
+  uint32_t tasks = 1;  // processes of the worker (tasks_per_worker): ranks rank*tasks ... +tasks-1
 };
 
 // A worker whose process the shim could not tell the end of (killed with it, or gone while no
@@ -93,9 +94,11 @@ class Supervisor {
   std::vector<std::optional<uint64_t>> last_energy_mj_;  // per device: the previous reading
 };
 
-// `joule agent-shim EXIT_FILE DIR OUT ERR -- COMMAND...`: runs COMMAND in DIR with its output
-// appended to OUT and ERR, waits for it, writes its exit code (128 + signal when killed) to
-// EXIT_FILE and exits with it. SIGTERM, SIGINT and SIGHUP are for the worker, not the shim.
+// `joule agent-shim EXIT_FILE DIR FIRST_RANK TASKS -- COMMAND...`: runs TASKS copies of COMMAND in
+// DIR, task t with RANK=FIRST_RANK+t and LOCAL_RANK=t and its output appended to rank-RANK.out
+// and .err; waits for them (stopping the others with SIGTERM when one fails), writes the worker's
+// exit code — the first failed task's (128 + signal when killed), else 0 — to EXIT_FILE and exits
+// with it. SIGTERM, SIGINT and SIGHUP are for the tasks, not the shim.
 int ShimMain(int argc, char** argv);
 
 }  // namespace joule::agent

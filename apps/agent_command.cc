@@ -89,6 +89,7 @@ agent::WorkerLaunch LaunchOf(const json& a) {
   }
   l.env = a["env"].get<std::map<std::string, std::string>>();
   l.script = a["script"].get<std::string>();
+  l.tasks = a["tasks_per_worker"].get<uint32_t>();
   return l;
 }
 

@@ -78,6 +78,26 @@ TEST_F(SupervisorTest, RunsTheCommandWithTheJobsEnvironmentAndReportsItsExitCode
   EXPECT_EQ(ReadFile(dir_ / "job-7/rank-0.err"), "oops\n");
 }
 
+TEST_F(SupervisorTest, EachTaskOfAWorkerGetsItsRankAndOutput) {
+  std::unique_ptr<Supervisor> s = Open();
+  WorkerLaunch l = Shell(16, R"(echo "$RANK $LOCAL_RANK $NODE_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE")", {0, 1, 2});
+  l.key.rank = 1;
+  l.tasks = 3;
+  ASSERT_TRUE(s->Start(l).ok());
+  EXPECT_EQ(WaitExit(*s, l.key), 0);
+  // Worker 1 of 2 with 3 tasks each: global ranks 3, 4, 5 of 6.
+  EXPECT_EQ(ReadFile(dir_ / "job-16/rank-3.out"), "3 0 1 6 3\n");
+  EXPECT_EQ(ReadFile(dir_ / "job-16/rank-5.out"), "5 2 1 6 3\n");
+}
+
+TEST_F(SupervisorTest, AFailedTaskStopsItsSiblingsAndFailsTheWorker) {
+  std::unique_ptr<Supervisor> s = Open();
+  WorkerLaunch l = Shell(17, R"(if [ "$LOCAL_RANK" = 1 ]; then exit 9; fi; exec sleep 60)");
+  l.tasks = 3;
+  ASSERT_TRUE(s->Start(l).ok());
+  EXPECT_EQ(WaitExit(*s, l.key), 9) << "the failed task's code, the sleeping siblings stopped";
+}
+
 TEST_F(SupervisorTest, AWorkerThatCannotStartExitsWith127) {
   std::unique_ptr<Supervisor> s = Open();
   WorkerLaunch l = Shell(8, "");

@@ -86,7 +86,7 @@ class SimulatedTelemetry final : public Telemetry {
 
 }  // namespace
 
-std::unique_ptr<Telemetry> OpenSimulated(const AcceleratorType& type, uint32_t count, std::string node,
+std::unique_ptr<Telemetry> OpenSimulated(const AcceleratorType& type, uint32_t count, const std::string& node,
                                          MonotonicMs clock) {
   return std::make_unique<SimulatedTelemetry>(type, count, node, std::move(clock));
 }

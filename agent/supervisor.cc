@@ -65,7 +65,7 @@ Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::fil
   env["LOCAL_WORLD_SIZE"] = std::to_string(tasks);
   env["MASTER_ADDR"] = l.master_addr;
   env["MASTER_PORT"] = std::to_string(l.master_port);
-  for (const auto& [k, v] : env) p.env.push_back(k + "=" + v);
+  for (const auto& [k, v] : env) p.env.push_back(fmt::format("{}={}", k, v));
   for (std::string& w : p.words) p.argv.push_back(w.data());
   p.argv.push_back(nullptr);
   for (std::string& e : p.env) p.envp.push_back(e.data());

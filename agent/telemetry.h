@@ -61,7 +61,7 @@ using MonotonicMs = std::function<int64_t()>;
 
 // `count` devices of `type`: idle at type.idle_w, busy at 90% of type.rated_w; energy integrates
 // power over `clock`; temperature follows power. Deterministic for a given clock.
-std::unique_ptr<Telemetry> OpenSimulated(const AcceleratorType& type, uint32_t count, std::string node,
+std::unique_ptr<Telemetry> OpenSimulated(const AcceleratorType& type, uint32_t count, const std::string& node,
                                          MonotonicMs clock);
 
 }  // namespace joule::agent

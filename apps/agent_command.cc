@@ -201,9 +201,10 @@ class Agent {
         continue;
       }
       // A new run of a job starts once its earlier run's processes here are gone (ports, GPU memory).
+      const WorkerKey wanted = key;  // clang 14 does not capture structured bindings
       const bool earlier_alive = std::any_of(
           workers_->workers().begin(), workers_->workers().end(),
-          [&](const auto& w) { return w.first.job == key.job && w.first.run != key.run && !w.second.exit_code; });
+          [&](const auto& w) { return w.first.job == wanted.job && w.first.run != wanted.run && !w.second.exit_code; });
       if (earlier_alive) continue;
       if (Status s = workers_->Start(LaunchOf(*a)); !s.ok()) {
         fmt::print(stderr, "joule agent: job {} rank {}: {}\n", key.job, key.rank, s.message());

@@ -55,7 +55,7 @@ class SupervisorTest : public ::testing::Test {
   // Reaps until the worker has an exit code (or 20 s pass).
   static std::optional<int> WaitExit(Supervisor& s, const WorkerKey& key, int64_t grace_ms = -1) {
     for (int i = 0; i < 2000; ++i) {
-      if (grace_ms >= 0) s.Stop(key, i * 10, grace_ms);
+      if (grace_ms >= 0) s.Stop(key, int64_t{i} * 10, grace_ms);
       s.Reap();
       if (s.workers().at(key).exit_code) return s.workers().at(key).exit_code;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

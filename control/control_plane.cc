@@ -748,7 +748,12 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
     return ApiError{503, "", "the journal failed: the report was not accepted"};
   }
   std::vector<Assignment> out;
-  for (JobId id : running_jobs_) {
+  // The node's jobs (a job with several workers here is listed once), not every running job.
+  std::vector<JobId> here = nodes_[node->value()].jobs;
+  std::sort(here.begin(), here.end());
+  here.erase(std::unique(here.begin(), here.end()), here.end());
+  for (JobId id : here) {
+    if (!running_jobs_.contains(id)) continue;
     const JobInfo& job = jobs_.at(id);
     for (uint32_t rank = 0; rank < job.nodes.size(); ++rank) {
       if (job.nodes[rank] != *node) continue;

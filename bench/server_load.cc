@@ -1,8 +1,10 @@
 // Load generator for `joule server` on loopback (scripts/server-bench.sh runs it): job submits
 // over keep-alive connections, either as fast as C connections allow (closed loop: throughput) or
 // at a fixed rate (open loop: latency measured from each request's scheduled time, so a stalled
-// server is charged for the requests it delayed). Prints one line of figures.
-//   joule_server_load URL TOKEN --connections C --seconds S [--rate R] [--total N]
+// server is charged for the requests it delayed). With --agents NODE,NODE,... it posts node
+// agents' heartbeats instead (each with eight GPUs' readings, as `joule agent` sends them), round
+// robin over those nodes. Prints one line of figures.
+//   joule_server_load URL TOKEN --connections C --seconds S [--rate R] [--total N] [--agents NODES]
 #include <httplib.h>
 
 #include <algorithm>
@@ -23,17 +25,36 @@ struct Worker {
   uint64_t ok = 0, failed = 0;
 };
 
+// A heartbeat as `joule agent` sends it from an idle node with eight GPUs.
+std::string Heartbeat(uint64_t n) {
+  std::string gpus;
+  for (int g = 0; g < 8; ++g) {
+    gpus += std::string(g > 0 ? "," : "") + "{\"index\":" + std::to_string(g) + ",\"uuid\":\"GPU-load-" +
+            std::to_string(g) +
+            "\",\"model\":\"NVIDIA H100 80GB HBM3\",\"memory_mib\":81920,\"power_watts\":70.5,"
+            "\"energy_joules\":" +
+            std::to_string(n * 70) +
+            ",\"temperature_c\":34,\"utilization_percent\":0,\"memory_used_mib\":0,\"ecc_corrected\":0,"
+            "\"ecc_uncorrected\":0,\"xid_errors\":0,\"last_xid\":0,\"power_limit_watts\":700.0}";
+  }
+  return "{\"address\":\"10.0.0.1\",\"ended\":[],\"running\":[],\"gpus\":{\"source\":\"nvml\",\"count\":8,"
+         "\"driver_version\":\"550.54.15\",\"devices\":[" +
+         gpus + "]}}";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R] [--total N]\n");
+    std::fprintf(stderr, "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R] [--total N] "
+                 "[--agents NODE,...]\n");
     return 2;
   }
   const std::string url = argv[1], token = argv[2];
   int connections = 32;
   double seconds = 10, rate = 0;
   uint64_t total = 0;  // stop after this many submits in all (0: no limit)
+  std::vector<std::string> agents;  // heartbeats for these nodes instead of submits
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--connections") {
@@ -44,6 +65,12 @@ int main(int argc, char** argv) {
       rate = std::atof(argv[i + 1]);
     } else if (flag == "--total") {
       total = std::strtoull(argv[i + 1], nullptr, 10);
+    } else if (flag == "--agents") {
+      for (std::string list = argv[i + 1]; !list.empty();) {
+        const size_t comma = list.find(',');
+        agents.push_back(list.substr(0, comma));
+        list = comma == std::string::npos ? "" : list.substr(comma + 1);
+      }
     } else {
       std::fprintf(stderr, "joule_server_load: unknown flag %s\n", flag.c_str());
       return 2;
@@ -82,13 +109,17 @@ int main(int argc, char** argv) {
         }
         const uint64_t n = serial++;
         if (total > 0 && n >= total) break;
-        const std::string body = "{\"name\":\"load-" + std::to_string(n) +
-                                 "\",\"workers\":" + std::to_string(1 + n % 4) +
-                                 ",\"resources\":{\"gpus\":" + std::to_string(1 + n % 8) +
-                                 "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}";
-        httplib::Result r = client.Post("/api/v1/jobs", headers, body, "application/json");
+        const std::string body = agents.empty()
+                                     ? "{\"name\":\"load-" + std::to_string(n) + "\",\"workers\":" +
+                                           std::to_string(1 + n % 4) + ",\"resources\":{\"gpus\":" +
+                                           std::to_string(1 + n % 8) +
+                                           "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}"
+                                     : Heartbeat(n);
+        const std::string path =
+            agents.empty() ? "/api/v1/jobs" : "/api/v1/agents/" + agents[n % agents.size()] + "/heartbeat";
+        httplib::Result r = client.Post(path, headers, body, "application/json");
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count();
-        if (r && r->status == 201) {
+        if (r && (r->status == 201 || (!agents.empty() && r->status == 200))) {
           me.ok++;
           me.latency_ms.push_back(ms);
         } else {
@@ -110,8 +141,9 @@ int main(int argc, char** argv) {
   auto pct = [&](double p) {
     return all.empty() ? 0.0 : all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))];
   };
-  std::printf("submits %llu ok, %llu failed in %.1f s: %.0f/s; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
-              static_cast<unsigned long long>(ok), static_cast<unsigned long long>(failed), elapsed, ok / elapsed,
+  std::printf("%s %llu ok, %llu failed in %.1f s: %.0f/s; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
+              agents.empty() ? "submits" : "heartbeats", static_cast<unsigned long long>(ok),
+              static_cast<unsigned long long>(failed), elapsed, ok / elapsed,
               pct(0.5), pct(0.99), pct(0.999), all.empty() ? 0.0 : all.back());
   return failed == 0 ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 #   1. sustained durable submits per second, 64 connections as fast as they go (target >= 5,000);
 #   2. submit latency at 1,000 submits/s, open loop (target p99 <= 20 ms);
 #   3. `joule queue` over 100,000 jobs (target <= 1 s);
+#   4. node agents' heartbeats (eight GPUs' readings each) at 2,000/s, then as fast as they go;
 # then how long a restart takes to replay the journal.
 # Usage: scripts/server-bench.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
@@ -22,6 +23,7 @@ state: state.db
 tick_seconds: 1
 tokens:
   - {name: bench, tenant: lab-a, sha256: $sha}
+  - {name: agents, agent: true, sha256: $(printf %s agent-bench-token | sha256sum | cut -d' ' -f1)}
 YAML
 "$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
 server=$!
@@ -43,6 +45,11 @@ echo "  $(($(wc -l <"$work/queue.txt") - 1)) rows"
 echo "server-bench: throughput, 64 connections, 20 s (over a queue of 100,000+)"
 "$load" "$url" "$token" --connections 64 --seconds 20
 curl -s "$url/metrics" | grep -E "^joule_journal_(records|commits)_total|^joule_engine_step_max_seconds|^joule_engine_steps_total|^joule_engine_step_seconds_total"
+nodes=$(curl -s -H "Authorization: Bearer $token" "$url/api/v1/nodes" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | paste -sd,)
+echo "server-bench: heartbeats at 2,000/s over the fleet's $(echo "$nodes" | tr , '\n' | wc -l) nodes, 32 connections, 20 s"
+"$load" "$url" agent-bench-token --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
+echo "server-bench: heartbeats as fast as 64 connections go, 10 s"
+"$load" "$url" agent-bench-token --connections 64 --seconds 10 --agents "$nodes"
 echo "server-bench: restart on the journal"
 kill "$server"
 wait "$server" || true

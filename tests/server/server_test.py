@@ -31,10 +31,10 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def write_config(folder, extra="", listen="127.0.0.1:0"):
+def write_config(folder, extra="", listen="127.0.0.1:0", scenario=None):
     path = os.path.join(folder, "server.yaml")
     with open(path, "w") as f:
-        f.write(f"""scenario: {ROOT}/scenarios/dev.yaml
+        f.write(f"""scenario: {scenario or ROOT + '/scenarios/dev.yaml'}
 listen: {listen}
 state: state.db
 tick_seconds: 0.1
@@ -768,6 +768,60 @@ class AgentTest(unittest.TestCase):
         node = call(self.url, "GET", f"/api/v1/nodes/{lost}", LAB_A)[1]
         self.assertEqual(node["health"], "down")
         self.assertIn("agent silent", node["reason"])
+
+
+class PowerLimitTest(unittest.TestCase):
+    """The engine caps a gang under a tight row budget; an agent run with --apply-power-limits sets
+    its GPUs' limits to the cap and restores them after; an agent without it only reads them."""
+
+    def test_agent_applies_the_engines_cap_only_when_told(self):
+        folder = tempfile.mkdtemp(prefix="joule-power-test-")
+        with open(os.path.join(ROOT, "scenarios/dev.yaml")) as f:
+            scenario = f.read().replace("power_budget_kw: 60", "power_budget_kw: 22")  # the HGX row
+        self.assertIn("power_budget_kw: 22", scenario)
+        with open(os.path.join(folder, "capped.yaml"), "w") as f:
+            f.write(scenario)
+        server = Server(write_config(folder, scenario=os.path.join(folder, "capped.yaml")))
+        agents = []
+        try:
+            for node in ("dev-hgx01-k00-n02", "dev-hgx01-k00-n03"):
+                call(server.url, "POST", f"/api/v1/nodes/{node}/drain", OPERATOR, {"reason": "no agent"})
+            agents = [start_agent(folder, server.url, "dev-hgx01-k00-n00", "--apply-power-limits"),
+                      start_agent(folder, server.url, "dev-hgx01-k00-n01")]
+            status, job, _ = call(server.url, "POST", "/api/v1/jobs", LAB_A,
+                                  spec("capped", workers=2, gpus=8, command=["sleep", "600"]))
+            self.assertEqual(status, 201, job)
+
+            def limits(node):
+                agent = call(server.url, "GET", f"/api/v1/nodes/{node}", OPERATOR)[1]["agent"]
+                return sorted({g["power_limit_watts"] for g in agent["gpus"]}) if agent else []
+
+            def wait_for(node, watts):
+                deadline = time.time() + 30
+                while limits(node) != [watts]:
+                    self.assertLess(time.time(), deadline, f"{node}: limits {limits(node)}, expected {watts}")
+                    time.sleep(0.2)
+
+            deadline = time.time() + 30
+            while True:
+                events = [e["what"] for e in call(server.url, "GET", f"/api/v1/jobs/{job['id']}/events", LAB_A)[1]["events"]]
+                capped = [re.search(r"power capped at (\d+)‰", e) for e in events]
+                capped = [int(m.group(1)) for m in capped if m]
+                if capped:
+                    break
+                self.assertLess(time.time(), deadline, events)
+                time.sleep(0.1)
+            self.assertLess(capped[0], 1000)
+            wait_for("dev-hgx01-k00-n00", 700 * capped[0] / 1000)  # a simulated H100's default: 700 W
+            self.assertEqual(limits("dev-hgx01-k00-n01"), [700.0], "read only without the switch")
+            self.assertEqual(call(server.url, "POST", f"/api/v1/jobs/{job['id']}/cancel", LAB_A)[0], 202)
+            wait_for("dev-hgx01-k00-n00", 700.0)
+        finally:
+            for a in agents:
+                a.terminate()
+                a.wait(30)
+            self.assertEqual(server.stop(), 0)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class ServerRestartTest(unittest.TestCase):

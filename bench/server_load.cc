@@ -46,14 +46,15 @@ std::string Heartbeat(uint64_t n) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R] [--total N] "
+    std::fprintf(stderr,
+                 "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R] [--total N] "
                  "[--agents NODE,...]\n");
     return 2;
   }
   const std::string url = argv[1], token = argv[2];
   int connections = 32;
   double seconds = 10, rate = 0;
-  uint64_t total = 0;  // stop after this many submits in all (0: no limit)
+  uint64_t total = 0;               // stop after this many submits in all (0: no limit)
   std::vector<std::string> agents;  // heartbeats for these nodes instead of submits
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -109,12 +110,11 @@ int main(int argc, char** argv) {
         }
         const uint64_t n = serial++;
         if (total > 0 && n >= total) break;
-        const std::string body = agents.empty()
-                                     ? "{\"name\":\"load-" + std::to_string(n) + "\",\"workers\":" +
-                                           std::to_string(1 + n % 4) + ",\"resources\":{\"gpus\":" +
-                                           std::to_string(1 + n % 8) +
-                                           "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}"
-                                     : Heartbeat(n);
+        const std::string body = agents.empty() ? "{\"name\":\"load-" + std::to_string(n) +
+                                                      "\",\"workers\":" + std::to_string(1 + n % 4) +
+                                                      ",\"resources\":{\"gpus\":" + std::to_string(1 + n % 8) +
+                                                      "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}"
+                                                : Heartbeat(n);
         const std::string path =
             agents.empty() ? "/api/v1/jobs" : "/api/v1/agents/" + agents[n % agents.size()] + "/heartbeat";
         httplib::Result r = client.Post(path, headers, body, "application/json");
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
   };
   std::printf("%s %llu ok, %llu failed in %.1f s: %.0f/s; latency ms p50 %.2f p99 %.2f p99.9 %.2f max %.2f\n",
               agents.empty() ? "submits" : "heartbeats", static_cast<unsigned long long>(ok),
-              static_cast<unsigned long long>(failed), elapsed, ok / elapsed,
-              pct(0.5), pct(0.99), pct(0.999), all.empty() ? 0.0 : all.back());
+              static_cast<unsigned long long>(failed), elapsed, ok / elapsed, pct(0.5), pct(0.99), pct(0.999),
+              all.empty() ? 0.0 : all.back());
   return failed == 0 ? 0 : 1;
 }

@@ -279,9 +279,12 @@ int ShimMain(int argc, char** argv) {
     return 2;
   }
   const std::string exit_file = argv[0], dir = argv[1], tmp = fmt::format("{}.tmp", exit_file);
-  struct sigaction ignore {};
-  ignore.sa_handler = SIG_IGN;
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &ignore, nullptr);
+  // Blocked, not ignored: a task inherits the mask, so a SIGTERM that reaches it before it
+  // unblocks (ExecWorker) waits for it instead of being lost as an ignored one would be.
+  sigset_t worker_signals;
+  sigemptyset(&worker_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&worker_signals, sig);
+  sigprocmask(SIG_BLOCK, &worker_signals, nullptr);
   std::vector<pid_t> running;
   for (uint32_t t = 0; t < tasks; ++t) {
     const std::string rank = std::to_string(first_rank + t);

@@ -98,7 +98,7 @@ class Supervisor {
 // DIR, task t with RANK=FIRST_RANK+t and LOCAL_RANK=t and its output appended to rank-RANK.out
 // and .err; waits for them (stopping the others with SIGTERM when one fails), writes the worker's
 // exit code — the first failed task's (128 + signal when killed), else 0 — to EXIT_FILE and exits
-// with it. SIGTERM, SIGINT and SIGHUP are for the tasks, not the shim.
+// with it. SIGTERM, SIGINT and SIGHUP are for the tasks: the shim blocks them.
 int ShimMain(int argc, char** argv);
 
 }  // namespace joule::agent

@@ -24,7 +24,7 @@ using nlohmann::json;
 // Everything the forked child needs, built before fork: between fork and exec a process of a
 // multi-threaded program may only make async-signal-safe calls (no allocation, no locks).
 struct Prepared {
-  std::string joule, cannot_run;
+  std::string joule;
   std::vector<std::string> words, env;
   std::vector<char*> argv, envp;
 };
@@ -48,7 +48,6 @@ Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::fil
   } else {
     p.words.push_back("/bin/true");
   }
-  p.cannot_run = fmt::format("joule agent: cannot run {}\n", joule);
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view kv(*e);
@@ -150,17 +149,34 @@ Status Supervisor::Start(const WorkerLaunch& l) {
     if (!script.flush()) return Status::Error(fmt::format("{}: cannot write", (dir / "script.sh").string()));
   }
   const Prepared p = Prepare(joule_, l, dir, ExitFile(l.key));
+  // A close-on-exec pipe tells when the child has its own session and has become the shim (the
+  // pipe closes) or why it could not (an errno arrives): a stop never signals a group not made yet.
+  int exec_pipe[2];
+  if (pipe2(exec_pipe, O_CLOEXEC) != 0) return Status::Error(fmt::format("pipe: {}", std::strerror(errno)));
   const pid_t pid = fork();
-  if (pid < 0) return Status::Error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid < 0) {
+    close(exec_pipe[0]);
+    close(exec_pipe[1]);
+    return Status::Error(fmt::format("fork: {}", std::strerror(errno)));
+  }
   if (pid == 0) {
+    close(exec_pipe[0]);
     setsid();
     execve(p.joule.c_str(), p.argv.data(), p.envp.data());
-    WriteAll(2, p.cannot_run.data(), p.cannot_run.size());
+    const int error = errno;
+    WriteAll(exec_pipe[1], reinterpret_cast<const char*>(&error), sizeof(error));
     _exit(127);
   }
-  // The shim calls setsid itself; doing it here too closes the window in which a stop could
-  // signal a group that does not exist yet.
-  setpgid(pid, pid);
+  close(exec_pipe[1]);
+  int error = 0;
+  ssize_t n = 0;
+  while ((n = read(exec_pipe[0], &error, sizeof(error))) < 0 && errno == EINTR) {
+  }
+  close(exec_pipe[0]);
+  if (n > 0) {
+    waitpid(pid, nullptr, 0);
+    return Status::Error(fmt::format("cannot run {} agent-shim: {}", joule_, std::strerror(error)));
+  }
   workers_[l.key] = Worker{l.key, pid, l.devices, std::nullopt, false, -1, 0};
   return Save();
 }

@@ -181,6 +181,16 @@ TEST_F(SupervisorTest, AnAdoptedWorkerGoneWithoutAnExitCodeIsReportedLost) {
   EXPECT_EQ(WaitExit(*second, l.key), kExitLost);
 }
 
+TEST_F(SupervisorTest, AShimThatCannotRunIsAnErrorOfStart) {
+  Result<std::unique_ptr<Supervisor>> s = Supervisor::Open(dir_, "/no/such/joule");
+  ASSERT_TRUE(s.ok());
+  const Status started = (*s)->Start(Shell(18, "true"));
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.message().find("cannot run /no/such/joule agent-shim: No such file"), std::string::npos)
+      << started.message();
+  EXPECT_TRUE((*s)->workers().empty());
+}
+
 TEST_F(SupervisorTest, AWorkerListThatIsNotOneIsRefusedWithItsPath) {
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ / "workers.json") << "{not json";

@@ -113,7 +113,8 @@ SubmitSpec Parse(const YAML::Node& root) {
 // specs equal the YAML path's (checked by fuzz/job_spec_fuzz.cc).
 std::optional<SubmitSpec> ParsePlainJson(const std::string& text) {
   using nlohmann::json;
-  if (text.find('\\') != std::string::npos) return std::nullopt;
+  // nlohmann's lexer takes a NUL byte for the end of the input: what follows one would be ignored.
+  if (text.find_first_of(std::string_view("\\\0", 2)) != std::string::npos) return std::nullopt;
   bool repeated = false;
   std::vector<std::vector<std::string>> keys;
   const json root = json::parse(

@@ -59,6 +59,12 @@ std::optional<TimeMs> ParseSlurmTime(std::string_view text) {
     if (!n) return std::nullopt;
     parts.push_back(*n);
   }
+  // Beyond a billion of any unit the products below could overflow; no queue allows such times.
+  constexpr uint64_t kMaxField = 1'000'000'000;
+  if ((days && *days > kMaxField) ||
+      std::any_of(parts.begin(), parts.end(), [](uint64_t n) { return n > kMaxField; })) {
+    return std::nullopt;
+  }
   TimeMs t = 0;
   if (days) {  // days-hours[:minutes[:seconds]]
     if (parts.empty() || parts.size() > 3) return std::nullopt;

@@ -171,6 +171,10 @@ TEST(JobSpecEncodingTest, PlainJsonFastPathAgreesWithTheYamlPath) {
       R"({"name":"","workers":1})",              // broken limits
   };
   for (const std::string& text : declined) EXPECT_FALSE(io::ParsePlainJson(text)) << text;
+  // nlohmann's parser stops at a NUL byte: what follows must not be ignored (found by job_spec_fuzz).
+  const std::string with_nul("{\"name\":\"a\"}\0{\"x\"", 17);
+  EXPECT_FALSE(io::ParsePlainJson(with_nul));
+  EXPECT_FALSE(io::ParseJobSpec(with_nul, "body").ok());
   Result<io::SubmitSpec> r = io::ParseJobSpec(R"({"name":"a","colour":1})", "body");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("body:1:"), std::string::npos) << r.status().message();

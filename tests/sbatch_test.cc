@@ -15,7 +15,9 @@ TEST(SbatchTest, SlurmTimeFormats) {
   EXPECT_EQ(ParseSlurmTime("2-12"), 2 * kD + 12 * kH);
   EXPECT_EQ(ParseSlurmTime("2-12:30"), 2 * kD + 12 * kH + 30 * kM);
   EXPECT_EQ(ParseSlurmTime("1-00:00:01"), kD + kS);
-  for (const char* bad : {"", "0", "1:2:3:4", "x", "1-", "-5", "UNLIMITED", "1-2:3:4:5", "1.5"}) {
+  // Numbers whose product in milliseconds would overflow (found by sbatch_fuzz) are refused.
+  for (const char* bad : {"", "0", "1:2:3:4", "x", "1-", "-5", "UNLIMITED", "1-2:3:4:5", "1.5", "2333333333333334",
+                          "1-9999999999999", "1:9999999999999:0"}) {
     EXPECT_FALSE(ParseSlurmTime(bad).has_value()) << bad;
   }
 }

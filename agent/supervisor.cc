@@ -108,7 +108,18 @@ bool ParseCount(const char* text, uint32_t& out) {
   return std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc() && !s.empty();
 }
 
-bool GroupAlive(pid_t pgid) { return pgid > 0 && (kill(-pgid, 0) == 0 || errno == EPERM); }
+// This boot of the machine (Linux): process group ids saved before a reboot mean nothing after it.
+std::string BootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  in >> id;
+  return id;
+}
+
+// kill(-1) would signal every process: group ids of 0 and 1 are never signalled.
+int SignalGroup(pid_t pgid, int sig) { return pgid > 1 ? kill(-pgid, sig) : -1; }
+
+bool GroupAlive(pid_t pgid) { return pgid > 1 && (SignalGroup(pgid, 0) == 0 || errno == EPERM); }
 
 }  // namespace
 
@@ -120,6 +131,7 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Open(std::filesystem::path workd
   if (joule.empty()) joule = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   if (ec) return Status::Error(fmt::format("cannot find the joule binary: {}", ec.message()));
   std::unique_ptr<Supervisor> s(new Supervisor(std::move(workdir), std::move(joule)));
+  s->boot_id_ = BootId();
   if (Status loaded = s->Load(); !loaded.ok()) return loaded;
   return s;
 }
@@ -188,14 +200,14 @@ void Supervisor::Reap() {
       if (w.pgid != pid || w.exit_code) continue;
       const std::optional<int> recorded = ReadExitFile(key);
       w.exit_code = recorded ? *recorded : (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-      kill(-w.pgid, SIGKILL);  // what the worker started and left behind
+      SignalGroup(w.pgid, SIGKILL);  // what the worker started and left behind
     }
   }
   for (auto& [key, w] : workers_) {
     if (w.exit_code || !w.adopted) continue;
     if (std::optional<int> recorded = ReadExitFile(key)) {
       w.exit_code = *recorded;
-      kill(-w.pgid, SIGKILL);
+      SignalGroup(w.pgid, SIGKILL);
     } else if (!GroupAlive(w.pgid)) {
       w.exit_code = kExitLost;
     }
@@ -207,10 +219,10 @@ void Supervisor::Stop(const WorkerKey& key, int64_t now_ms, int64_t grace_ms) {
   if (it == workers_.end() || it->second.exit_code) return;
   Worker& w = it->second;
   if (w.kill_at_ms < 0) {
-    kill(-w.pgid, SIGTERM);
+    SignalGroup(w.pgid, SIGTERM);
     w.kill_at_ms = now_ms + grace_ms;
   } else if (now_ms >= w.kill_at_ms) {
-    kill(-w.pgid, SIGKILL);
+    SignalGroup(w.pgid, SIGKILL);
   }
 }
 
@@ -249,7 +261,7 @@ Status Supervisor::Save() const {
   const std::filesystem::path path = workdir_ / "workers.json", tmp = workdir_ / "workers.json.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << json{{"workers", list}}.dump() << '\n';
+    out << json{{"boot_id", boot_id_}, {"workers", list}}.dump() << '\n';
     if (!out.flush()) return Status::Error(fmt::format("{}: cannot write", tmp.string()));
   }
   std::error_code ec;
@@ -268,6 +280,9 @@ Status Supervisor::Load() {
   if (!j.is_object() || !j.contains("workers") || !j["workers"].is_array()) {
     return Status::Error(fmt::format("{}: not an agent's worker list; move it away to start afresh", path.string()));
   }
+  // Saved during another boot: none of those processes exists any more, and their group ids may
+  // now be other processes'. Workers that ended before the reboot left their exit files.
+  const bool rebooted = j.value("boot_id", boot_id_) != boot_id_;
   for (const json& w : j["workers"]) {
     try {
       Worker worker;
@@ -279,6 +294,10 @@ Status Supervisor::Load() {
       worker.adopted = true;
       // A stop in progress goes on: SIGKILL at once if the worker is still there when next asked.
       worker.kill_at_ms = w.value("kill_at_ms", -1) >= 0 ? 0 : -1;
+      if (rebooted) {
+        worker.pgid = 0;  // never signalled
+        if (!worker.exit_code) worker.exit_code = ReadExitFile(worker.key).value_or(kExitLost);
+      }
       workers_[worker.key] = std::move(worker);
     } catch (const json::exception& e) {
       return Status::Error(fmt::format("{}: a worker entry: {}", path.string(), e.what()));

@@ -1,11 +1,13 @@
-// The agent's workers as processes (docs/agent.md). Each worker runs under a small shim,
-// `joule agent-shim` (ShimMain): a process that leads a new session (so the worker and everything
-// it starts form one process group), starts the worker, waits for it and writes its exit code to
-// a file before exiting with it. It is a program of its own, not a fork of the agent, so that
-// signals and `pkill` aimed at the agent do not reach it. The agent learns exits from its own children; an agent that
-// restarts learns them from those files. What the supervisor knows is saved in WORKDIR/workers.json after every change,
-// so a new agent process adopts the workers an earlier one left running and reports those that ended while no agent
-// watched. Stopping a worker is SIGTERM to its group, SIGKILL after the grace. Thread-safety: one thread.
+// The agent's workers as processes (docs/agent.md, docs/decisions/0008). Each worker runs under a
+// small shim, `joule agent-shim` (ShimMain): a process that leads a new session (so the worker and
+// everything it starts form one process group), starts the worker, waits for it and writes its
+// exit code to a file before exiting with it. It is a program of its own, not a fork of the agent,
+// so that signals and `pkill` aimed at the agent do not reach it. The agent learns exits from its
+// own children; an agent that restarts learns them from those files. What the supervisor knows is
+// saved in WORKDIR/workers.json after every change, so a new agent process adopts the workers an
+// earlier one left running and reports those that ended while no agent watched; a list saved
+// before the machine rebooted is only reported (exit files, else lost), never signalled. Stopping
+// a worker is SIGTERM to its group, SIGKILL after the grace. Thread-safety: one thread.
 #pragma once
 
 #include <sys/types.h>
@@ -90,6 +92,7 @@ class Supervisor {
 
   std::filesystem::path workdir_;
   std::string joule_;
+  std::string boot_id_;  // saved with the workers: a list from another boot is not adopted
   std::map<WorkerKey, Worker> workers_;
   std::vector<std::optional<uint64_t>> last_energy_mj_;  // per device: the previous reading
 };

@@ -191,6 +191,34 @@ TEST_F(SupervisorTest, AShimThatCannotRunIsAnErrorOfStart) {
   EXPECT_TRUE((*s)->workers().empty());
 }
 
+TEST_F(SupervisorTest, AListFromAnotherBootIsReportedNeverSignalled) {
+  // A process group that, after a reboot, happens to carry a saved worker's group id.
+  const pid_t stranger = fork();
+  if (stranger == 0) {
+    setsid();
+    execl("/bin/sleep", "sleep", "60", nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && getpgid(stranger) != stranger; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  std::filesystem::create_directories(dir_ / "job-19");
+  std::ofstream(dir_ / "job-19/rank-0.run-1.exit") << "0\n";  // ended before the reboot
+  std::ofstream(dir_ / "workers.json") << R"({"boot_id":"another-boot","workers":[)"
+                                       << R"({"job":19,"rank":0,"run":1,"pgid":)" << stranger
+                                       << R"(,"devices":[0],"energy_joules":5.0,"kill_at_ms":-1},)"
+                                       << R"({"job":20,"rank":0,"run":1,"pgid":)" << stranger
+                                       << R"(,"devices":[1],"energy_joules":7.0,"kill_at_ms":-1}]})";
+  std::unique_ptr<Supervisor> s = Open();
+  s->Reap();
+  s->Stop({20, 0, 1}, 0, 0);
+  s->Stop({20, 0, 1}, 1, 0);
+  EXPECT_EQ(s->workers().at({19, 0, 1}).exit_code, 0);
+  EXPECT_EQ(s->workers().at({20, 0, 1}).exit_code, kExitLost);
+  EXPECT_EQ(waitpid(stranger, nullptr, WNOHANG), 0) << "a process of this boot was signalled";
+  kill(stranger, SIGKILL);
+  waitpid(stranger, nullptr, 0);
+}
+
 TEST_F(SupervisorTest, AWorkerListThatIsNotOneIsRefusedWithItsPath) {
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ / "workers.json") << "{not json";

@@ -595,7 +595,10 @@ struct HttpApi::Impl {
            {"jobs", s.jobs_by_state},
            {"power_budgets", power},
            {"journal_seq", s.journal_seq},
-           {"last_step", Time(s.last_step)}});
+           {"last_step", Time(s.last_step)},
+           {"agents", s.agents},
+           {"gpus_measured", s.gpus_measured},
+           {"measured_gpu_power_watts", s.measured_gpu_power_w}});
   }
 
   void AuditLog(const Principal& who, const httplib::Request& req, httplib::Response& res) {

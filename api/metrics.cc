@@ -99,6 +99,10 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
                        b.index, b.used_w);
   }
   const control::Counters c = plane.counters();
+  Single(out, "joule_agents", "gauge", "Nodes whose agent is heard.", s.agents);
+  Single(out, "joule_gpus_measured", "gauge", "Accelerators whose telemetry the agents report.", s.gpus_measured);
+  Single(out, "joule_gpu_measured_power_watts", "gauge",
+         "Power drawn by the accelerators the agents report, from their last readings.", s.measured_gpu_power_w);
   Single(out, "joule_jobs_submitted_total", "counter", "Jobs accepted since the server started.", c.submits);
   Single(out, "joule_journal_records_total", "counter", "Records made durable in the journal since the server started.",
          c.journal_records);

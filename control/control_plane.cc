@@ -833,6 +833,12 @@ ControlPlane::FleetStatus ControlPlane::Snapshot() const {
   s.budgets = budgets_;
   s.journal_seq = applied_seq_;
   s.last_step = last_step_;
+  for (const auto& [n, agent] : agents_) {
+    if (agent.marked_down || !nodes_[n].agent) continue;
+    s.agents++;
+    s.gpus_measured += nodes_[n].agent->gpus.size();
+    s.measured_gpu_power_w += nodes_[n].agent->power_w();
+  }
   return s;
 }
 

@@ -239,6 +239,9 @@ class ControlPlane {
     std::vector<PowerGovernor::Budget> budgets;
     uint64_t journal_seq = 0;
     TimeMs last_step = 0;
+    size_t agents = 0;                // nodes whose agent is heard (not marked down for silence)
+    uint64_t gpus_measured = 0;       // accelerators in those agents' last readings
+    double measured_gpu_power_w = 0;  // their summed power draw
   };
   FleetStatus Snapshot() const;
   Counters counters() const;

@@ -712,6 +712,12 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(node["agent"]["gpu_source"], "simulated")
         self.assertGreaterEqual(node["agent"]["power_watts"], 8 * 70)  # at least idle H100s
         self.assertEqual(node["agent"]["gpus"][3]["index"], 3)
+        fleet = call(self.url, "GET", "/api/v1/fleet", OPERATOR)[1]
+        self.assertGreaterEqual(fleet["agents"], 3)
+        self.assertEqual(fleet["gpus_measured"], 8 * fleet["agents"])
+        self.assertGreaterEqual(fleet["measured_gpu_power_watts"], 70 * fleet["gpus_measured"])
+        metrics = call(self.url, "GET", "/metrics")[1]
+        self.assertRegex(metrics, r"\njoule_gpu_measured_power_watts [0-9.e+]+\n")
 
     def test_agent_with_fewer_accelerators_than_its_node_is_refused(self):
         with open(os.path.join(self.dir, "few.log"), "w") as log:

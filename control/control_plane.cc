@@ -440,6 +440,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
     n.health = h.to;
     n.reason = h.reason;
     n.since = at;
+    n.actor = h.actor;
   }
   for (const HealthRefusal& r : d.health_refused) {
     audit_.push_back({applied_seq_, at, "engine", "refused", fmt::format("node/{}", fleet.NodeName(r.node)), r.why});
@@ -654,18 +655,32 @@ Outcome<TenantId> ControlPlane::ChangeQuota(const Principal& who, std::string_vi
 // ---- Agents ----
 
 void ControlPlane::CheckAgents(TimeMs now) {
-  for (auto& [n, agent] : agents_) {
-    if (agent.marked_down || now - agent.last <= config_.agent_timeout_ms) continue;
-    const NodeHealth health = nodes_[n].health;
-    if (health == NodeHealth::kDown || health == NodeHealth::kRepairing) continue;
+  auto mark_down = [&](uint32_t n, std::string reason) {
     auto record = std::make_shared<Record>();
     record->type = Record::Type::kHealth;
     record->at = now;
     record->who = "server";
-    record->event = NodeHealthChange{
-        NodeId(n), NodeHealth::kDown, Actor::kAgent,
-        fmt::format("agent silent for {:.1f} s", static_cast<double>(now - agent.last) / 1000), std::nullopt};
+    record->event = NodeHealthChange{NodeId(n), NodeHealth::kDown, Actor::kAgent, std::move(reason), std::nullopt};
     Enqueue(record);
+  };
+  // agents_required: a node no agent has registered for within the timeout is down, as Slurm
+  // holds a node whose slurmd never registered; checked once, then silence does the rest.
+  if (!first_tick_) first_tick_ = now;
+  if (config_.agents_required && !registrations_checked_ && now - *first_tick_ > config_.agent_timeout_ms) {
+    registrations_checked_ = true;
+    for (uint32_t n = 0; n < nodes_.size(); ++n) {
+      const NodeHealth health = nodes_[n].health;
+      if (agents_.contains(n) || (health != NodeHealth::kHealthy && health != NodeHealth::kSuspect)) continue;
+      mark_down(
+          n, fmt::format("no agent registered within {:.1f} s", static_cast<double>(config_.agent_timeout_ms) / 1000));
+      agents_[n] = AgentState{0, "", true};
+    }
+  }
+  for (auto& [n, agent] : agents_) {
+    if (agent.marked_down || now - agent.last <= config_.agent_timeout_ms) continue;
+    const NodeHealth health = nodes_[n].health;
+    if (health == NodeHealth::kDown || health == NodeHealth::kRepairing) continue;
+    mark_down(n, fmt::format("agent silent for {:.1f} s", static_cast<double>(now - agent.last) / 1000));
     agent.marked_down = true;
   }
 }
@@ -715,9 +730,12 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
     record->event = std::move(event);
     last_ticket = Enqueue(record);
   };
-  if (agent.marked_down) {
+  // Back: a node this server marked down for its agent's silence, or one marked so before a
+  // restart of the server (the journal keeps the health, not this map).
+  const NodeInfo& info = nodes_[node->value()];
+  if (agent.marked_down || (info.health == NodeHealth::kDown && info.actor == Actor::kAgent)) {
     agent.marked_down = false;
-    if (nodes_[node->value()].health == NodeHealth::kDown) {
+    if (info.health == NodeHealth::kDown) {
       enqueue(Record::Type::kHealth,
               NodeHealthChange{*node, NodeHealth::kHealthy, Actor::kAgent, "agent back", std::nullopt});
     }

@@ -117,6 +117,7 @@ struct NodeInfo {
   uint32_t gpus_used = 0;  // accelerators with work on them
   std::vector<JobId> jobs;
   std::optional<AgentView> agent;  // absent: no agent has reported for the node
+  Actor actor = Actor::kOperator;  // who made the last health change
 };
 
 struct AuditEntry {
@@ -332,6 +333,8 @@ class ControlPlane {
   std::map<JobId, std::map<uint32_t, int>> exits_;  // running jobs: ranks that exited, their codes
   std::set<JobId> finishing_;                       // running jobs whose end is journaled
   void CheckAgents(TimeMs now);                     // REQUIRES: mu_ held
+  std::optional<TimeMs> first_tick_;                // agents_required: registrations counted from it
+  bool registrations_checked_ = false;
   std::thread committer_, ticker_;
 };
 

@@ -109,8 +109,8 @@ void Limits(const Fields& f, ServerConfig& c) {
 
 ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   Fields f(root, "",
-           {"scenario", "listen", "state", "tick_seconds", "http_threads", "agent_timeout_seconds", "tokens", "queues",
-            "priority_classes", "limits"});
+           {"scenario", "listen", "state", "tick_seconds", "http_threads", "agent_timeout_seconds", "agents_required",
+            "tokens", "queues", "priority_classes", "limits"});
   ServerConfig c;
   c.scenario = Resolve(path, f.String("scenario"));
   if (f.Has("listen")) Listen(f, c);
@@ -122,6 +122,11 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   if (auto n = f.OptCount("http_threads")) c.http_threads = *n;
   if (f.Has("agent_timeout_seconds")) {
     c.agent_timeout_ms = std::llround(f.Number("agent_timeout_seconds", 0.1, 86'400) * 1000);
+  }
+  if (f.Has("agents_required")) {
+    const std::string required = f.String("agents_required");
+    if (required != "true" && required != "false") f.Fail("agents_required", "must be true or false");
+    c.agents_required = required == "true";
   }
   Tokens(f, c);
   if (f.Has("queues")) {

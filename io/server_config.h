@@ -50,6 +50,7 @@ struct ServerConfig {
   TimeMs tick_ms = 1000;                 // one scheduling pass per tick
   uint32_t http_threads = 64;            // connections served at once
   TimeMs agent_timeout_ms = 15'000;      // a node whose agent is silent this long is marked down
+  bool agents_required = false;          // nodes with no agent after agent_timeout_ms are marked down
   std::vector<TokenSpec> tokens;
   std::vector<QueueSpec> queues;  // the first is the default
   std::vector<PriorityClassSpec> priority_classes;

@@ -374,5 +374,48 @@ TEST(ControlPlaneTest, AgentReportsAreRecordedOnce) {
   EXPECT_EQ(finishes, 1u);
 }
 
+// agents_required: a node no agent registers for is marked down once the timeout passes; its
+// agent brings it back, also after a restart of the server (the journal keeps the health).
+TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> config =
+      io::LoadServerConfig(Config(dir, "agent_timeout_seconds: 0.5\nagents_required: true\n"));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(5); };
+  const control::Principal agent{"agents", std::nullopt, true};
+  auto node = [](control::ControlPlane& plane, std::string_view name) {
+    control::NodeInfo info;
+    plane.VisitNodes([&](NodeId id, const control::NodeInfo& n) {
+      if (plane.fleet().NodeName(id) == name) info = n;
+    });
+    return info;
+  };
+  auto beat_until = [&](control::ControlPlane& plane, std::string_view beating, auto done) {
+    for (int i = 0; i < 400 && !done(); ++i) {
+      ASSERT_TRUE(plane.AgentHeartbeat(agent, beating, {}).ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(done());
+  };
+  {
+    Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, clock);
+    ASSERT_TRUE(plane.ok());
+    (*plane)->Start();
+    beat_until(**plane, "dev-hgx01-k00-n00",
+               [&] { return node(**plane, "dev-hgx01-k00-n01").health == NodeHealth::kDown; });
+    EXPECT_EQ(node(**plane, "dev-hgx01-k00-n01").reason, "no agent registered within 0.5 s");
+    EXPECT_EQ(node(**plane, "dev-hgx01-k00-n00").health, NodeHealth::kHealthy);
+    (*plane)->Stop();
+  }
+  config->agents_required = false;
+  Result<std::unique_ptr<control::ControlPlane>> again = control::ControlPlane::Open(*config, clock);
+  ASSERT_TRUE(again.ok());
+  (*again)->Start();
+  EXPECT_EQ(node(**again, "dev-hgx01-k00-n01").health, NodeHealth::kDown);
+  beat_until(**again, "dev-hgx01-k00-n01",
+             [&] { return node(**again, "dev-hgx01-k00-n01").health == NodeHealth::kHealthy; });
+  (*again)->Stop();
+}
+
 }  // namespace
 }  // namespace joule

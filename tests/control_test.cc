@@ -79,6 +79,7 @@ TEST(ServerConfigTest, ErrorsNameTheFileLineAndField) {
       {"priority_classes:\n  - {name: a, value: 1.5}\n", "priority_classes[0].value: must be a whole number"},
       {"limits: {max_page: 0}\n", "limits.max_page"},
       {"colour: red\n", "colour"},
+      {"agents_required: yes please\n", "agents_required: must be true or false"},
   };
   for (const auto& c : cases) {
     Result<io::ServerConfig> r = io::LoadServerConfig(Config(dir, c.extra));

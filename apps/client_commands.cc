@@ -490,6 +490,20 @@ int Show(const ShowOptions& o) {
     if (PrintStructured(o.common, *j)) return kExitOk;
     PrintKeyValues(*j, "");
     if (j->contains("spec")) PrintKeyValues((*j)["spec"], "   ");
+    // A node's agent, then one line per GPU reading (scontrol's CurrentWatts, per device).
+    if (const json* agent = j->contains("agent") ? &(*j)["agent"] : nullptr; agent && agent->is_object()) {
+      json summary = *agent;
+      summary.erase("gpus");
+      PrintKeyValues(summary, "   agent: ");
+      for (const json& g : (*agent)["gpus"]) {
+        fmt::print(
+            "   gpu={} power_watts={} power_limit_watts={} temperature_c={} utilization_percent={} "
+            "memory_used_mib={} energy_joules={} xid_errors={}\n",
+            g.value("index", 0), g.value("power_watts", 0.0), g.value("power_limit_watts", 0.0),
+            g.value("temperature_c", 0), g.value("utilization_percent", 0), g.value("memory_used_mib", 0),
+            g.value("energy_joules", 0.0), g.value("xid_errors", 0));
+      }
+    }
     return kExitOk;
   });
 }

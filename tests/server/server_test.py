@@ -718,6 +718,10 @@ class AgentTest(unittest.TestCase):
         self.assertGreaterEqual(fleet["measured_gpu_power_watts"], 70 * fleet["gpus_measured"])
         metrics = call(self.url, "GET", "/metrics")[1]
         self.assertRegex(metrics, r"\njoule_gpu_measured_power_watts [0-9.e+]+\n")
+        shown = subprocess.run([JOULE, "show", "node", AGENT_NODES[2], "--server", self.url, "--token", OPERATOR],
+                               capture_output=True, text=True, check=True).stdout
+        self.assertIn("gpu_source=simulated", shown)
+        self.assertRegex(shown, r"\n   gpu=7 power_watts=[0-9.]+ power_limit_watts=700 ")
 
     def test_agent_with_fewer_accelerators_than_its_node_is_refused(self):
         with open(os.path.join(self.dir, "few.log"), "w") as log:

@@ -670,18 +670,21 @@ void ControlPlane::CheckAgents(TimeMs now) {
     registrations_checked_ = true;
     for (uint32_t n = 0; n < nodes_.size(); ++n) {
       const NodeHealth health = nodes_[n].health;
-      if (agents_.contains(n) || (health != NodeHealth::kHealthy && health != NodeHealth::kSuspect)) continue;
+      if (agent_marked_down_.contains(n) || (health != NodeHealth::kHealthy && health != NodeHealth::kSuspect)) {
+        continue;
+      }
       mark_down(
           n, fmt::format("no agent registered within {:.1f} s", static_cast<double>(config_.agent_timeout_ms) / 1000));
-      agents_[n] = AgentState{0, "", true};
+      agent_marked_down_[n] = true;
     }
   }
-  for (auto& [n, agent] : agents_) {
-    if (agent.marked_down || now - agent.last <= config_.agent_timeout_ms) continue;
+  for (auto& [n, marked_down] : agent_marked_down_) {
+    const TimeMs last = nodes_[n].agent ? nodes_[n].agent->last_heartbeat : 0;
+    if (marked_down || now - last <= config_.agent_timeout_ms) continue;
     const NodeHealth health = nodes_[n].health;
     if (health == NodeHealth::kDown || health == NodeHealth::kRepairing) continue;
-    mark_down(n, fmt::format("agent silent for {:.1f} s", static_cast<double>(now - agent.last) / 1000));
-    agent.marked_down = true;
+    mark_down(n, fmt::format("agent silent for {:.1f} s", static_cast<double>(now - last) / 1000));
+    marked_down = true;
   }
 }
 
@@ -716,9 +719,7 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
                                 type.accelerators, type.name, *report.gpu_count, report.gpu_source)};
   }
   const TimeMs now = std::max(clock_(), last_step_);
-  AgentState& agent = agents_[node->value()];
-  agent.last = now;
-  agent.address = report.address;
+  bool& marked_down = agent_marked_down_[node->value()];
   nodes_[node->value()].agent =
       AgentView{report.address, now, report.gpu_source, report.driver_version, std::move(report.gpus)};
   std::optional<uint64_t> last_ticket;
@@ -733,8 +734,8 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
   // Back: a node this server marked down for its agent's silence, or one marked so before a
   // restart of the server (the journal keeps the health, not this map).
   const NodeInfo& info = nodes_[node->value()];
-  if (agent.marked_down || (info.health == NodeHealth::kDown && info.actor == Actor::kAgent)) {
-    agent.marked_down = false;
+  if (marked_down || (info.health == NodeHealth::kDown && info.actor == Actor::kAgent)) {
+    marked_down = false;
     if (info.health == NodeHealth::kDown) {
       enqueue(Record::Type::kHealth,
               NodeHealthChange{*node, NodeHealth::kHealthy, Actor::kAgent, "agent back", std::nullopt});
@@ -775,10 +776,10 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
     const JobInfo& job = jobs_.at(id);
     for (uint32_t rank = 0; rank < job.nodes.size(); ++rank) {
       if (job.nodes[rank] != *node) continue;
-      auto master = agents_.find(job.nodes[0].value());
+      const std::optional<AgentView>& master = nodes_[job.nodes[0].value()].agent;
       out.push_back({id, rank, static_cast<uint32_t>(job.nodes.size()),
                      rank < job.devices.size() ? job.devices[rank] : std::vector<uint32_t>{},
-                     master == agents_.end() || master->second.address.empty() ? "127.0.0.1" : master->second.address,
+                     !master || master->address.empty() ? "127.0.0.1" : master->address,
                      static_cast<uint16_t>(20'000 + id % 40'000), job.spec, job.run, job.power_limit_permille});
     }
   }
@@ -851,8 +852,8 @@ ControlPlane::FleetStatus ControlPlane::Snapshot() const {
   s.budgets = budgets_;
   s.journal_seq = applied_seq_;
   s.last_step = last_step_;
-  for (const auto& [n, agent] : agents_) {
-    if (agent.marked_down || !nodes_[n].agent) continue;
+  for (const auto& [n, marked_down] : agent_marked_down_) {
+    if (marked_down || !nodes_[n].agent) continue;
     s.agents++;
     s.gpus_measured += nodes_[n].agent->gpus.size();
     s.measured_gpu_power_w += nodes_[n].agent->power_w();

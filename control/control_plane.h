@@ -322,14 +322,12 @@ class ControlPlane {
   std::vector<AuditEntry> audit_;
   TimeMs last_step_ = 0;
   Counters counters_;
-  struct AgentState {
-    TimeMs last = 0;
-    std::string address;
-    bool marked_down = false;  // this server marked its node down for silence
-  };
+  // Nodes with an agent (or awaited by agents_required), each with whether this server marked it
+  // down for the agent's silence or absence; the agent's address and last heartbeat are in
+  // NodeInfo::agent.
+  std::map<uint32_t, bool> agent_marked_down_;
   // Journals an ended worker's measured energy unless it already is; returns the record's ticket.
   std::optional<uint64_t> JournalEnergy(JobInfo& job, const WorkerExit& e, TimeMs now, const std::string& who);
-  std::map<uint32_t, AgentState> agents_;           // by node: nodes with an agent
   std::map<JobId, std::map<uint32_t, int>> exits_;  // running jobs: ranks that exited, their codes
   std::set<JobId> finishing_;                       // running jobs whose end is journaled
   void CheckAgents(TimeMs now);                     // REQUIRES: mu_ held

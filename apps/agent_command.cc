@@ -240,7 +240,9 @@ class Agent {
     const uint32_t permille = a.value("power_limit_permille", 1000u);
     for (const json& d : a["devices"]) {
       const uint32_t dev = d.get<uint32_t>();
-      if (dev >= telemetry_->gpus().size() || applied_permille_[dev] == permille) continue;
+      auto applied = applied_permille_.find(dev);
+      const uint32_t current = applied == applied_permille_.end() ? 1000 : applied->second;  // none: the default
+      if (dev >= telemetry_->gpus().size() || current == permille) continue;
       const double watts = telemetry_->gpus()[dev].default_power_limit_w * permille / 1000;
       if (Status s = telemetry_->SetPowerLimit(dev, watts); !s.ok()) {
         fmt::print(stderr, "joule agent: {}\n", s.message());

@@ -610,11 +610,22 @@ class AgentTest(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
         assert rc == 0, f"server exit {rc}"
 
-    def restart_agent(self, node):
-        """SIGKILL of the node's agent (its workers live on), then a new agent on the same work folder."""
+    def kill_agent(self, node):
+        """SIGKILL of the node's agent: the server hears nothing more; its workers live on."""
         self.agents[node].kill()
         self.agents[node].wait()
+
+    def restart_agent(self, node):
+        """A killed agent, then a new one on the same work folder."""
+        self.kill_agent(node)
         self.agents[node] = start_agent(self.dir, self.url, node)
+
+    def wait_gone(self, pid, why, timeout=15):
+        """Until the process has exited (a zombie counts: its parent is gone or not reaping)."""
+        deadline = time.time() + timeout
+        while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+            self.assertLess(time.time(), deadline, why)
+            time.sleep(0.1)
 
     def gang(self, name, **env):
         body = spec(name, workers=2, gpus=8, command=["python3", self.worker],
@@ -675,10 +686,8 @@ class AgentTest(unittest.TestCase):
         pids = self.pids(job)
         self.assertEqual(call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", LAB_A)[0], 202)
         self.wait(job, ["cancelled"])
-        deadline = time.time() + 15
-        while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in pids):
-            self.assertLess(time.time(), deadline, "a worker outlived its cancel")
-            time.sleep(0.1)
+        for pid in pids:
+            self.wait_gone(pid, "a worker outlived its cancel")
 
     def test_agent_serves_dcgm_exporter_metrics(self):
         deadline = time.time() + 30
@@ -748,25 +757,20 @@ class AgentTest(unittest.TestCase):
         view = self.wait(job, ["running"])
         pids = self.pids(job)
         node = view["nodes"][1]
-        self.agents[node].kill()
-        self.agents[node].wait()
+        self.kill_agent(node)
         self.assertEqual(call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", LAB_A)[0], 202)
         self.wait(job, ["cancelled"])
         self.assertTrue(os.path.exists(f"/proc/{pids[1]}"), "nobody stopped the worker while its agent was away")
         self.agents[node] = start_agent(self.dir, self.url, node)
-        deadline = time.time() + 15
-        while os.path.exists(f"/proc/{pids[1]}") and open(f"/proc/{pids[1]}/stat").read().split()[2] != "Z":
-            self.assertLess(time.time(), deadline, "the new agent left a cancelled worker running")
-            time.sleep(0.1)
+        self.wait_gone(pids[1], "the new agent left a cancelled worker running")
 
     def test_z_agent_killed_node_down_job_requeued_and_completes(self):
         job = self.gang("survivor", SLEEP="3")
         view = self.wait(job, ["running"])
         pids = self.pids(job)
         lost = view["nodes"][1]
-        # The node dies: its agent (SIGKILL, the server hears nothing more) and its worker.
-        self.agents[lost].kill()
-        self.agents[lost].wait()
+        # The node dies: its agent and its worker.
+        self.kill_agent(lost)
         os.kill(pids[1], signal.SIGKILL)
         for r in (0, 1):
             os.remove(os.path.join(self.results, f"pid-{job}-{r}"))

@@ -102,7 +102,8 @@ std::optional<NodeId> ControlPlane::FindNode(std::string_view name) const {
 }
 
 double JobInfo::energy_joules() const {
-  double sum = energy_final_j;
+  double sum = 0;
+  for (const auto& [key, joules] : energy_final) sum += joules;
   for (const auto& [key, joules] : energy_live) sum += joules;
   return sum;
 }
@@ -272,9 +273,8 @@ void ControlPlane::ApplyInput(uint64_t seq, const Record& r) {
   if (r.type == Record::Type::kEnergy) {
     if (auto it = jobs_.find(r.job); it != jobs_.end()) {
       JobInfo& job = it->second;
-      job.energy_final.insert({r.run, r.rank});
+      job.energy_final[{r.run, r.rank}] = r.joules;
       job.energy_live.erase({r.run, r.rank});
-      job.energy_final_j += r.joules;
     }
     return;
   }
@@ -690,10 +690,12 @@ void ControlPlane::CheckAgents(TimeMs now) {
 
 std::optional<uint64_t> ControlPlane::JournalEnergy(JobInfo& job, const WorkerExit& e, TimeMs now,
                                                     const std::string& who) {
-  if (!e.energy_j || e.run == 0 || e.run > job.run || !job.energy_final.insert({e.run, e.rank}).second) {
+  const double joules = std::max(0.0, e.energy_j.value_or(0));
+  if (!e.energy_j || e.run == 0 || e.run > job.run ||
+      !job.energy_final.emplace(std::pair{e.run, e.rank}, joules).second) {
     return std::nullopt;
   }
-  job.energy_live[{e.run, e.rank}] = *e.energy_j;  // until the record is applied
+  job.energy_live.erase({e.run, e.rank});  // final now, journaled below
   auto record = std::make_shared<Record>();
   record->type = Record::Type::kEnergy;
   record->at = now;
@@ -701,7 +703,7 @@ std::optional<uint64_t> ControlPlane::JournalEnergy(JobInfo& job, const WorkerEx
   record->job = job.id;
   record->run = e.run;
   record->rank = e.rank;
-  record->joules = std::max(0.0, *e.energy_j);
+  record->joules = joules;
   return Enqueue(record);
 }
 

@@ -83,12 +83,10 @@ struct JobInfo {
   std::vector<std::vector<uint32_t>> devices;      // running: each worker's accelerators on its node
   uint32_t run = 0;                                // starts and restarts so far: agents tell runs apart
   uint32_t power_limit_permille = kRatedPermille;  // running: the engine's cap, of rated power
-  // Measured energy (agents' GPU readings): workers whose final figure is journaled, summed, plus
-  // the running workers' figures so far, by (run, rank).
-  double energy_final_j = 0;
-  std::set<std::pair<uint32_t, uint32_t>> energy_final;
-  std::map<std::pair<uint32_t, uint32_t>, double> energy_live;
-  double energy_joules() const;
+  // Measured energy (agents' GPU readings) by (run, rank), joules: ended workers' final figures
+  // (journaled once each) and running workers' figures so far. A key is in one map only.
+  std::map<std::pair<uint32_t, uint32_t>, double> energy_final, energy_live;
+  double energy_joules() const;  // the sum of both
 };
 
 // One accelerator as its node's agent last read it (NVML or simulated).

@@ -7,6 +7,7 @@
 // --metrics-listen it serves its GPUs' readings in dcgm-exporter's format.
 #include <httplib.h>
 
+#include <charconv>
 #include <csignal>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,8 @@ struct AgentOptions {
   std::string telemetry = "auto", nvml_library = "libnvidia-ml.so.1", accelerator_type = "h100-sxm";
   uint32_t accelerators = 0;
   std::string metrics_listen;
+  std::string metrics_host;  // metrics_listen, checked and split by RunAgent
+  int metrics_port = 0;
   bool apply_power_limits = false;
 };
 
@@ -102,14 +105,11 @@ class Agent {
   int Run() {
     std::optional<std::thread> metrics;
     if (!o_.metrics_listen.empty()) {
-      const size_t colon = o_.metrics_listen.rfind(':');
-      const std::string host = o_.metrics_listen.substr(0, colon);
-      const int port = std::stoi(o_.metrics_listen.substr(colon + 1));
       metrics_server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
         std::lock_guard lock(metrics_mu_);
         res.set_content(metrics_text_, "text/plain; version=0.0.4");
       });
-      if (!metrics_server_.bind_to_port(host, port)) {
+      if (!metrics_server_.bind_to_port(o_.metrics_host, o_.metrics_port)) {
         fmt::print(stderr, "joule agent: --metrics-listen {}: cannot listen there\n", o_.metrics_listen);
         return kExitBadInput;
       }
@@ -296,7 +296,7 @@ class Agent {
   std::string metrics_text_;  // GUARDED_BY(metrics_mu_)
 };
 
-int RunAgent(const AgentOptions& o) {
+int RunAgent(AgentOptions& o) {
   Result<ClientConfig> config = ResolveClientConfig(o.server, o.token);
   if (!config.ok()) {
     fmt::print(stderr, "joule agent: {}\n", config.status().message());
@@ -304,11 +304,16 @@ int RunAgent(const AgentOptions& o) {
   }
   if (!o.metrics_listen.empty()) {
     const size_t colon = o.metrics_listen.rfind(':');
-    if (colon == std::string::npos || colon + 1 == o.metrics_listen.size() ||
-        o.metrics_listen.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-      fmt::print(stderr, "joule agent: --metrics-listen {}: must be HOST:PORT\n", o.metrics_listen);
+    const std::string_view port =
+        colon == std::string::npos ? "" : std::string_view(o.metrics_listen).substr(colon + 1);
+    uint16_t number = 0;
+    const std::from_chars_result parsed = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (port.empty() || parsed.ec != std::errc() || parsed.ptr != port.data() + port.size()) {
+      fmt::print(stderr, "joule agent: --metrics-listen {}: must be HOST:PORT (port 0 to 65535)\n", o.metrics_listen);
       return kExitBadInput;
     }
+    o.metrics_host = o.metrics_listen.substr(0, colon);
+    o.metrics_port = number;
   }
   const std::filesystem::path workdir =
       o.workdir.empty() ? std::filesystem::path("joule-agent") / o.node : std::filesystem::path(o.workdir);

@@ -732,6 +732,14 @@ class AgentTest(unittest.TestCase):
         self.assertIn("gpu_source=simulated", shown)
         self.assertRegex(shown, r"\n   gpu=7 power_watts=[0-9.]+ power_limit_watts=700 ")
 
+    def test_agent_refuses_a_bad_metrics_address(self):
+        for bad in ("nohost", "127.0.0.1:70000", "127.0.0.1:99999999999999999999"):
+            r = subprocess.run([JOULE, "agent", "--server", self.url, "--token", AGENT, "--node", AGENT_NODES[3],
+                                "--workdir", os.path.join(self.dir, "bad"), "--metrics-listen", bad],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn(f"--metrics-listen {bad}: must be HOST:PORT", r.stderr)
+
     def test_agent_with_fewer_accelerators_than_its_node_is_refused(self):
         with open(os.path.join(self.dir, "few.log"), "w") as log:
             few = subprocess.run(

@@ -665,7 +665,11 @@ struct HttpApi::Impl {
                }));
     server.Get("/readyz", Open("/readyz", [this](const httplib::Request&, httplib::Response& res) {
                  if (plane.ready()) return res.set_content("ready\n", "text/plain");
-                 Fail(res, {503, "", "not ready: starting, stopping, or the journal failed"});
+                 const std::optional<std::string> journal = plane.journal_error();
+                 Fail(res, {503, "",
+                            journal ? fmt::format("not ready: the journal failed: {} (retried every {} ms)", *journal,
+                                                  control::ControlPlane::kRecoverRetryMs)
+                                    : "not ready: starting or stopping"});
                }));
     server.Get("/metrics", Open("/metrics", [this](const httplib::Request&, httplib::Response& res) {
                  res.set_content(RenderMetrics(plane, metrics), "text/plain; version=0.0.4; charset=utf-8");
@@ -721,7 +725,7 @@ HttpApi::HttpApi(control::ControlPlane& plane) : impl_(std::make_unique<Impl>(pl
   // Remember the listening socket: Bind deepens its backlog past the library's built-in 5, which
   // would drop the connections of a burst of clients.
   impl_->server.set_socket_options([impl = impl_.get()](int sock) {
-    httplib::default_socket_options(sock);
+    ListenAlone(sock);
     impl->listen_socket = sock;
   });
   impl_->Routes();
@@ -729,11 +733,23 @@ HttpApi::HttpApi(control::ControlPlane& plane) : impl_(std::make_unique<Impl>(pl
 
 HttpApi::~HttpApi() = default;
 
+void ListenAlone(int sock) {
+  // SO_REUSEADDR only: a restarted server may bind while old connections sit in TIME_WAIT, but no
+  // second live process may listen on the port (the library's default adds SO_REUSEPORT, which
+  // would let two servers split the clients between them).
+  const int yes = 1;
+  ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+}
+
 Result<int> HttpApi::Bind(const std::string& host, int port) {
   const int bound =
       port == 0 ? impl_->server.bind_to_any_port(host) : (impl_->server.bind_to_port(host, port) ? port : -1);
-  if (bound < 0)
-    return Status::Error(fmt::format("cannot listen on {}:{}: address in use or not available", host, port));
+  if (bound < 0) {
+    return Status::Error(
+        fmt::format("cannot listen on {}:{}: the port is in use (another server?) or the address "
+                    "is not this machine's",
+                    host, port));
+  }
   if (impl_->listen_socket >= 0) ::listen(impl_->listen_socket, SOMAXCONN);
   return bound;
 }

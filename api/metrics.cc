@@ -110,6 +110,12 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
          c.journal_commits);
   Single(out, "joule_journal_commit_seconds_total", "counter", "Time spent committing journal transactions.",
          c.commit_seconds_sum);
+  Single(out, "joule_journal_up", "gauge",
+         "1 while the journal takes appends, 0 while it fails and changes are refused.", plane.journal_error() ? 0 : 1);
+  Single(out, "joule_journal_failures_total", "counter", "Journal appends that failed since the server started.",
+         c.journal_failures);
+  Single(out, "joule_journal_recoveries_total", "counter",
+         "Times the journal answered again after a failure and the view was rebuilt from it.", c.journal_recoveries);
   Single(out, "joule_journal_last_sequence", "gauge", "Sequence number of the last durable journal record.",
          s.journal_seq);
   Single(out, "joule_engine_steps_total", "counter", "Scheduling passes run since the server started.", c.steps);

@@ -7,7 +7,6 @@
 // --metrics-listen it serves its GPUs' readings in dcgm-exporter's format.
 #include <httplib.h>
 
-#include <charconv>
 #include <csignal>
 #include <mutex>
 #include <thread>
@@ -18,8 +17,10 @@
 #include "agent/dcgm_metrics.h"
 #include "agent/supervisor.h"
 #include "agent/telemetry.h"
+#include "api/http_api.h"
 #include "apps/client.h"
 #include "apps/commands.h"
+#include "io/host_port.h"
 
 namespace joule::apps {
 namespace {
@@ -109,6 +110,7 @@ class Agent {
         std::lock_guard lock(metrics_mu_);
         res.set_content(metrics_text_, "text/plain; version=0.0.4");
       });
+      metrics_server_.set_socket_options(api::ListenAlone);
       if (!metrics_server_.bind_to_port(o_.metrics_host, o_.metrics_port)) {
         fmt::print(stderr, "joule agent: --metrics-listen {}: cannot listen there\n", o_.metrics_listen);
         return kExitBadInput;
@@ -303,17 +305,13 @@ int RunAgent(AgentOptions& o) {
     return kExitBadInput;
   }
   if (!o.metrics_listen.empty()) {
-    const size_t colon = o.metrics_listen.rfind(':');
-    const std::string_view port =
-        colon == std::string::npos ? "" : std::string_view(o.metrics_listen).substr(colon + 1);
-    uint16_t number = 0;
-    const std::from_chars_result parsed = std::from_chars(port.data(), port.data() + port.size(), number);
-    if (port.empty() || parsed.ec != std::errc() || parsed.ptr != port.data() + port.size()) {
-      fmt::print(stderr, "joule agent: --metrics-listen {}: must be HOST:PORT (port 0 to 65535)\n", o.metrics_listen);
+    Result<io::HostPort> listen = io::ParseHostPort(o.metrics_listen);
+    if (!listen.ok()) {
+      fmt::print(stderr, "joule agent: --metrics-listen: {}\n", listen.status().message());
       return kExitBadInput;
     }
-    o.metrics_host = o.metrics_listen.substr(0, colon);
-    o.metrics_port = number;
+    o.metrics_host = listen->host;
+    o.metrics_port = listen->port;
   }
   const std::filesystem::path workdir =
       o.workdir.empty() ? std::filesystem::path("joule-agent") / o.node : std::filesystem::path(o.workdir);

@@ -10,6 +10,7 @@
 #include "api/http_api.h"
 #include "apps/commands.h"
 #include "control/control_plane.h"
+#include "io/host_port.h"
 
 namespace joule::apps {
 namespace {
@@ -31,13 +32,13 @@ int RunServer(const ServerOptions& options) {
     return kExitBadInput;
   }
   if (options.listen) {
-    const size_t colon = options.listen->rfind(':');
-    if (colon == std::string::npos) {
-      fmt::print(stderr, "joule server: --listen: must be HOST:PORT\n");
+    Result<io::HostPort> listen = io::ParseHostPort(*options.listen);
+    if (!listen.ok()) {
+      fmt::print(stderr, "joule server: --listen: {}\n", listen.status().message());
       return kExitBadInput;
     }
-    config->listen_host = options.listen->substr(0, colon);
-    config->listen_port = static_cast<uint16_t>(std::stoi(options.listen->substr(colon + 1)));
+    config->listen_host = listen->host;
+    config->listen_port = listen->port;
   }
   // SIGINT and SIGTERM end the server; they are waited for on a thread of their own.
   sigset_t signals;
@@ -47,7 +48,8 @@ int RunServer(const ServerOptions& options) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const auto begin = std::chrono::steady_clock::now();
-  Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, WallClockMs);
+  Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(
+      *config, WallClockMs, [](std::string_view line) { fmt::print(stderr, "joule server: {}\n", line); });
   if (!plane.ok()) {
     fmt::print(stderr, "joule server: {}\n", plane.status().message());
     return kExitBadInput;
@@ -57,7 +59,7 @@ int RunServer(const ServerOptions& options) {
   Result<int> port = http.Bind(config->listen_host, config->listen_port);
   if (!port.ok()) {
     fmt::print(stderr, "joule server: {}\n", port.status().message());
-    return kExitFailure;
+    return kExitBadInput;
   }
   (*plane)->Start();
   fmt::print(stderr, "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records) in {:.2f} s\n",

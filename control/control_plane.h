@@ -40,6 +40,9 @@
 namespace joule::control {
 
 using Clock = std::function<TimeMs()>;  // milliseconds since the Unix epoch
+// Where the control plane tells its operator what happened to it (journal failures and
+// recoveries); called from its own threads, one line at a time, without a trailing newline.
+using Log = std::function<void(std::string_view)>;
 
 // A refused request: the HTTP status, the field at fault ("" for the request as a whole) and the
 // rule it broke.
@@ -185,13 +188,16 @@ struct Assignment {
 
 struct Counters {
   uint64_t submits = 0, journal_records = 0, journal_commits = 0, steps = 0;
+  uint64_t journal_failures = 0, journal_recoveries = 0;
   double step_seconds_sum = 0, step_seconds_max = 0, commit_seconds_sum = 0;
 };
 
 class ControlPlane {
  public:
-  // Loads the scenario, opens (or creates) the journal and replays it. Errors name the file.
-  static Result<std::unique_ptr<ControlPlane>> Open(const io::ServerConfig& config, Clock clock);
+  // Loads the scenario, opens (or creates) the journal and replays it. Errors name the file. A
+  // journal given is used instead of the config's state (tests inject faults with one).
+  static Result<std::unique_ptr<ControlPlane>> Open(const io::ServerConfig& config, Clock clock, Log log = {},
+                                                    std::unique_ptr<store::Journal> journal = nullptr);
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
@@ -200,6 +206,11 @@ class ControlPlane {
   void Stop();   // waits for both; what was acknowledged is already durable
   // Ready: replay done, threads running, the journal writable.
   bool ready() const;
+  // Why the journal refuses appends, while it does. The server then answers changes with 503,
+  // retries the journal every kRecoverRetryMs, and once it answers rebuilds its view from it (the
+  // engine may have run a step the journal lacks) and accepts changes again.
+  std::optional<std::string> journal_error() const;
+  static constexpr TimeMs kRecoverRetryMs = 1000;
 
   const io::ServerConfig& config() const { return config_; }
   const Fleet& fleet() const { return scenario_.fleet; }
@@ -250,6 +261,7 @@ class ControlPlane {
   struct Queued {
     std::string payload;
     std::shared_ptr<Record> record;
+    uint64_t ticket = 0;
   };
   struct Input {
     uint64_t seq = 0;
@@ -261,16 +273,27 @@ class ControlPlane {
     uint64_t ticket = 0;
   };
 
-  ControlPlane(io::ServerConfig config, io::Scenario scenario, std::unique_ptr<store::Journal> journal, Clock clock);
-  ::joule::Status Replay();
+  ControlPlane(io::ServerConfig config, io::Scenario scenario, std::unique_ptr<store::Journal> journal, Clock clock,
+               Log log);
+  // REQUIRES: mu_ held. Every member rebuilt from the journal back to its state before any record.
+  void ResetView();
+  // Applies the journal's records after `after` (inputs to the view, steps through the engine).
+  // Takes mu_ itself; runs the engine, so on Open's thread or the ticker only.
+  ::joule::Status Replay(uint64_t after);
   // REQUIRES: mu_ held. Returns the record's ticket.
   uint64_t Enqueue(std::shared_ptr<Record> record);
   // REQUIRES: `lock` holds mu_. False when the journal failed (the change is not durable).
   bool WaitDurable(std::unique_lock<std::mutex>& lock, uint64_t ticket);
   bool Accepting() const { return running_ && !stopping_ && !broken_; }  // REQUIRES: mu_ held
+  ApiError NotAccepting() const;                                         // REQUIRES: mu_ held; why not
+  ApiError JournalFailed(std::string_view what) const;  // REQUIRES: mu_ held; `what` was not made durable
   void CommitLoop();
-  void WakeDurable();  // REQUIRES: mu_ held
+  // REQUIRES: mu_ held. Answers the waiters of tickets first..last; FailQueued fails what is queued.
+  void Settle(uint64_t first, uint64_t last, bool durable);
+  void FailQueued();
   void TickLoop();
+  void Recover(std::unique_lock<std::mutex>& lock);  // the ticker, while broken_
+  void Log(std::string_view line) const;
   // REQUIRES: mu_ held. An input record's effect on the view, after it is durable (or replayed).
   void ApplyInput(uint64_t seq, const Record& record);
   // The engine step of a step record: consumes the inputs up to `through`. Engine thread only.
@@ -289,19 +312,23 @@ class ControlPlane {
   const io::Scenario scenario_;
   Authenticator auth_;
   Clock clock_;
-  std::unique_ptr<store::Journal> journal_;  // the committer's (and Open's) only
-  std::unique_ptr<Engine> engine_;           // the ticker's (and Open's) only
+  ::joule::control::Log log_;
+  // The committer's (and Open's) only; while broken_, the ticker's (the committer writes nothing).
+  std::unique_ptr<store::Journal> journal_;
+  std::unique_ptr<Engine> engine_;  // the ticker's (and Open's) only
 
   mutable std::mutex mu_;
   std::condition_variable commit_wake_, tick_wake_;
+  enum class Ack { kWaiting, kDurable, kFailed };
   struct Waiter {
     uint64_t ticket = 0;
     std::condition_variable* wake = nullptr;
+    Ack* outcome = nullptr;  // the waiting caller's, set once by Settle
   };
   std::vector<Waiter> waiters_;  // callers waiting for their record to be durable
   std::vector<Queued> queue_;
   uint64_t next_ticket_ = 1, durable_ticket_ = 0;
-  std::optional<std::string> broken_;  // the journal's failure: nothing more is accepted
+  std::optional<std::string> broken_;  // the journal's failure: nothing is accepted until Recover
   bool stopping_ = false, running_ = false;
   std::vector<Input> inputs_;  // committed, not yet stepped
   uint64_t applied_seq_ = 0;

@@ -93,7 +93,8 @@ Result<JournalRecord> DecodeRecord(std::string_view payload) {
 
 Status ReplaySteps(const std::string& path, const std::function<void(TimeMs, std::vector<Event>)>& step) {
   if (!std::filesystem::exists(path)) return Status::Error(fmt::format("{}: no such journal", path));
-  Result<std::unique_ptr<store::SqliteJournal>> journal = store::SqliteJournal::Open(path);
+  // A reader: a running server may hold the journal meanwhile.
+  Result<std::unique_ptr<store::SqliteJournal>> journal = store::SqliteJournal::Open(path, store::OpenMode::kReader);
   if (!journal.ok()) return journal.status();
   std::vector<std::pair<uint64_t, Event>> inputs;
   std::optional<std::string> error;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "io/host_port.h"
 #include "io/sbatch.h"
 #include "io/yaml_fields.h"
 
@@ -24,16 +25,10 @@ bool IsSha256Hex(const std::string& s) {
 }
 
 void Listen(const Fields& f, ServerConfig& c) {
-  const std::string listen = f.String("listen");
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) f.Fail("listen", "must be HOST:PORT, e.g. 127.0.0.1:6820");
-  const std::string port = listen.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoul(port) > 65535) {
-    f.Fail("listen", "port must be 0 to 65535 (0: any free port)");
-  }
-  c.listen_host = listen.substr(0, colon);
-  c.listen_port = static_cast<uint16_t>(std::stoul(port));
+  Result<HostPort> listen = ParseHostPort(f.String("listen"));
+  if (!listen.ok()) f.Fail("listen", listen.status().message());
+  c.listen_host = listen->host;
+  c.listen_port = listen->port;
 }
 
 void Tokens(const Fields& f, ServerConfig& c) {

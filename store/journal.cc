@@ -1,6 +1,12 @@
 #include "store/journal.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -24,32 +30,90 @@ class Statement {
   bool ok_ = false;
 };
 
+// Takes the exclusive lock of a writer on `path`.lock and writes who holds it there. The kernel
+// releases the lock when the process ends however it ends (kill -9 included), so a stale file
+// never blocks a restart; a live holder is named in the error.
+Result<int> LockJournal(const std::string& path) {
+  const std::string lock_path = path + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return Status::Error(
+        fmt::format("{}: cannot open the journal: its lock {}: {}", path, lock_path, std::strerror(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    char holder[256] = {};
+    const ssize_t n = ::pread(fd, holder, sizeof(holder) - 1, 0);
+    ::close(fd);
+    if (error != EWOULDBLOCK) {
+      return Status::Error(fmt::format("{}: cannot lock {}: {}", path, lock_path, std::strerror(error)));
+    }
+    std::string who(holder, n > 0 ? static_cast<size_t>(n) : 0);
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    return Status::Error(fmt::format(
+        "{}: the journal is held by another joule server ({}); one server writes a state: stop that one, or give "
+        "this one another state",
+        path, who.empty() ? "holder unknown" : who));
+  }
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  const std::string who = fmt::format("pid {} on {}\n", ::getpid(), host);
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, who.data(), who.size(), 0) != static_cast<ssize_t>(who.size())) {
+    // The lock is held all the same; only the holder's name is missing for whoever is refused.
+  }
+  return fd;
+}
+
 }  // namespace
 
-Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-      SQLITE_OK) {
-    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return Status::Error(fmt::format("{}: cannot open the journal: {}", path, why));
+Result<std::unique_ptr<SqliteJournal>> SqliteJournal::Open(const std::string& path, OpenMode mode) {
+  int lock_fd = -1;
+  if (mode == OpenMode::kWriter) {
+    Result<int> fd = LockJournal(path);
+    if (!fd.ok()) return fd.status();
+    lock_fd = *fd;
   }
-  std::unique_ptr<SqliteJournal> journal(new SqliteJournal(path, db));
-  // WAL with a full sync at every commit: an acknowledged append survives a crash of the process
-  // and of the machine.
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                          "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)"}) {
-    if (Status s = journal->Exec(sql); !s.ok()) return s;
-  }
-  Statement last(db, "SELECT COALESCE(MAX(seq), 0) FROM journal");
-  if (!last.ok() || sqlite3_step(last.get()) != SQLITE_ROW) return journal->Error("reading the last record");
-  journal->last_seq_ = static_cast<uint64_t>(sqlite3_column_int64(last.get(), 0));
+  std::unique_ptr<SqliteJournal> journal(new SqliteJournal(path, mode, lock_fd));
+  if (Status s = journal->Connect(); !s.ok()) return s;
   return journal;
 }
 
-SqliteJournal::~SqliteJournal() {
+Status SqliteJournal::Connect() {
+  const int flags = mode_ == OpenMode::kWriter ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+  if (sqlite3_open_v2(path_.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    Disconnect();
+    return Status::Error(fmt::format("{}: cannot open the journal: {}", path_, why));
+  }
+  // WAL with a full sync at every commit: an acknowledged append survives a crash of the process
+  // and of the machine.
+  if (mode_ == OpenMode::kWriter) {
+    for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                            "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)"}) {
+      if (Status s = Exec(sql); !s.ok()) return s;
+    }
+  }
+  Statement last(db_, "SELECT COALESCE(MAX(seq), 0) FROM journal");
+  if (!last.ok() || sqlite3_step(last.get()) != SQLITE_ROW) return Error("reading the last record");
+  last_seq_ = static_cast<uint64_t>(sqlite3_column_int64(last.get(), 0));
+  return Status::Ok();
+}
+
+void SqliteJournal::Disconnect() {
   sqlite3_finalize(insert_);
+  insert_ = nullptr;
   sqlite3_close(db_);
+  db_ = nullptr;
+}
+
+Status SqliteJournal::Reopen() {
+  Disconnect();
+  return Connect();
+}
+
+SqliteJournal::~SqliteJournal() {
+  Disconnect();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 Status SqliteJournal::Error(std::string_view what) const {
@@ -66,6 +130,8 @@ Status SqliteJournal::Exec(const char* sql) {
 
 Result<uint64_t> SqliteJournal::Append(std::span<const std::string> payloads) {
   JOULE_CHECK(!payloads.empty());
+  JOULE_CHECK(mode_ == OpenMode::kWriter);
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
   if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   // Prepared once, kept for the journal's life: a commit is the hot path of every change.
   if (insert_ == nullptr && sqlite3_prepare_v3(db_, "INSERT INTO journal (seq, payload) VALUES (?, ?)", -1,
@@ -97,6 +163,7 @@ Result<uint64_t> SqliteJournal::Append(std::span<const std::string> payloads) {
 }
 
 Status SqliteJournal::Read(uint64_t after, const std::function<void(const JournalEntry&)>& visit) const {
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
   Statement select(db_, "SELECT seq, payload FROM journal WHERE seq > ? ORDER BY seq");
   if (!select.ok()) return Error("reading");
   sqlite3_bind_int64(select.get(), 1, static_cast<sqlite3_int64>(after));

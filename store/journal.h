@@ -2,7 +2,8 @@
 // bytes here; the server writes engine events encoded by io/journal_json.h), each acknowledged
 // only once it is on disk, so that everything acknowledged survives a crash of the process and is
 // replayed on restart (and into the twin). `Journal` is the interface another backend (etcd) can
-// implement; `SqliteJournal` is the default: one SQLite file in WAL mode.
+// implement; `SqliteJournal` is the default: one SQLite file in WAL mode, written by one process
+// at a time (an exclusive lock on FILE.lock, which names its holder).
 // Thread-safety: not thread-safe; one thread owns a journal.
 #pragma once
 
@@ -33,12 +34,21 @@ class Journal {
   // Calls `visit` for every entry after `after`, in order.
   virtual Status Read(uint64_t after, const std::function<void(const JournalEntry&)>& visit) const = 0;
   virtual uint64_t last_seq() const = 0;
+  // After a failed Append: drops whatever the failure left (connection, transaction) and reads the
+  // last sequence number again. Ok when the journal takes appends again.
+  virtual Status Reopen() = 0;
+};
+
+enum class OpenMode {
+  kWriter,  // takes the journal's lock: a second writer is refused, naming the holder
+  kReader,  // reads what writers committed; takes no lock, never writes
 };
 
 class SqliteJournal final : public Journal {
  public:
-  // Opens (creating if needed) the journal at `path`; errors name the file and SQLite's reason.
-  static Result<std::unique_ptr<SqliteJournal>> Open(const std::string& path);
+  // Opens the journal at `path` (a writer creates it if needed); errors name the file and SQLite's
+  // reason, or the process holding the lock.
+  static Result<std::unique_ptr<SqliteJournal>> Open(const std::string& path, OpenMode mode = OpenMode::kWriter);
   ~SqliteJournal() override;
   SqliteJournal(const SqliteJournal&) = delete;
   SqliteJournal& operator=(const SqliteJournal&) = delete;
@@ -46,14 +56,20 @@ class SqliteJournal final : public Journal {
   Result<uint64_t> Append(std::span<const std::string> payloads) override;
   Status Read(uint64_t after, const std::function<void(const JournalEntry&)>& visit) const override;
   uint64_t last_seq() const override { return last_seq_; }
+  Status Reopen() override;
 
  private:
-  SqliteJournal(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
+  SqliteJournal(std::string path, OpenMode mode, int lock_fd)
+      : path_(std::move(path)), mode_(mode), lock_fd_(lock_fd) {}
+  Status Connect();  // opens db_ and reads last_seq_
+  void Disconnect();
   Status Exec(const char* sql);
   Status Error(std::string_view what) const;
 
   std::string path_;
-  sqlite3* db_;                     // owned; closed by the destructor
+  OpenMode mode_;
+  int lock_fd_ = -1;                // owned: FILE.lock, flock'ed exclusively by a writer
+  sqlite3* db_ = nullptr;           // owned; closed by the destructor
   sqlite3_stmt* insert_ = nullptr;  // owned: the append, prepared on first use
   uint64_t last_seq_ = 0;
 };

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -71,8 +72,9 @@ TEST(ServerConfigTest, ErrorsNameTheFileLineAndField) {
   const struct {
     std::string extra, expected;
   } cases[] = {
-      {"listen: nowhere\n", "listen: must be HOST:PORT"},
-      {"listen: 127.0.0.1:70000\n", "listen: port must be 0 to 65535"},
+      {"listen: nowhere\n", "listen: 'nowhere' must be HOST:PORT"},
+      {"listen: 127.0.0.1:70000\n", "listen: '127.0.0.1:70000': the port must be a number from 0 to 65535"},
+      {"listen: 127.0.0.1:abc\n", "listen: '127.0.0.1:abc': the port must be a number"},
       {"queues:\n  - {name: a}\n  - {name: a}\n", "queues[1].name: is used by an earlier queue"},
       {"queues:\n  - {name: a, default_time: 7200, max_time: 3600}\n",
        "queues[0].default_time: is longer than max_time"},
@@ -416,6 +418,104 @@ TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
   beat_until(**again, "dev-hgx01-k00-n01",
              [&] { return node(**again, "dev-hgx01-k00-n01").health == NodeHealth::kHealthy; });
   (*again)->Stop();
+}
+
+// A journal whose appends (and reopens) fail while `failing` is set, as a full or failed disk's do.
+class FaultyJournal final : public store::Journal {
+ public:
+  FaultyJournal(std::unique_ptr<store::Journal> inner, std::shared_ptr<std::atomic<bool>> failing)
+      : inner_(std::move(inner)), failing_(std::move(failing)) {}
+  Result<uint64_t> Append(std::span<const std::string> payloads) override {
+    if (*failing_) return Status::Error("state.db: appending: database or disk is full");
+    return inner_->Append(payloads);
+  }
+  Status Read(uint64_t after, const std::function<void(const store::JournalEntry&)>& visit) const override {
+    return inner_->Read(after, visit);
+  }
+  uint64_t last_seq() const override { return inner_->last_seq(); }
+  Status Reopen() override {
+    if (*failing_) return Status::Error("state.db: cannot open the journal: disk I/O error");
+    return inner_->Reopen();
+  }
+
+ private:
+  std::unique_ptr<store::Journal> inner_;
+  std::shared_ptr<std::atomic<bool>> failing_;
+};
+
+TEST(ControlPlaneTest, FailedJournalRefusesChangesThenRecoversWithNothingLost) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir));
+  ASSERT_TRUE(config.ok());
+  auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(1'000); };
+  auto failing = std::make_shared<std::atomic<bool>>(false);
+  auto lines = std::make_shared<std::vector<std::string>>();
+  auto lines_mu = std::make_shared<std::mutex>();
+  control::Log log = [lines, lines_mu](std::string_view line) {
+    std::lock_guard lock(*lines_mu);
+    lines->emplace_back(line);
+  };
+  const control::Principal lab_a{"lab-a", TenantId(0)};
+  io::SubmitSpec s;
+  s.name = "x";
+  s.gpus = 1;
+  s.time_limit = 3'600'000;
+  std::vector<JobRow> rows;
+  {
+    Result<std::unique_ptr<store::SqliteJournal>> sqlite = store::SqliteJournal::Open(config->state);
+    ASSERT_TRUE(sqlite.ok());
+    Result<std::unique_ptr<control::ControlPlane>> plane =
+        control::ControlPlane::Open(*config, clock, log, std::make_unique<FaultyJournal>(std::move(*sqlite), failing));
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    (*plane)->Start();
+    std::vector<JobId> accepted;
+    for (int i = 0; i < 5; ++i) accepted.push_back((*plane)->Submit(lab_a, s, fmt::format("k{}", i)).value->id);
+    *failing = true;
+    control::Outcome<control::SubmitResult> refused = (*plane)->Submit(lab_a, s, "during");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error.status, 503);
+    EXPECT_NE(refused.error.message.find("disk is full"), std::string::npos) << refused.error.message;
+    EXPECT_FALSE((*plane)->ready());
+    ASSERT_TRUE((*plane)->journal_error().has_value());
+    EXPECT_EQ((*plane)->counters().journal_failures, 1u);
+    // Still failing past a retry: still refused, the reason now the reopen's.
+    std::this_thread::sleep_for(std::chrono::milliseconds(control::ControlPlane::kRecoverRetryMs + 300));
+    EXPECT_EQ((*plane)->Submit(lab_a, s, "during").error.status, 503);
+    EXPECT_NE((*plane)->journal_error()->find("disk I/O error"), std::string::npos);
+    *failing = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!(*plane)->ready() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE((*plane)->ready());
+    EXPECT_EQ((*plane)->counters().journal_recoveries, 1u);
+    // The refused submit was never accepted: its key makes a new job now, and every accepted one is
+    // there with its key.
+    control::Outcome<control::SubmitResult> after = (*plane)->Submit(lab_a, s, "during");
+    ASSERT_TRUE(after.ok()) << after.error.message;
+    EXPECT_TRUE(after.value->created);
+    EXPECT_GT(after.value->id, accepted.back());
+    for (int i = 0; i < 5; ++i) {
+      control::Outcome<control::SubmitResult> retry = (*plane)->Submit(lab_a, s, fmt::format("k{}", i));
+      ASSERT_TRUE(retry.ok());
+      EXPECT_FALSE(retry.value->created);
+      EXPECT_EQ(retry.value->id, accepted[i]);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    (*plane)->Stop();
+    rows = Rows(**plane);
+  }
+  EXPECT_EQ(rows.size(), 6u);
+  {
+    std::lock_guard lock(*lines_mu);
+    ASSERT_GE(lines->size(), 2u);
+    EXPECT_NE(lines->front().find("the journal failed, changes are refused until it recovers"), std::string::npos);
+    EXPECT_NE(lines->back().find("the journal recovered"), std::string::npos);
+  }
+  // What the recovered server showed is what a restart on the same journal shows.
+  Result<std::unique_ptr<control::ControlPlane>> again = control::ControlPlane::Open(*config, clock);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(Rows(**again), rows);
 }
 
 }  // namespace

@@ -62,6 +62,46 @@ TEST(JournalTest, AppendsInOrderAndReopens) {
 // A writer process appends batches and reports each acknowledged sequence number on a pipe; it is
 // killed with SIGKILL mid-stream. Every acknowledged record must be there after reopening, in
 // order, once, with nothing after a gap.
+TEST(JournalTest, OneWriterAtATimeNamingTheHolder) {
+  const std::string path = FreshPath("journal.db");
+  Result<std::unique_ptr<store::SqliteJournal>> writer = store::SqliteJournal::Open(path);
+  ASSERT_TRUE(writer.ok()) << writer.status().message();
+  ASSERT_TRUE((*writer)->Append(std::vector<std::string>{"a"}).ok());
+  Result<std::unique_ptr<store::SqliteJournal>> second = store::SqliteJournal::Open(path);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find(path + ": the journal is held by another joule server (pid " +
+                                           std::to_string(getpid()) + " on "),
+            std::string::npos)
+      << second.status().message();
+  // Readers (`joule schedule --journal`) read beside the writer.
+  Result<std::unique_ptr<store::SqliteJournal>> reader = store::SqliteJournal::Open(path, store::OpenMode::kReader);
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  EXPECT_EQ(ReadAll(**reader).size(), 1u);
+  // A writer killed with SIGKILL leaves the lock file, not the lock.
+  writer->reset();
+  int held[2];
+  ASSERT_EQ(pipe(held), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    Result<std::unique_ptr<store::SqliteJournal>> j = store::SqliteJournal::Open(path);
+    const char ok = j.ok() ? '1' : '0';
+    if (write(held[1], &ok, 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  char ok = 0;
+  ASSERT_EQ(read(held[0], &ok, 1), 1);
+  ASSERT_EQ(ok, '1');
+  Result<std::unique_ptr<store::SqliteJournal>> blocked = store::SqliteJournal::Open(path);
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_NE(blocked.status().message().find("(pid " + std::to_string(child) + " on "), std::string::npos);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  Result<std::unique_ptr<store::SqliteJournal>> after = store::SqliteJournal::Open(path);
+  ASSERT_TRUE(after.ok()) << after.status().message();
+  EXPECT_EQ((*after)->last_seq(), 1u);
+}
+
 TEST(JournalTest, EveryAcknowledgedAppendSurvivesKillDashNine) {
   const std::string path = FreshPath("journal.db");
   int fds[2];

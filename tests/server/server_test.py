@@ -3,116 +3,24 @@
 journal, called over real HTTP by this test, by the `joule` CLI, by Node's OpenAPI validator and
 by Debian's promtool. Usage: server_test.py JOULE_BINARY [unittest args]."""
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
-import urllib.error
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness
+from harness import (AGENT, HGX_NODE, LAB_A, LAB_B, OPERATOR, ROOT, Server, call, free_port, sha256, spec,
+                     start_agent, write_config)
+
 JOULE = None  # set in main
-
-OPERATOR, LAB_A, LAB_B = "test-operator-token", "test-lab-a-token", "test-lab-b-token"
-AGENT = "test-agent-token"
-HGX_NODE = "dev-hgx01-k00-n02"
-
-
-def sha256(text):
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_config(folder, extra="", listen="127.0.0.1:0", scenario=None):
-    path = os.path.join(folder, "server.yaml")
-    with open(path, "w") as f:
-        f.write(f"""scenario: {scenario or ROOT + '/scenarios/dev.yaml'}
-listen: {listen}
-state: state.db
-tick_seconds: 0.1
-tokens:
-  - {{name: ops, sha256: {sha256(OPERATOR)}}}
-  - {{name: lab-a, tenant: lab-a, sha256: {sha256(LAB_A)}}}
-  - {{name: lab-b, tenant: lab-b, sha256: {sha256(LAB_B)}}}
-  - {{name: agents, agent: true, sha256: {sha256(AGENT)}}}
-queues:
-  - {{name: batch, default_time: 3600, max_time: 7-00:00:00}}
-  - {{name: gb200, gpu_types: [gb200]}}
-{extra}""")
-    return path
-
-
-class Server:
-    """A `joule server` process; its standard error is kept to check what it logs."""
-
-    def __init__(self, config):
-        self.proc = subprocess.Popen([JOULE, "server", "--config", config], stderr=subprocess.PIPE, text=True)
-        self.log = []
-        self.port = None
-        ready = threading.Event()
-
-        def read():
-            for line in self.proc.stderr:
-                self.log.append(line)
-                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-                if m:
-                    self.port = int(m.group(1))
-                    ready.set()
-            ready.set()
-
-        self.reader = threading.Thread(target=read, daemon=True)
-        self.reader.start()
-        if not ready.wait(60) or self.port is None:
-            raise RuntimeError("server did not start: " + "".join(self.log))
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 30
-        while call(self.url, "GET", "/readyz")[0] != 200:
-            if time.time() > deadline:
-                raise RuntimeError("server not ready")
-            time.sleep(0.05)
-
-    def stop(self, sig=signal.SIGTERM):
-        self.proc.send_signal(sig)
-        self.proc.wait(60)
-        self.reader.join(10)
-        return self.proc.returncode
-
-
-def call(url, method, path, token=None, body=None, content_type="application/json", headers=None):
-    """(status, parsed JSON or text, headers)."""
-    data = None
-    if body is not None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-    req = urllib.request.Request(url + path, data=data, method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as res:
-            status, raw, hdrs = res.status, res.read().decode(), res.headers
-    except urllib.error.HTTPError as e:
-        status, raw, hdrs = e.code, e.read().decode(), e.headers
-    try:
-        return status, json.loads(raw), hdrs
-    except ValueError:
-        return status, raw, hdrs
-
-
-def spec(name="job", gpus=8, workers=1, **extra):
-    s = {"name": name, "workers": workers, "resources": {"gpus": gpus}, "time_limit": 3600}
-    s.update(extra)
-    return s
 
 
 class ServerTest(unittest.TestCase):
@@ -566,19 +474,6 @@ DCGM_LINT = re.compile(r'^DCGM_FI_\w+ (counter metrics should have "_total" suff
                        r"label names should be written in 'snake_case' not 'camelCase')$")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_agent(folder, url, node, *extra):
-    """A `joule agent` for `node` with 8 simulated H100s, working in folder/node."""
-    log = open(os.path.join(folder, f"{node}.log"), "a")
-    return subprocess.Popen(
-        [JOULE, "agent", "--server", url, "--token", AGENT, "--node", node, "--workdir", os.path.join(folder, node),
-         "--heartbeat-seconds", "0.2", "--grace-seconds", "2", "--telemetry", "simulated", "--accelerators", "8",
-         *extra], stderr=log)
 
 
 class AgentTest(unittest.TestCase):
@@ -738,7 +633,7 @@ class AgentTest(unittest.TestCase):
                                 "--workdir", os.path.join(self.dir, "bad"), "--metrics-listen", bad],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2, bad)
-            self.assertIn(f"--metrics-listen {bad}: must be HOST:PORT", r.stderr)
+            self.assertIn(f"--metrics-listen: '{bad}'", r.stderr)
 
     def test_agent_with_fewer_accelerators_than_its_node_is_refused(self):
         with open(os.path.join(self.dir, "few.log"), "w") as log:
@@ -899,5 +794,5 @@ class ServerRestartTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    JOULE = os.path.abspath(sys.argv.pop(1))
+    JOULE = harness.JOULE = os.path.abspath(sys.argv.pop(1))
     unittest.main()

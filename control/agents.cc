@@ -1,0 +1,148 @@
+// The control plane's side of node agents: heartbeats, workers' ends and energy, silent nodes.
+#include "control/control_plane.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "io/journal_json.h"
+
+namespace joule::control {
+
+// ---- Agents ----
+
+void ControlPlane::CheckAgents(TimeMs now) {
+  auto mark_down = [&](uint32_t n, std::string reason) {
+    auto record = std::make_shared<Record>();
+    record->type = Record::Type::kHealth;
+    record->at = now;
+    record->who = "server";
+    record->event = NodeHealthChange{NodeId(n), NodeHealth::kDown, Actor::kAgent, std::move(reason), std::nullopt};
+    Enqueue(record);
+  };
+  // agents_required: a node no agent has registered for within the timeout is down, as Slurm
+  // holds a node whose slurmd never registered; checked once, then silence does the rest.
+  if (!first_tick_) first_tick_ = now;
+  if (config_.agents_required && !registrations_checked_ && now - *first_tick_ > config_.agent_timeout_ms) {
+    registrations_checked_ = true;
+    for (uint32_t n = 0; n < nodes_.size(); ++n) {
+      const NodeHealth health = nodes_[n].health;
+      if (agent_marked_down_.contains(n) || (health != NodeHealth::kHealthy && health != NodeHealth::kSuspect)) {
+        continue;
+      }
+      mark_down(
+          n, fmt::format("no agent registered within {:.1f} s", static_cast<double>(config_.agent_timeout_ms) / 1000));
+      agent_marked_down_[n] = true;
+    }
+  }
+  for (auto& [n, marked_down] : agent_marked_down_) {
+    const TimeMs last = nodes_[n].agent ? nodes_[n].agent->last_heartbeat : 0;
+    if (marked_down || now - last <= config_.agent_timeout_ms) continue;
+    const NodeHealth health = nodes_[n].health;
+    if (health == NodeHealth::kDown || health == NodeHealth::kRepairing) continue;
+    mark_down(n, fmt::format("agent silent for {:.1f} s", static_cast<double>(now - last) / 1000));
+    marked_down = true;
+  }
+}
+
+std::optional<uint64_t> ControlPlane::JournalEnergy(JobInfo& job, const WorkerExit& e, TimeMs now,
+                                                    const std::string& who) {
+  const double joules = std::max(0.0, e.energy_j.value_or(0));
+  if (!e.energy_j || e.run == 0 || e.run > job.run ||
+      !job.energy_final.emplace(std::pair{e.run, e.rank}, joules).second) {
+    return std::nullopt;
+  }
+  job.energy_live.erase({e.run, e.rank});  // final now, journaled below
+  auto record = std::make_shared<Record>();
+  record->type = Record::Type::kEnergy;
+  record->at = now;
+  record->who = who;
+  record->job = job.id;
+  record->run = e.run;
+  record->rank = e.rank;
+  record->joules = joules;
+  return Enqueue(record);
+}
+
+Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& who, std::string_view name,
+                                                              AgentReport report) {
+  if (!who.agent && !who.operator_role()) return ApiError{403, "", "only agents report for nodes"};
+  std::unique_lock lock(mu_);
+  if (!Accepting()) return NotAccepting();
+  const std::optional<NodeId> node = FindNode(name);
+  if (!node) return ApiError{404, "name", fmt::format("node {} does not exist", name)};
+  const NodeType& type = scenario_.fleet.node_type(*node);
+  if (report.gpu_count && *report.gpu_count < type.accelerators) {
+    return ApiError{409, "gpus.count",
+                    fmt::format("node {} has {} accelerators in the fleet ({}); its agent found {} ({})", name,
+                                type.accelerators, type.name, *report.gpu_count, report.gpu_source)};
+  }
+  const TimeMs now = std::max(clock_(), last_step_);
+  bool& marked_down = agent_marked_down_[node->value()];
+  nodes_[node->value()].agent =
+      AgentView{report.address, now, report.gpu_source, report.driver_version, std::move(report.gpus)};
+  std::optional<uint64_t> last_ticket;
+  auto enqueue = [&](Record::Type type, Event event) {
+    auto record = std::make_shared<Record>();
+    record->type = type;
+    record->at = now;
+    record->who = who.name;
+    record->event = std::move(event);
+    last_ticket = Enqueue(record);
+  };
+  // Back: a node this server marked down for its agent's silence, or one marked so before a
+  // restart of the server (the journal keeps the health, not this map).
+  const NodeInfo& info = nodes_[node->value()];
+  if (marked_down || (info.health == NodeHealth::kDown && info.actor == Actor::kAgent)) {
+    marked_down = false;
+    if (info.health == NodeHealth::kDown) {
+      enqueue(Record::Type::kHealth,
+              NodeHealthChange{*node, NodeHealth::kHealthy, Actor::kAgent, "agent back", std::nullopt});
+    }
+  }
+  for (const WorkerEnergy& w : report.running) {
+    auto it = jobs_.find(w.job);
+    if (it == jobs_.end() || w.run == 0 || w.run > it->second.run || it->second.energy_final.contains({w.run, w.rank}))
+      continue;
+    it->second.energy_live[{w.run, w.rank}] = std::max(0.0, w.energy_j);
+  }
+  for (const WorkerExit& e : report.ended) {
+    auto it = jobs_.find(e.job);
+    if (it == jobs_.end()) continue;
+    JobInfo& job = it->second;
+    if (std::optional<uint64_t> ticket = JournalEnergy(job, e, now, who.name)) last_ticket = ticket;
+    if (job.state != JobState::kRunning || finishing_.contains(e.job)) continue;
+    if (e.run != job.run || e.rank >= job.nodes.size() || job.nodes[e.rank] != *node) continue;
+    std::map<uint32_t, int>& codes = exits_[e.job];
+    codes[e.rank] = e.exit_code;
+    const bool failed = e.exit_code != 0;
+    if (failed || codes.size() == job.nodes.size()) {
+      finishing_.insert(e.job);
+      enqueue(Record::Type::kFinish, JobFinished{e.job, !failed});
+    }
+  }
+  // The agent forgets what it reported once answered: the answer waits for those records.
+  if (last_ticket && !WaitDurable(lock, *last_ticket)) {
+    return JournalFailed("report");
+  }
+  std::vector<Assignment> out;
+  // The node's jobs (a job with several workers here is listed once), not every running job.
+  std::vector<JobId> here = nodes_[node->value()].jobs;
+  std::sort(here.begin(), here.end());
+  here.erase(std::unique(here.begin(), here.end()), here.end());
+  for (JobId id : here) {
+    if (!running_jobs_.contains(id)) continue;
+    const JobInfo& job = jobs_.at(id);
+    for (uint32_t rank = 0; rank < job.nodes.size(); ++rank) {
+      if (job.nodes[rank] != *node) continue;
+      const std::optional<AgentView>& master = nodes_[job.nodes[0].value()].agent;
+      out.push_back({id, rank, static_cast<uint32_t>(job.nodes.size()),
+                     rank < job.devices.size() ? job.devices[rank] : std::vector<uint32_t>{},
+                     !master || master->address.empty() ? "127.0.0.1" : master->address,
+                     static_cast<uint16_t>(20'000 + id % 40'000), job.spec, job.run, job.power_limit_permille});
+    }
+  }
+  return out;
+}
+
+}  // namespace joule::control

@@ -146,6 +146,8 @@ struct HttpApi::Impl {
         Fail(res, {401, "Authorization", "a valid bearer token is required"});
       } else if (who->agent && !route.starts_with("/api/v1/agents/")) {
         Fail(res, {403, "Authorization", "an agent's token is for the agent routes only"});
+      } else if (req.method != "GET" && !plane.leading()) {
+        ToLeader(req, res);
       } else {
         handler(*who, req, res);
       }
@@ -153,6 +155,19 @@ struct HttpApi::Impl {
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
     };
   }
+  // A change sent to a follower: 307 to the leader (the method and body are sent again there),
+  // or 503 while no leader is known (an election takes a lease's time at most).
+  void ToLeader(const httplib::Request& req, httplib::Response& res) {
+    const std::string leader = plane.leader_address();
+    if (leader.empty()) {
+      res.set_header("Retry-After", "1");
+      Fail(res, {503, "", "this server follows and no leader is known yet: retry"});
+      return;
+    }
+    res.set_header("Location", leader + req.target);
+    Fail(res, {307, "", fmt::format("this server follows; send changes to the leader, {}", leader)});
+  }
+
   httplib::Server::Handler Open(std::string route, httplib::Server::Handler handler) {
     return [this, route = std::move(route), handler = std::move(handler)](const httplib::Request& req,
                                                                           httplib::Response& res) {
@@ -664,7 +679,12 @@ struct HttpApi::Impl {
                  res.set_content("ok\n", "text/plain");
                }));
     server.Get("/readyz", Open("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-                 if (plane.ready()) return res.set_content("ready\n", "text/plain");
+                 if (plane.ready()) {
+                   return res.set_content(plane.leading()
+                                              ? "ready: leader\n"
+                                              : fmt::format("ready: follower of {}\n", plane.leader_address()),
+                                          "text/plain");
+                 }
                  const std::optional<std::string> journal = plane.journal_error();
                  Fail(res, {503, "",
                             journal ? fmt::format("not ready: the journal failed: {} (retried every {} ms)", *journal,

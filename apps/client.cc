@@ -2,8 +2,11 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <thread>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -42,20 +45,40 @@ Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& serve
   if (const char* env = std::getenv("JOULE_TOKEN")) config.token = env;
   if (server) config.server = *server;
   if (token) config.token = *token;
-  if (!config.server.starts_with("http://")) {
-    return Status::Error(fmt::format("server '{}': must be an http:// URL, e.g. http://127.0.0.1:6820", config.server));
+  for (const std::string& url : SplitServers(config.server)) {
+    if (!url.starts_with("http://") || url.size() <= 7) {
+      return Status::Error(
+          fmt::format("server '{}': must be an http:// URL, e.g. http://127.0.0.1:6820, or several "
+                      "separated by commas (replicas of one control plane)",
+                      url));
+    }
   }
   return config;
 }
 
+// Several servers (HA replicas): requests go to the one that answered last; a follower's 307 names
+// the leader, and a server that does not answer or answers 503 (no leader yet, or its journal
+// failed) hands the request to the next, for up to kFailoverSeconds. With one server a request
+// is sent once (and follows a 307 once).
 struct ApiClient::Impl {
-  httplib::Client client;
+  static constexpr int kFailoverSeconds = 15;
+  std::vector<std::string> servers;
+  std::vector<std::unique_ptr<httplib::Client>> clients;
+  size_t current = 0;
   std::string token;
-  explicit Impl(const ClientConfig& c) : client(c.server), token(c.token) {
-    client.set_connection_timeout(5);
-    client.set_read_timeout(60);
-    client.set_keep_alive(true);
-    client.set_tcp_nodelay(true);
+
+  explicit Impl(const ClientConfig& c) : token(c.token) {
+    for (const std::string& url : SplitServers(c.server)) Add(url);
+  }
+  size_t Add(const std::string& url) {
+    auto client = std::make_unique<httplib::Client>(url);
+    client->set_connection_timeout(5);
+    client->set_read_timeout(60);
+    client->set_keep_alive(true);
+    client->set_tcp_nodelay(true);
+    servers.push_back(url);
+    clients.push_back(std::move(client));
+    return clients.size() - 1;
   }
   httplib::Headers Headers(const std::map<std::string, std::string>& extra) const {
     httplib::Headers h;
@@ -65,21 +88,78 @@ struct ApiClient::Impl {
   }
   static HttpReply Reply(const httplib::Result& r) {
     if (!r) return {0, "", httplib::to_string(r.error())};
-    return {r->status, r->body, ""};
+    return {r->status, r->body, "", r->get_header_value("Location")};
+  }
+  // The server a 307's Location points at (added if it is not one of ours).
+  std::optional<size_t> Leader(const std::string& location) {
+    const size_t slash = location.find('/', location.find("://") == std::string::npos ? 0 : location.find("://") + 3);
+    const std::string base = location.substr(0, slash);
+    if (!base.starts_with("http://")) return std::nullopt;
+    for (size_t i = 0; i < servers.size(); ++i) {
+      if (servers[i] == base) return i;
+    }
+    return Add(base);
+  }
+  HttpReply Do(const std::function<httplib::Result(httplib::Client&)>& send) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kFailoverSeconds);
+    HttpReply last;
+    while (true) {
+      const size_t n = clients.size();
+      for (size_t i = 0; i < n; ++i) {
+        const size_t k = (current + i) % n;
+        last = Reply(send(*clients[k]));
+        if (last.status == 307) {
+          const std::optional<size_t> leader = Leader(last.location);
+          if (!leader) continue;
+          last = Reply(send(*clients[*leader]));
+          if (last.status != 0 && last.status != 503 && last.status != 307) {
+            current = *leader;
+            return last;
+          }
+          continue;
+        }
+        if (last.status != 0 && last.status != 503) {
+          current = k;
+          return last;
+        }
+      }
+      if (servers.size() == 1 || std::chrono::steady_clock::now() > deadline) return last;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
 };
+
+std::vector<std::string> SplitServers(const std::string& servers) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (begin <= servers.size()) {
+    const size_t comma = servers.find(',', begin);
+    const size_t end = comma == std::string::npos ? servers.size() : comma;
+    std::string url = servers.substr(begin, end - begin);
+    while (url.size() > 1 && url.back() == '/') url.pop_back();
+    out.push_back(std::move(url));
+    if (comma == std::string::npos) break;
+    begin = comma + 1;
+  }
+  return out;
+}
 
 ApiClient::ApiClient(const ClientConfig& config) : impl_(std::make_unique<Impl>(config)) {}
 ApiClient::~ApiClient() = default;
 
-HttpReply ApiClient::Get(const std::string& path) { return Impl::Reply(impl_->client.Get(path, impl_->Headers({}))); }
+HttpReply ApiClient::Get(const std::string& path) {
+  const httplib::Headers h = impl_->Headers({});
+  return impl_->Do([&](httplib::Client& c) { return c.Get(path, h); });
+}
 
 HttpReply ApiClient::Send(const std::string& method, const std::string& path, const std::string& body,
                           const std::string& content_type, const std::map<std::string, std::string>& headers) {
   const httplib::Headers h = impl_->Headers(headers);
-  if (method == "POST") return Impl::Reply(impl_->client.Post(path, h, body, content_type));
-  if (method == "PATCH") return Impl::Reply(impl_->client.Patch(path, h, body, content_type));
-  return Impl::Reply(impl_->client.Delete(path, h, body, content_type));
+  return impl_->Do([&](httplib::Client& c) {
+    if (method == "POST") return c.Post(path, h, body, content_type);
+    if (method == "PATCH") return c.Patch(path, h, body, content_type);
+    return c.Delete(path, h, body, content_type);
+  });
 }
 
 std::string DescribeError(const HttpReply& reply) {

@@ -8,15 +8,20 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 
 namespace joule::apps {
 
 struct ClientConfig {
+  // One URL, or several separated by commas: replicas of one control plane (docs/ha.md), tried in
+  // turn; a follower's redirect to the leader is followed.
   std::string server = "http://127.0.0.1:6820";
   std::string token;
 };
+
+std::vector<std::string> SplitServers(const std::string& servers);
 
 Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& server,
                                          const std::optional<std::string>& token);
@@ -25,6 +30,7 @@ struct HttpReply {
   int status = 0;  // 0: no answer (the error says why)
   std::string body;
   std::string error;
+  std::string location;  // a redirect's target
 };
 
 class ApiClient {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "api/http_api.h"
 #include "apps/commands.h"
@@ -61,11 +62,20 @@ int RunServer(const ServerOptions& options) {
     fmt::print(stderr, "joule server: {}\n", port.status().message());
     return kExitBadInput;
   }
-  (*plane)->Start();
+  const std::string address = config->advertise.empty() ? fmt::format("http://{}:{}",
+                                                                      config->listen_host.find(':') == std::string::npos
+                                                                          ? config->listen_host
+                                                                          : "[" + config->listen_host + "]",
+                                                                      *port)
+                                                        : config->advertise;
+  (*plane)->Start(address);
   fmt::print(stderr, "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records) in {:.2f} s\n",
-             (*plane)->fleet().campus().name, status.nodes, status.accelerators, config->state, status.journal_seq,
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-  fmt::print(stderr, "joule server: listening on http://{}:{}\n", config->listen_host, *port);
+             (*plane)->fleet().campus().name, status.nodes, status.accelerators,
+             config->etcd ? fmt::format("etcd {}{}", fmt::join(config->etcd->endpoints, ","), config->etcd->prefix)
+                          : config->state,
+             status.journal_seq, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+  fmt::print(stderr, "joule server: listening on http://{}:{} ({})\n", config->listen_host, *port,
+             (*plane)->leading() ? "leading" : "following: waiting to lead");
   std::thread waiter([&] {
     int signal = 0;
     sigwait(&signals, &signal);

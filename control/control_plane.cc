@@ -9,6 +9,7 @@
 
 #include "control/journal_records.h"
 #include "io/journal_json.h"
+#include "store/etcd_journal.h"
 
 namespace joule::control {
 
@@ -79,6 +80,13 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(const io::ServerConfig&
     std::error_code ec;
     std::filesystem::create_directories(folder, ec);
     if (ec) return Status::Error(fmt::format("{}: cannot make the state folder: {}", config.state, ec.message()));
+  }
+  if (!journal && config.etcd) {
+    Result<std::unique_ptr<store::EtcdJournal>> etcd = store::EtcdJournal::Open(
+        {config.etcd->endpoints, config.etcd->prefix, static_cast<int>(config.etcd->lease_seconds),
+         static_cast<int>(config.etcd->timeout_ms)});
+    if (!etcd.ok()) return etcd.status();
+    journal = std::move(*etcd);
   }
   if (!journal) {
     Result<std::unique_ptr<store::SqliteJournal>> sqlite = store::SqliteJournal::Open(config.state);
@@ -171,9 +179,24 @@ void ControlPlane::ResetView() {
 
 ControlPlane::~ControlPlane() { Stop(); }
 
-void ControlPlane::Start() {
+void ControlPlane::Start(std::string address) {
+  {
+    std::lock_guard lock(mu_);
+    if (running_) return;
+    address_ = std::move(address);
+  }
+  // A server that can lead at once (always, on SQLite) does before it answers anyone.
+  Result<bool> won = journal_->Campaign(address_);
+  bool leads = won.ok() && *won;
+  if (leads && !Replay(applied_seq_).ok()) {
+    journal_->Resign();
+    leads = false;
+  }
   std::lock_guard lock(mu_);
-  if (running_) return;
+  if (leads) {
+    leader_ = true;
+    counters_.elections_won++;
+  }
   running_ = true;
   committer_ = std::thread([this] { CommitLoop(); });
   ticker_ = std::thread([this] { TickLoop(); });
@@ -189,17 +212,35 @@ void ControlPlane::Stop() {
   tick_wake_.notify_all();
   ticker_.join();
   committer_.join();
+  journal_->Resign();  // another replica takes over now, not after the lease runs out
   std::lock_guard lock(mu_);
   running_ = false;
+  leader_ = false;
 }
 
 bool ControlPlane::ready() const {
   std::lock_guard lock(mu_);
-  return running_ && !stopping_ && !broken_;
+  return running_ && !stopping_ && !broken_ && (leader_ || followed_);
+}
+
+bool ControlPlane::leading() const {
+  std::lock_guard lock(mu_);
+  return leader_;
+}
+
+std::string ControlPlane::leader_address() const {
+  std::lock_guard lock(mu_);
+  return leader_ ? address_ : journal_->leader();
 }
 
 ApiError ControlPlane::NotAccepting() const {
   if (broken_) return {503, "", fmt::format("the journal failed, changes are refused until it recovers: {}", *broken_)};
+  if (running_ && !stopping_ && !leader_) {
+    const std::string leader = journal_->leader();
+    return {503, "",
+            leader.empty() ? "this server follows and no leader is known yet: retry"
+                           : fmt::format("this server follows; the leader is {}", leader)};
+  }
   return {503, "", "the server is starting or stopping: retry"};
 }
 
@@ -299,6 +340,17 @@ void ControlPlane::TickLoop() {
       Recover(lock);
       continue;
     }
+    if (!leader_) {
+      Follow(lock);
+      continue;
+    }
+    if (!journal_->leading()) {
+      // The lease ran out (a pause, a partition): another server may lead already. The engine
+      // may be ahead of the journal, so the view is rebuilt before following.
+      broken_ = "this server lost its lease to lead";
+      Log("no longer leading: the lease ran out; rebuilding from the journal to follow");
+      continue;
+    }
     const TimeMs now = std::max(clock_(), last_step_);
     CheckAgents(now);
     auto step = std::make_shared<Record>();
@@ -329,6 +381,7 @@ void ControlPlane::Recover(std::unique_lock<std::mutex>& lock) {
   tick_wake_.wait_for(lock, std::chrono::milliseconds(kRecoverRetryMs), [&] { return stopping_; });
   if (stopping_) return;
   lock.unlock();
+  journal_->Resign();
   const auto begin = std::chrono::steady_clock::now();
   ::joule::Status s = journal_->Reopen();
   if (s.ok()) {
@@ -346,9 +399,56 @@ void ControlPlane::Recover(std::unique_lock<std::mutex>& lock) {
   }
   FailQueued();  // records enqueued before the failure was seen belong to the old view
   broken_.reset();
+  leader_ = false;  // Follow campaigns again
+  followed_ = false;
   counters_.journal_recoveries++;
   Log(fmt::format("the journal recovered: {} records replayed in {:.2f} s; accepting changes", applied_seq_,
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count()));
+}
+
+// Not leading: catch up with what the leader appended, then try to lead. A server that wins has
+// read every record its predecessor could append (the predecessor's appends are fenced once the
+// leader key is another's), so its engine and view continue exactly where the journal stops.
+void ControlPlane::Follow(std::unique_lock<std::mutex>& lock) {
+  lock.unlock();
+  const uint64_t after = [&] {
+    std::lock_guard view(mu_);
+    return applied_seq_;
+  }();
+  ::joule::Status s = Replay(after);
+  bool won = false;
+  if (s.ok()) {
+    Result<bool> campaign = journal_->Campaign(address_);
+    if (campaign.ok()) {
+      won = *campaign;
+    } else {
+      s = campaign.status();
+    }
+  }
+  if (won) {
+    const uint64_t caught_up = [&] {
+      std::lock_guard view(mu_);
+      return applied_seq_;
+    }();
+    s = Replay(caught_up);
+    if (!s.ok()) journal_->Resign();
+  }
+  lock.lock();
+  if (!s.ok()) {
+    if (follow_error_ != s.message()) Log(fmt::format("following the journal: {}", s.message()));
+    follow_error_ = s.message();
+    tick_wake_.wait_for(lock, std::chrono::milliseconds(kFollowMs), [&] { return stopping_; });
+    return;
+  }
+  follow_error_.clear();
+  followed_ = true;
+  if (won) {
+    leader_ = true;
+    counters_.elections_won++;
+    Log(fmt::format("leading from journal record {}", applied_seq_));
+    return;
+  }
+  tick_wake_.wait_for(lock, std::chrono::milliseconds(kFollowMs), [&] { return stopping_; });
 }
 
 void ControlPlane::Log(std::string_view line) const {

@@ -188,7 +188,7 @@ struct Assignment {
 
 struct Counters {
   uint64_t submits = 0, journal_records = 0, journal_commits = 0, steps = 0;
-  uint64_t journal_failures = 0, journal_recoveries = 0;
+  uint64_t journal_failures = 0, journal_recoveries = 0, elections_won = 0;
   double step_seconds_sum = 0, step_seconds_max = 0, commit_seconds_sum = 0;
 };
 
@@ -202,14 +202,22 @@ class ControlPlane {
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
 
-  void Start();  // the committer and the ticker
-  void Stop();   // waits for both; what was acknowledged is already durable
+  // The committer and the ticker. `address` is the URL this server is reached at, which a leader
+  // advertises to the other replicas (so they can send clients to it).
+  void Start(std::string address = "");
+  void Stop();  // waits for both; what was acknowledged is already durable
   // Ready: replay done, threads running, the journal writable.
   bool ready() const;
   // Why the journal refuses appends, while it does. The server then answers changes with 503,
   // retries the journal every kRecoverRetryMs, and once it answers rebuilds its view from it (the
   // engine may have run a step the journal lacks) and accepts changes again.
   std::optional<std::string> journal_error() const;
+  // Whether this server leads (appends to the journal and runs the engine's passes). A follower
+  // replays what the leader appends (within kFollowMs) and serves reads from that view; changes
+  // go to the leader, whose address it returns when it knows it.
+  bool leading() const;
+  std::string leader_address() const;
+  static constexpr TimeMs kFollowMs = 100;
   static constexpr TimeMs kRecoverRetryMs = 1000;
 
   const io::ServerConfig& config() const { return config_; }
@@ -284,8 +292,8 @@ class ControlPlane {
   uint64_t Enqueue(std::shared_ptr<Record> record);
   // REQUIRES: `lock` holds mu_. False when the journal failed (the change is not durable).
   bool WaitDurable(std::unique_lock<std::mutex>& lock, uint64_t ticket);
-  bool Accepting() const { return running_ && !stopping_ && !broken_; }  // REQUIRES: mu_ held
-  ApiError NotAccepting() const;                                         // REQUIRES: mu_ held; why not
+  bool Accepting() const { return running_ && !stopping_ && !broken_ && leader_; }  // REQUIRES: mu_ held
+  ApiError NotAccepting() const;                                                    // REQUIRES: mu_ held; why not
   ApiError JournalFailed(std::string_view what) const;  // REQUIRES: mu_ held; `what` was not made durable
   void CommitLoop();
   // REQUIRES: mu_ held. Answers the waiters of tickets first..last; FailQueued fails what is queued.
@@ -293,6 +301,7 @@ class ControlPlane {
   void FailQueued();
   void TickLoop();
   void Recover(std::unique_lock<std::mutex>& lock);  // the ticker, while broken_
+  void Follow(std::unique_lock<std::mutex>& lock);   // the ticker, while not leading
   void Log(std::string_view line) const;
   // REQUIRES: mu_ held. An input record's effect on the view, after it is durable (or replayed).
   void ApplyInput(uint64_t seq, const Record& record);
@@ -330,6 +339,10 @@ class ControlPlane {
   uint64_t next_ticket_ = 1, durable_ticket_ = 0;
   std::optional<std::string> broken_;  // the journal's failure: nothing is accepted until Recover
   bool stopping_ = false, running_ = false;
+  bool leader_ = false;        // this server appends and steps the engine; else it follows the journal
+  std::string address_;        // set by Start
+  std::string follow_error_;   // the last error following the journal, logged once
+  bool followed_ = false;      // caught up with the journal at least once since the last rebuild
   std::vector<Input> inputs_;  // committed, not yet stepped
   uint64_t applied_seq_ = 0;
   JobId next_id_ = 1;

@@ -31,6 +31,38 @@ void Listen(const Fields& f, ServerConfig& c) {
   c.listen_port = listen->port;
 }
 
+void Store(const Fields& f, ServerConfig& c) {
+  Fields store(f.Get("store"), "store", {"sqlite", "etcd"});
+  if (store.Has("sqlite") == store.Has("etcd")) store.Fail("", "must name one backend: sqlite or etcd");
+  if (store.Has("sqlite")) {
+    Fields sqlite(store.Get("sqlite"), "store.sqlite", {"path"});
+    c.state = sqlite.String("path");
+    return;
+  }
+  Fields etcd(store.Get("etcd"), "store.etcd", {"endpoints", "prefix", "lease_seconds", "timeout_ms"});
+  EtcdStoreSpec spec;
+  const YAML::Node endpoints = etcd.List("endpoints");
+  if (endpoints.size() == 0) etcd.Fail("endpoints", "must list at least one etcd member, e.g. http://127.0.0.1:2379");
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    const std::string path = fmt::format("{}[{}]", etcd.PathOf("endpoints"), i);
+    if (!endpoints[i].IsScalar()) ThrowAt(endpoints[i], path, "must be a URL");
+    const std::string url = endpoints[i].Scalar();
+    if (url.rfind("http://", 0) != 0 || !ParseHostPort(url.substr(7)).ok()) {
+      ThrowAt(endpoints[i], path, "must be http://HOST:PORT");
+    }
+    spec.endpoints.push_back(url);
+  }
+  if (etcd.Has("prefix")) {
+    spec.prefix = etcd.String("prefix");
+    if (spec.prefix.empty() || spec.prefix.front() != '/' || spec.prefix.back() == '/') {
+      etcd.Fail("prefix", "must begin with / and not end with one, e.g. /joule/campus-1");
+    }
+  }
+  if (etcd.Has("lease_seconds")) spec.lease_seconds = static_cast<uint32_t>(etcd.Number("lease_seconds", 1, 60));
+  if (etcd.Has("timeout_ms")) spec.timeout_ms = static_cast<uint32_t>(etcd.Number("timeout_ms", 50, 60'000));
+  c.etcd = std::move(spec);
+}
+
 void Tokens(const Fields& f, ServerConfig& c) {
   const YAML::Node list = f.List("tokens");
   std::set<std::string> names;
@@ -104,13 +136,23 @@ void Limits(const Fields& f, ServerConfig& c) {
 
 ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   Fields f(root, "",
-           {"scenario", "listen", "state", "tick_seconds", "http_threads", "agent_timeout_seconds", "agents_required",
-            "tokens", "queues", "priority_classes", "limits"});
+           {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads",
+            "agent_timeout_seconds", "agents_required", "tokens", "queues", "priority_classes", "limits"});
   ServerConfig c;
   c.scenario = Resolve(path, f.String("scenario"));
   if (f.Has("listen")) Listen(f, c);
   if (f.Has("state")) c.state = f.String("state");
+  if (f.Has("store")) {
+    if (f.Has("state")) f.Fail("store", "give state: or store:, not both");
+    Store(f, c);
+  }
   c.state = Resolve(path, c.state);
+  if (f.Has("advertise")) {
+    c.advertise = f.String("advertise");
+    if ((c.advertise.rfind("http://", 0) != 0 && c.advertise.rfind("https://", 0) != 0) || c.advertise.back() == '/') {
+      f.Fail("advertise", "must be the URL clients reach this server at, e.g. http://10.0.0.5:6820");
+    }
+  }
   if (f.Has("tick_seconds")) {
     c.tick_ms = std::llround(f.Number("tick_seconds", 0.01, 3600) * 1000);
   }

@@ -42,11 +42,21 @@ struct ServerLimits {
   uint32_t max_pending_per_tenant = 1'000'000;
 };
 
+// The journal in etcd instead of the SQLite file: several servers on one config, one leading.
+struct EtcdStoreSpec {
+  std::vector<std::string> endpoints;  // http://HOST:PORT of the etcd members
+  std::string prefix = "/joule";       // the keys' prefix in etcd
+  uint32_t lease_seconds = 2;          // the leader's lease: a dead leader is replaced within it
+  uint32_t timeout_ms = 1500;          // one request to one member
+};
+
 struct ServerConfig {
   std::string scenario;  // resolved against the config file's folder
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 6820;           // beside slurmrestd's customary 6820
   std::string state = "joule-state.db";  // the SQLite journal, resolved like `scenario`
+  std::optional<EtcdStoreSpec> etcd;     // store: {etcd: ...}: the journal in etcd, not `state`
+  std::string advertise;                 // the URL other replicas send clients to; "" http://listen
   TimeMs tick_ms = 1000;                 // one scheduling pass per tick
   uint32_t http_threads = 64;            // connections served at once
   TimeMs agent_timeout_ms = 15'000;      // a node whose agent is silent this long is marked down

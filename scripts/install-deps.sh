@@ -9,6 +9,7 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev
+  etcd-server               # high availability: the tests run a 3-member etcd cluster
   libcpp-httplib-dev libssl-dev   # the control plane's HTTP server and client; SHA-256 of tokens
   prometheus                # promtool checks the server's /metrics in the tests
   clang libclang-rt-14-dev  # libFuzzer targets for the job spec and batch script parsers

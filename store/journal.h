@@ -37,6 +37,20 @@ class Journal {
   // After a failed Append: drops whatever the failure left (connection, transaction) and reads the
   // last sequence number again. Ok when the journal takes appends again.
   virtual Status Reopen() = 0;
+
+  // Leadership among servers sharing the journal. Only the leader appends; the others read. A
+  // SQLite journal's writer is the only one (its lock), so it always leads.
+  // Tries to become leader, advertising `address` to the others; true when this server leads.
+  virtual Result<bool> Campaign(const std::string& address) {
+    (void)address;
+    return true;
+  }
+  // Whether this server still leads (its lease is kept); false after it lost the lease.
+  virtual bool leading() const { return true; }
+  // The leader's address as last seen ("" unknown or this server).
+  virtual std::string leader() const { return ""; }
+  // Gives leadership up (a server that stops, or that must rebuild after a failure).
+  virtual void Resign() {}
 };
 
 enum class OpenMode {

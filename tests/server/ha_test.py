@@ -4,14 +4,19 @@ processes on loopback. Usage: ha_test.py JOULE_BINARY [unittest args]."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 import harness
-from harness import LAB_A, Server, call, spec, write_config
+from harness import LAB_A, OPERATOR, Server, call, free_port, spec, write_config
+
+ETCD = shutil.which("etcd")
 
 
 def run_server(config, *extra):
@@ -59,6 +64,253 @@ class SingleWriterTest(unittest.TestCase):
             self.assertEqual(code, 2, bad)
             self.assertIn(f"--listen: '{bad}'", err)
             self.assertIn(why, err)
+
+
+class EtcdCluster:
+    """A 3-member etcd cluster from Debian's etcd-server on loopback; members can be killed and
+    started again on their data."""
+
+    def __init__(self, folder, members=3):
+        self.folder = folder
+        self.client = [free_port() for _ in range(members)]
+        self.peer = [free_port() for _ in range(members)]
+        self.cluster = ",".join(f"e{i}=http://127.0.0.1:{self.peer[i]}" for i in range(members))
+        self.procs = [None] * members
+        for i in range(members):
+            self.start(i)
+        deadline = time.time() + 30
+        while not self.healthy():
+            if time.time() > deadline:
+                raise RuntimeError("etcd did not start")
+            time.sleep(0.1)
+
+    def endpoints(self):
+        return [f"http://127.0.0.1:{p}" for p in self.client]
+
+    def start(self, i):
+        log = open(os.path.join(self.folder, f"etcd{i}.log"), "a")
+        self.procs[i] = subprocess.Popen(
+            [ETCD, "--name", f"e{i}", "--data-dir", os.path.join(self.folder, f"etcd{i}"),
+             "--listen-client-urls", f"http://127.0.0.1:{self.client[i]}",
+             "--advertise-client-urls", f"http://127.0.0.1:{self.client[i]}",
+             "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+             "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
+             "--initial-cluster-token", "joule-test"], stdout=log, stderr=log)
+
+    def kill(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait(10)
+
+    def healthy(self):
+        try:
+            return call(self.endpoints()[0], "GET", "/health")[1].get("health") == "true"
+        except (OSError, AttributeError):
+            return False
+
+    def stop(self):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+def ha_config(folder, etcd, name, lease=2):
+    endpoints = ", ".join(etcd.endpoints())
+    return write_config(folder, name=name, store=f"store: {{etcd: {{endpoints: [{endpoints}], prefix: /joule/test, "
+                                                  f"lease_seconds: {lease}}}}}")
+
+
+def submit(url, name, key, timeout=60):
+    return call(url, "POST", "/api/v1/jobs", LAB_A, spec(name, gpus=1), headers={"Idempotency-Key": key},
+                timeout=timeout)
+
+
+@unittest.skipUnless(ETCD, "etcd-server is not installed (scripts/install-deps.sh installs it)")
+class EtcdHaTest(unittest.TestCase):
+    """Three servers on a 3-member etcd cluster: one leads, the others follow and take over."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="joule-ha-")
+        self.etcd = EtcdCluster(self.dir)
+        self.servers = [Server(ha_config(self.dir, self.etcd, f"s{i}.yaml")) for i in range(3)]
+
+    def tearDown(self):
+        for s in self.servers:
+            if s.proc.poll() is None:
+                if s.proc.returncode is None:
+                    s.proc.send_signal(signal.SIGCONT)
+                s.stop(signal.SIGKILL)
+        self.etcd.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def roles(self):
+        out = {}
+        for i, s in enumerate(self.servers):
+            if s.proc.poll() is not None:
+                continue
+            try:
+                status, body, _ = call(s.url, "GET", "/readyz", timeout=1)
+            except OSError:
+                continue
+            out[i] = body if status == 200 else f"{status}"
+        return out
+
+    def leader(self, timeout=10, besides=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            leaders = [i for i, r in self.roles().items() if isinstance(r, str) and r.startswith("ready: leader")
+                       and i != besides]
+            if len(leaders) == 1:
+                return leaders[0]
+            time.sleep(0.05)
+        self.fail(f"no single leader: {self.roles()}")
+
+    def test_one_leads_followers_redirect_changes_and_serve_reads(self):
+        lead = self.leader()
+        leader_url = self.servers[lead].url
+        leaders = [i for i, r in self.roles().items() if str(r).startswith("ready: leader")]
+        self.assertEqual(leaders, [lead])
+        status, body, _ = submit(leader_url, "first", "k1")
+        self.assertEqual(status, 201, body)
+        job = body["id"]
+        for i, s in enumerate(self.servers):
+            if i == lead:
+                continue
+            status, body, headers = submit(s.url, "via-follower", "k2")
+            self.assertEqual(status, 307, body)
+            self.assertEqual(headers["Location"], leader_url + "/api/v1/jobs")
+            deadline = time.time() + 5
+            while call(s.url, "GET", f"/api/v1/jobs/{job}", LAB_A)[0] != 200:
+                self.assertLess(time.time(), deadline, "the follower never showed the job")
+                time.sleep(0.05)
+        # The CLI given every server finds the leader by itself.
+        urls = ",".join(s.url for s in reversed(self.servers))
+        r = subprocess.run([harness.JOULE, "submit", "--server", urls, "--token", LAB_A, "--parsable", "-"],
+                           input="name: cli\nresources: {gpus: 1}\n", capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(call(leader_url, "GET", f"/api/v1/jobs/{r.stdout.strip()}", LAB_A)[0], 200)
+
+    def test_kill_9_of_the_leader_under_load_loses_and_duplicates_nothing(self):
+        lead = self.leader()
+        urls = [s.url for s in self.servers]
+        acked, sent = {}, {}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def submitter(worker):
+            n = 0
+            while not stop.is_set():
+                key = f"w{worker}-{n}"
+                with lock:
+                    sent[key] = f"load-{worker}-{n}"
+                for url in urls:
+                    try:
+                        status, body, _ = submit(url, sent[key], key)
+                    except OSError:
+                        continue
+                    if status in (200, 201):
+                        with lock:
+                            acked[key] = body["id"]
+                        break
+                n += 1
+
+        threads = [threading.Thread(target=submitter, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        killed = time.time()
+        self.servers[lead].proc.kill()
+        new = self.leader(timeout=15, besides=lead)
+        # Failover: from the kill to the new leader accepting a change.
+        while submit(self.servers[new].url, "probe", f"probe-{time.time()}")[0] != 201:
+            time.sleep(0.02)
+        failover = time.time() - killed
+        time.sleep(1)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        self.assertLess(failover, 5.0)
+        print(f"\nfailover {failover:.2f} s, {len(acked)} acknowledged", file=sys.stderr)
+        url = self.servers[new].url
+        for key, job in acked.items():
+            status, body, _ = call(url, "GET", f"/api/v1/jobs/{job}", LAB_A)
+            self.assertEqual(status, 200, key)
+            self.assertEqual(body["name"], sent[key])
+        # Every submit sent again with its key: the acknowledged ones answer 200 with their job,
+        # and no name appears twice.
+        for key, name in sent.items():
+            status, body, _ = submit(url, name, key)
+            self.assertIn(status, (200, 201), body)
+            if key in acked:
+                self.assertEqual((status, body["id"]), (200, acked[key]))
+        jobs = call(url, "GET", "/api/v1/jobs?limit=100000", OPERATOR)[1]["jobs"]
+        names = [j["name"] for j in jobs if j["name"].startswith("load-")]
+        self.assertEqual(len(names), len(set(names)))
+
+    def test_a_paused_leader_never_writes_and_rejoins_as_follower(self):
+        lead = self.leader()
+        paused = self.servers[lead]
+        status, body, _ = submit(paused.url, "before", "before")
+        self.assertEqual(status, 201)
+        # A change sent just before the pause is in flight while the lease runs out.
+        result = {}
+        paused.proc.send_signal(signal.SIGSTOP)
+        def during():
+            try:
+                result["r"] = submit(paused.url, "during-pause", "during", timeout=120)
+            except OSError as e:
+                result["r"] = (0, str(e))
+
+        t = threading.Thread(target=during)
+        t.start()
+        new = self.leader(timeout=15, besides=lead)
+        status, body, _ = submit(self.servers[new].url, "after", "after")
+        self.assertEqual(status, 201)
+        time.sleep(0.5)
+        paused.proc.send_signal(signal.SIGCONT)
+        t.join(30)
+        self.assertIn("r", result, "".join(paused.log))
+        # The old leader's change was refused (fenced), or redirected: never acknowledged by it.
+        self.assertIn(result["r"][0], (307, 503), "".join(paused.log))
+        deadline = time.time() + 10
+        while not str(self.roles().get(lead, "")).startswith("ready: follower"):
+            self.assertLess(time.time(), deadline, f"the old leader did not rejoin: {self.roles()}")
+            time.sleep(0.05)
+        jobs = call(self.servers[new].url, "GET", "/api/v1/jobs?limit=100000", OPERATOR)[1]["jobs"]
+        self.assertEqual(sorted(j["name"] for j in jobs), ["after", "before"])
+        self.assertTrue(any("no longer leading" in line or "was refused" in line for line in paused.log))
+
+    def test_etcd_losing_members_then_quorum_and_getting_it_back(self):
+        lead = self.leader()
+        url = self.servers[lead].url
+        self.etcd.kill(2)
+        status, body, _ = submit(url, "one-member-down", "m1")
+        self.assertEqual(status, 201, body)
+        self.etcd.kill(1)
+        refused = 0
+        for n in range(3):
+            status, body, _ = submit(url, f"no-quorum-{n}", f"q{n}")
+            if status != 201:
+                refused += 1
+                self.assertIn(status, (307, 503), body)
+        self.assertEqual(refused, 3)
+        self.etcd.start(1)
+        self.etcd.start(2)
+        lead = self.leader(timeout=30)
+        url = self.servers[lead].url
+        deadline = time.time() + 20
+        while submit(url, "quorum-back", "back")[0] not in (200, 201):
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.1)
+        jobs = call(url, "GET", "/api/v1/jobs?limit=100000", OPERATOR)[1]["jobs"]
+        names = sorted(j["name"] for j in jobs)
+        # Refused submits may have been committed after their callers heard 503; each is there at
+        # most once, and a retry with its key finds it rather than making another.
+        self.assertEqual(names.count("one-member-down"), 1)
+        self.assertEqual(names.count("quorum-back"), 1)
+        for n in range(3):
+            self.assertLessEqual(names.count(f"no-quorum-{n}"), 1)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,13 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def write_config(folder, extra="", listen="127.0.0.1:0", scenario=None):
-    path = os.path.join(folder, "server.yaml")
+def write_config(folder, extra="", listen="127.0.0.1:0", scenario=None, store="state: state.db",
+                 name="server.yaml"):
+    path = os.path.join(folder, name)
     with open(path, "w") as f:
         f.write(f"""scenario: {scenario or ROOT + '/scenarios/dev.yaml'}
 listen: {listen}
-state: state.db
+{store}
 tick_seconds: 0.1
 tokens:
   - {{name: ops, sha256: {sha256(OPERATOR)}}}
@@ -84,7 +85,7 @@ class Server:
         return self.proc.returncode
 
 
-def call(url, method, path, token=None, body=None, content_type="application/json", headers=None):
+def call(url, method, path, token=None, body=None, content_type="application/json", headers=None, timeout=60):
     """(status, parsed JSON or text, headers)."""
     data = None
     if body is not None:
@@ -97,7 +98,7 @@ def call(url, method, path, token=None, body=None, content_type="application/jso
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     try:
-        with urllib.request.urlopen(req, timeout=60) as res:
+        with urllib.request.urlopen(req, timeout=timeout) as res:
             status, raw, hdrs = res.status, res.read().decode(), res.headers
     except urllib.error.HTTPError as e:
         status, raw, hdrs = e.code, e.read().decode(), e.headers

@@ -14,9 +14,8 @@ import time
 import unittest
 
 import harness
-from harness import LAB_A, OPERATOR, Server, call, free_port, spec, write_config
-
-ETCD = shutil.which("etcd")
+from harness import (ETCD, LAB_A, OPERATOR, ROOT, EtcdCluster, Server, call, ha_config, spec, start_agent,
+                     write_config)
 
 
 def run_server(config, *extra):
@@ -64,61 +63,6 @@ class SingleWriterTest(unittest.TestCase):
             self.assertEqual(code, 2, bad)
             self.assertIn(f"--listen: '{bad}'", err)
             self.assertIn(why, err)
-
-
-class EtcdCluster:
-    """A 3-member etcd cluster from Debian's etcd-server on loopback; members can be killed and
-    started again on their data."""
-
-    def __init__(self, folder, members=3):
-        self.folder = folder
-        self.client = [free_port() for _ in range(members)]
-        self.peer = [free_port() for _ in range(members)]
-        self.cluster = ",".join(f"e{i}=http://127.0.0.1:{self.peer[i]}" for i in range(members))
-        self.procs = [None] * members
-        for i in range(members):
-            self.start(i)
-        deadline = time.time() + 30
-        while not self.healthy():
-            if time.time() > deadline:
-                raise RuntimeError("etcd did not start")
-            time.sleep(0.1)
-
-    def endpoints(self):
-        return [f"http://127.0.0.1:{p}" for p in self.client]
-
-    def start(self, i):
-        log = open(os.path.join(self.folder, f"etcd{i}.log"), "a")
-        self.procs[i] = subprocess.Popen(
-            [ETCD, "--name", f"e{i}", "--data-dir", os.path.join(self.folder, f"etcd{i}"),
-             "--listen-client-urls", f"http://127.0.0.1:{self.client[i]}",
-             "--advertise-client-urls", f"http://127.0.0.1:{self.client[i]}",
-             "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
-             "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
-             "--initial-cluster-token", "joule-test"], stdout=log, stderr=log)
-
-    def kill(self, i):
-        self.procs[i].kill()
-        self.procs[i].wait(10)
-
-    def healthy(self):
-        try:
-            return call(self.endpoints()[0], "GET", "/health")[1].get("health") == "true"
-        except (OSError, AttributeError):
-            return False
-
-    def stop(self):
-        for p in self.procs:
-            if p and p.poll() is None:
-                p.kill()
-                p.wait(10)
-
-
-def ha_config(folder, etcd, name, lease=2):
-    endpoints = ", ".join(etcd.endpoints())
-    return write_config(folder, name=name, store=f"store: {{etcd: {{endpoints: [{endpoints}], prefix: /joule/test, "
-                                                  f"lease_seconds: {lease}}}}}")
 
 
 def submit(url, name, key, timeout=60):
@@ -311,6 +255,70 @@ class EtcdHaTest(unittest.TestCase):
         self.assertEqual(names.count("quorum-back"), 1)
         for n in range(3):
             self.assertLessEqual(names.count(f"no-quorum-{n}"), 1)
+
+
+@unittest.skipUnless(ETCD, "etcd-server is not installed (scripts/install-deps.sh installs it)")
+class FailoverWithAgentsTest(unittest.TestCase):
+    """A gang runs under two agents while its leader is killed: the workers go on, the new leader
+    takes the agents' reports, and the job completes once, never restarted."""
+
+    def test_gang_completes_once_through_a_failover(self):
+        folder = tempfile.mkdtemp(prefix="joule-ha-agents-")
+        etcd = EtcdCluster(folder)
+        servers = [Server(ha_config(folder, etcd, f"s{i}.yaml")) for i in range(3)]
+        agents = []
+        try:
+            urls = ",".join(s.url for s in servers)
+            nodes = ["dev-hgx01-k00-n00", "dev-hgx01-k00-n01"]
+            agents = [start_agent(folder, urls, node) for node in nodes]
+            leader = next(s for s in servers if call(s.url, "GET", "/readyz")[1].startswith("ready: leader"))
+            for node in ("dev-hgx01-k00-n02", "dev-hgx01-k00-n03"):
+                status, body, _ = call(leader.url, "POST", f"/api/v1/nodes/{node}/drain", OPERATOR,
+                                       {"reason": "no agent"})
+                self.assertEqual(status, 202, body)
+            worker = os.path.join(folder, "gang_worker.py")
+            shutil.copy(os.path.join(ROOT, "tests/server/gang_worker.py"), worker)
+            results = os.path.join(folder, "results")
+            os.makedirs(results)
+            body = spec("through-failover", workers=2, gpus=8, command=["python3", worker],
+                        env={"RESULT_DIR": results, "SLEEP": "6"})
+            status, job, _ = call(leader.url, "POST", "/api/v1/jobs", LAB_A, body)
+            self.assertEqual(status, 201, job)
+            job = job["id"]
+            pid_files = [os.path.join(results, f"pid-{job}-{r}") for r in (0, 1)]
+            deadline = time.time() + 30
+            while not all(os.path.exists(p) and os.path.getsize(p) > 0 for p in pid_files):
+                self.assertLess(time.time(), deadline, "the workers did not start")
+                time.sleep(0.1)
+            pids = [int(open(p).read()) for p in pid_files]
+            leader.proc.kill()
+            others = [s for s in servers if s is not leader]
+            deadline = time.time() + 60
+            while True:
+                views = [call(s.url, "GET", f"/api/v1/jobs/{job}", LAB_A, timeout=5)[1] for s in others]
+                if any(v.get("state") in ("completed", "failed") for v in views):
+                    break
+                self.assertLess(time.time(), deadline, f"the job did not end: {views}")
+                time.sleep(0.2)
+            view = next(v for v in views if v.get("state") in ("completed", "failed"))
+            self.assertEqual(view["state"], "completed", view)
+            self.assertEqual(view["restarts"], 0, view)
+            with open(os.path.join(results, f"result-{job}")) as f:
+                self.assertTrue(f.read().startswith("rank 1 of 2 on "))
+            # The same processes ran to the end: nobody started them again.
+            self.assertEqual([int(open(p).read()) for p in pid_files], pids)
+            new = next(s for s in others if call(s.url, "GET", "/readyz")[1].startswith("ready: leader"))
+            audit = call(new.url, "GET", "/api/v1/audit?limit=1000", OPERATOR)[1]["entries"]
+            self.assertEqual([a["target"] for a in audit if a["action"] == "finish"], [f"job/{job}"])
+        finally:
+            for a in agents:
+                a.terminate()
+                a.wait(30)
+            for s in servers:
+                if s.proc.poll() is None:
+                    s.stop(signal.SIGKILL)
+            etcd.stop()
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -127,3 +127,61 @@ def start_agent(folder, url, node, *extra):
         [JOULE, "agent", "--server", url, "--token", AGENT, "--node", node, "--workdir", os.path.join(folder, node),
          "--heartbeat-seconds", "0.2", "--grace-seconds", "2", "--telemetry", "simulated", "--accelerators", "8",
          *extra], stderr=log)
+
+
+ETCD = shutil.which("etcd")
+
+
+class EtcdCluster:
+    """A 3-member etcd cluster from Debian's etcd-server on loopback; members can be killed and
+    started again on their data."""
+
+    def __init__(self, folder, members=3):
+        self.folder = folder
+        self.client = [free_port() for _ in range(members)]
+        self.peer = [free_port() for _ in range(members)]
+        self.cluster = ",".join(f"e{i}=http://127.0.0.1:{self.peer[i]}" for i in range(members))
+        self.procs = [None] * members
+        for i in range(members):
+            self.start(i)
+        deadline = time.time() + 30
+        while not self.healthy():
+            if time.time() > deadline:
+                raise RuntimeError("etcd did not start")
+            time.sleep(0.1)
+
+    def endpoints(self):
+        return [f"http://127.0.0.1:{p}" for p in self.client]
+
+    def start(self, i):
+        log = open(os.path.join(self.folder, f"etcd{i}.log"), "a")
+        self.procs[i] = subprocess.Popen(
+            [ETCD, "--name", f"e{i}", "--data-dir", os.path.join(self.folder, f"etcd{i}"),
+             "--listen-client-urls", f"http://127.0.0.1:{self.client[i]}",
+             "--advertise-client-urls", f"http://127.0.0.1:{self.client[i]}",
+             "--listen-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[i]}",
+             "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
+             "--initial-cluster-token", "joule-test"], stdout=log, stderr=log)
+
+    def kill(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait(10)
+
+    def healthy(self):
+        try:
+            return call(self.endpoints()[0], "GET", "/health")[1].get("health") == "true"
+        except (OSError, AttributeError):
+            return False
+
+    def stop(self):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+def ha_config(folder, etcd, name, lease=2):
+    endpoints = ", ".join(etcd.endpoints())
+    return write_config(folder, name=name, store=f"store: {{etcd: {{endpoints: [{endpoints}], prefix: /joule/test, "
+                                                  f"lease_seconds: {lease}}}}}")

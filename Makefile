@@ -39,6 +39,7 @@ bench: release
 	@scripts/failure-acceptance.sh build/release
 	@WORKLOAD=busy scripts/failure-acceptance.sh build/release
 	@scripts/server-bench.sh build/release
+	@scripts/ha-bench.py build/release
 
 lint: debug
 	@scripts/check-format.sh

@@ -141,7 +141,10 @@ struct HttpApi::Impl {
                                                                           httplib::Response& res) {
       const auto begin = std::chrono::steady_clock::now();
       std::optional<Principal> who = plane.auth().Check(req.get_header_value("Authorization"));
-      if (!who) {
+      if (!plane.loaded()) {
+        res.set_header("Retry-After", "1");
+        Fail(res, {503, "", "the server is starting: it is replaying its journal"});
+      } else if (!who) {
         res.set_header("WWW-Authenticate", "Bearer");
         Fail(res, {401, "Authorization", "a valid bearer token is required"});
       } else if (who->agent && !route.starts_with("/api/v1/agents/")) {
@@ -685,11 +688,12 @@ struct HttpApi::Impl {
                                               : fmt::format("ready: follower of {}\n", plane.leader_address()),
                                           "text/plain");
                  }
-                 const std::optional<std::string> journal = plane.journal_error();
+                 const std::optional<std::string> journal = plane.loaded() ? plane.journal_error() : std::nullopt;
                  Fail(res, {503, "",
                             journal ? fmt::format("not ready: the journal failed: {} (retried every {} ms)", *journal,
                                                   control::ControlPlane::kRecoverRetryMs)
-                                    : "not ready: starting or stopping"});
+                            : plane.loaded() ? "not ready: starting, following without a leader, or stopping"
+                                             : "not ready: replaying the journal"});
                }));
     server.Get("/metrics", Open("/metrics", [this](const httplib::Request&, httplib::Response& res) {
                  res.set_content(RenderMetrics(plane, metrics), "text/plain; version=0.0.4; charset=utf-8");

@@ -1,5 +1,6 @@
 // `joule server --config FILE`: the control plane over HTTP until SIGINT or SIGTERM.
 // `joule token [--tenant T] [--name N]`: a fresh bearer token and the config entry that admits it.
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <iostream>
@@ -49,40 +50,53 @@ int RunServer(const ServerOptions& options) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const auto begin = std::chrono::steady_clock::now();
-  Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(
+  Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Create(
       *config, WallClockMs, [](std::string_view line) { fmt::print(stderr, "joule server: {}\n", line); });
   if (!plane.ok()) {
     fmt::print(stderr, "joule server: {}\n", plane.status().message());
     return kExitBadInput;
   }
-  const control::ControlPlane::FleetStatus status = (*plane)->Snapshot();
+  // The port opens before the replay: probes hear 503 "replaying" rather than nothing at all.
   api::HttpApi http(**plane);
   Result<int> port = http.Bind(config->listen_host, config->listen_port);
   if (!port.ok()) {
     fmt::print(stderr, "joule server: {}\n", port.status().message());
     return kExitBadInput;
   }
+  fmt::print(stderr, "joule server: listening on http://{}:{} (replaying the journal)\n", config->listen_host, *port);
+  std::atomic<bool> stopped = false;
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    fmt::print(stderr, "joule server: {}: stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    stopped = true;
+    http.Stop();
+  });
+  std::thread serving([&] { http.Serve(); });
+  const ::joule::Status loaded = (*plane)->Load();
+  if (!loaded.ok()) {
+    fmt::print(stderr, "joule server: {}\n", loaded.message());
+    http.Stop();
+    serving.join();
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+    return kExitBadInput;
+  }
+  const control::ControlPlane::FleetStatus status = (*plane)->Snapshot();
   const std::string address = config->advertise.empty() ? fmt::format("http://{}:{}",
                                                                       config->listen_host.find(':') == std::string::npos
                                                                           ? config->listen_host
                                                                           : "[" + config->listen_host + "]",
                                                                       *port)
                                                         : config->advertise;
-  (*plane)->Start(address);
-  fmt::print(stderr, "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records) in {:.2f} s\n",
+  if (!stopped) (*plane)->Start(address);
+  fmt::print(stderr, "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records) in {:.2f} s; {}\n",
              (*plane)->fleet().campus().name, status.nodes, status.accelerators,
              config->etcd ? fmt::format("etcd {}{}", fmt::join(config->etcd->endpoints, ","), config->etcd->prefix)
                           : config->state,
-             status.journal_seq, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-  fmt::print(stderr, "joule server: listening on http://{}:{} ({})\n", config->listen_host, *port,
+             status.journal_seq, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
              (*plane)->leading() ? "leading" : "following: waiting to lead");
-  std::thread waiter([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    fmt::print(stderr, "joule server: {}: stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
-    http.Stop();
-  });
-  http.Serve();
+  serving.join();
   (*plane)->Stop();
   waiter.join();
   return kExitOk;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base/check.h"
 #include "control/journal_records.h"
 #include "io/journal_json.h"
 #include "store/etcd_journal.h"
@@ -54,6 +55,22 @@ ControlPlane::ControlPlane(io::ServerConfig config, io::Scenario scenario, std::
 Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(const io::ServerConfig& config, Clock clock,
                                                          ::joule::control::Log log,
                                                          std::unique_ptr<store::Journal> journal) {
+  Result<std::unique_ptr<ControlPlane>> plane = Create(config, std::move(clock), std::move(log), std::move(journal));
+  if (!plane.ok()) return plane;
+  if (::joule::Status s = (*plane)->Load(); !s.ok()) return s;
+  return plane;
+}
+
+::joule::Status ControlPlane::Load() {
+  JOULE_CHECK(!loaded_);
+  if (::joule::Status s = Replay(0); !s.ok()) return s;
+  loaded_ = true;
+  return ::joule::Status::Ok();
+}
+
+Result<std::unique_ptr<ControlPlane>> ControlPlane::Create(const io::ServerConfig& config, Clock clock,
+                                                           ::joule::control::Log log,
+                                                           std::unique_ptr<store::Journal> journal) {
   Result<io::Scenario> scenario = io::LoadScenario(config.scenario);
   if (!scenario.ok()) return scenario.status();
   // Names in the config must exist in the scenario.
@@ -95,7 +112,6 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(const io::ServerConfig&
   }
   std::unique_ptr<ControlPlane> plane(
       new ControlPlane(config, std::move(*scenario), std::move(journal), std::move(clock), std::move(log)));
-  if (::joule::Status s = plane->Replay(0); !s.ok()) return s;
   return plane;
 }
 
@@ -180,6 +196,7 @@ void ControlPlane::ResetView() {
 ControlPlane::~ControlPlane() { Stop(); }
 
 void ControlPlane::Start(std::string address) {
+  JOULE_CHECK(loaded_);
   {
     std::lock_guard lock(mu_);
     if (running_) return;

@@ -15,6 +15,7 @@
 // Thread-safety: every public member is safe to call from any thread once Open returned.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -198,6 +199,12 @@ class ControlPlane {
   // journal given is used instead of the config's state (tests inject faults with one).
   static Result<std::unique_ptr<ControlPlane>> Open(const io::ServerConfig& config, Clock clock, Log log = {},
                                                     std::unique_ptr<store::Journal> journal = nullptr);
+  // Open without the replay, for a server that answers (503, "starting") while it replays: Load
+  // replays, then Start. Until loaded() nothing of the view may be read.
+  static Result<std::unique_ptr<ControlPlane>> Create(const io::ServerConfig& config, Clock clock, Log log = {},
+                                                      std::unique_ptr<store::Journal> journal = nullptr);
+  ::joule::Status Load();
+  bool loaded() const { return loaded_; }
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
@@ -339,11 +346,12 @@ class ControlPlane {
   uint64_t next_ticket_ = 1, durable_ticket_ = 0;
   std::optional<std::string> broken_;  // the journal's failure: nothing is accepted until Recover
   bool stopping_ = false, running_ = false;
-  bool leader_ = false;        // this server appends and steps the engine; else it follows the journal
-  std::string address_;        // set by Start
-  std::string follow_error_;   // the last error following the journal, logged once
-  bool followed_ = false;      // caught up with the journal at least once since the last rebuild
-  std::vector<Input> inputs_;  // committed, not yet stepped
+  bool leader_ = false;               // this server appends and steps the engine; else it follows the journal
+  std::atomic<bool> loaded_ = false;  // Load has replayed the journal
+  std::string address_;               // set by Start
+  std::string follow_error_;          // the last error following the journal, logged once
+  bool followed_ = false;             // caught up with the journal at least once since the last rebuild
+  std::vector<Input> inputs_;         // committed, not yet stepped
   uint64_t applied_seq_ = 0;
   JobId next_id_ = 1;
   std::map<JobId, JobInfo> jobs_;

@@ -28,7 +28,7 @@ YAML
 "$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q " replayed " "$work/server.log" && break; sleep 0.1; done
 url=$(grep -o "http://127.0.0.1:[0-9]*" "$work/server.log")
 echo "server-bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
@@ -55,5 +55,5 @@ kill "$server"
 wait "$server" || true
 "$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
 server=$!
-for _ in $(seq 600); do grep -q "listening on" "$work/server.log" && break; sleep 0.1; done
+for _ in $(seq 600); do grep -q " replayed " "$work/server.log" && break; sleep 0.1; done
 grep replayed "$work/server.log"

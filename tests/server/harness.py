@@ -75,7 +75,7 @@ class Server:
         deadline = time.time() + 30
         while call(self.url, "GET", "/readyz")[0] != 200:
             if time.time() > deadline:
-                raise RuntimeError("server not ready")
+                raise RuntimeError("server not ready: " + "".join(self.log))
             time.sleep(0.05)
 
     def stop(self, sig=signal.SIGTERM):

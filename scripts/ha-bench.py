@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""High availability's figures (docs/benchmarks.md, docs/ha.md): three `joule server` replicas on a
+3-member etcd cluster, all on loopback.
+  1. durable submits per second to the leader, 64 connections for 20 s (target >= 2,000), and the
+     latency at 1,000 submits/s (p99 reported);
+  2. the chaos loop: KILLS times, kill -9 of the leader under a submit load from 4 clients that
+     know every replica; each time, the seconds from the kill to another replica accepting a
+     change (target <= 5 s), then the killed one restarted as a follower. At the end every
+     acknowledged job must be there under its name (0 lost) and every submit sent again with its
+     idempotency key must find its job, not make one (0 duplicated).
+Usage: scripts/ha-bench.py BUILD_DIR [--kills N]   (make bench runs it on build/release)"""
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
+import harness  # noqa: E402
+from harness import LAB_A, OPERATOR, EtcdCluster, Server, call, ha_config, spec  # noqa: E402
+
+
+def leader_of(servers, besides=None, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for i, s in enumerate(servers):
+            if i == besides or s is None or s.proc.poll() is not None:
+                continue
+            try:
+                status, body, _ = call(s.url, "GET", "/readyz", timeout=1)
+            except OSError:
+                continue
+            if status == 200 and body.startswith("ready: leader"):
+                return i
+        time.sleep(0.02)
+    raise RuntimeError("no leader")
+
+
+def submit(url, name, key):
+    return call(url, "POST", "/api/v1/jobs", LAB_A, spec(name, gpus=1), headers={"Idempotency-Key": key}, timeout=30)
+
+
+def throughput(build, url):
+    load = os.path.join(build, "bench", "joule_server_load")
+    print("ha-bench: latency at 1,000 submits/s to the leader, 32 connections, 20 s", flush=True)
+    subprocess.run([load, url, LAB_A, "--connections", "32", "--seconds", "20", "--rate", "1000"], check=True)
+    print("ha-bench: throughput to the leader, 64 connections, 20 s", flush=True)
+    subprocess.run([load, url, LAB_A, "--connections", "64", "--seconds", "20"], check=True)
+
+
+def chaos(folder, etcd, configs, servers, kills):
+    acked, sent = {}, {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def submitter(worker):
+        n = 0
+        while not stop.is_set():
+            key = f"chaos-{worker}-{n}"
+            name = f"chaos-{worker}-{n}"
+            with lock:
+                sent[key] = name
+                urls = [s.url for s in servers if s is not None]
+            done = False
+            while not done and not stop.is_set():
+                for url in urls:
+                    try:
+                        status, body, _ = submit(url, name, key)
+                    except OSError:
+                        continue
+                    if status in (200, 201):
+                        with lock:
+                            acked[key] = body["id"]
+                        done = True
+                        break
+                if not done:
+                    time.sleep(0.05)
+            n += 1
+
+    threads = [threading.Thread(target=submitter, args=(w,), daemon=True) for w in range(4)]
+    for t in threads:
+        t.start()
+    failovers = []
+    for k in range(kills):
+        time.sleep(0.5)
+        lead = leader_of(servers)
+        killed = time.time()
+        servers[lead].proc.kill()
+        servers[lead].proc.wait()
+        new = leader_of(servers, besides=lead)
+        while submit(servers[new].url, "probe", f"probe-{k}")[0] not in (200, 201):
+            time.sleep(0.01)
+        failovers.append(time.time() - killed)
+        with lock:
+            servers[lead] = None
+        restarted = Server(configs[lead])
+        with lock:
+            servers[lead] = restarted
+        print(f"  kill {k + 1}: failover {failovers[-1]:.2f} s, {len(acked)} acknowledged so far", flush=True)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    url = servers[leader_of(servers)].url
+    lost = [key for key, job in acked.items()
+            if call(url, "GET", f"/api/v1/jobs/{job}", LAB_A)[1].get("name") != sent[key]]
+    wrong = 0
+    for key, name in sent.items():
+        status, body, _ = submit(url, name, key)
+        if key in acked and (status, body.get("id")) != (200, acked[key]):
+            wrong += 1
+    names, after = [], 0
+    while True:
+        page = call(url, "GET", f"/api/v1/jobs?limit=100000&after={after}&fields=id,name", OPERATOR, timeout=120)[1]
+        names += [j["name"] for j in page["jobs"] if j["name"].startswith("chaos-")]
+        if page.get("next") is None:
+            break
+        after = page["next"]
+    duplicated = len(names) - len(set(names))
+    failovers.sort()
+    print(f"ha-bench: {kills} leader kills under load: failover s min {failovers[0]:.2f} "
+          f"p50 {statistics.median(failovers):.2f} p95 {failovers[int(0.95 * (len(failovers) - 1))]:.2f} "
+          f"max {failovers[-1]:.2f}; {len(acked)} acknowledged, {len(sent)} sent; "
+          f"{len(lost)} lost, {duplicated} duplicated, {wrong} retries not matched to their job")
+    return not lost and not duplicated and not wrong and failovers[-1] <= 5.0
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("build")
+    parser.add_argument("--kills", type=int, default=50)
+    args = parser.parse_args()
+    harness.JOULE = os.path.join(os.path.abspath(args.build), "apps", "joule")
+    folder = tempfile.mkdtemp(prefix="joule-ha-bench-")
+    etcd = EtcdCluster(folder)
+    configs = [ha_config(folder, etcd, f"s{i}.yaml") for i in range(3)]
+    servers = [Server(c) for c in configs]
+    ok = False
+    try:
+        print(f"ha-bench: {os.cpu_count()} cores; etcd {subprocess.run([harness.ETCD, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+        ok = chaos(folder, etcd, configs, servers, args.kills)
+        throughput(os.path.abspath(args.build), servers[leader_of(servers)].url)
+    finally:
+        for s in servers:
+            if s is not None and s.proc.poll() is None:
+                s.stop(signal.SIGKILL)
+        etcd.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

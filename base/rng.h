@@ -13,6 +13,8 @@ namespace joule {
 class Rng {
  public:
   explicit Rng(uint64_t seed) : state_(seed) {}
+  // The generator's whole state: Rng(state()) continues the same sequence.
+  uint64_t state() const { return state_; }
 
   uint64_t Next() {
     uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);

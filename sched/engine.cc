@@ -823,14 +823,18 @@ void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers,
   job.reported = PendingReason::kNone;
   job.start = now;
   pending_.erase(job.spec.id);
+  IndexRunning(job);
+  out.starts.push_back({job.spec.id, job.workers, limit, job.spares});
+}
+
+void Engine::IndexRunning(Job& job) {
   running_[job.spec.id] = &job;
-  if (job.spec.time_limit) deadlines_.insert({now + *job.spec.time_limit, job.spec.id});
-  if (TimeMs end = ExpectedEnd(now, job.spec); end != kNever) {
+  if (job.spec.time_limit) deadlines_.insert({job.start + *job.spec.time_limit, job.spec.id});
+  if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) {
     for (uint32_t t = 0; t < ends_by_type_.size(); ++t) {
       if ((job.used_types.mask >> t) & 1) ends_by_type_[t].insert({end, job.spec.id, &job});
     }
   }
-  out.starts.push_back({job.spec.id, job.workers, limit, job.spares});
 }
 
 // Capacity conserved: every device's free milli equals 1000 minus what running jobs hold there,

@@ -47,8 +47,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/status.h"
 #include "model/fleet.h"
 #include "model/tenant.h"
+#include "sched/engine_state.h"
 #include "sched/events.h"
 #include "sched/placement/placer.h"
 #include "sched/power_governor.h"
@@ -96,6 +98,12 @@ class Engine {
   const std::vector<WorkerPlacement>* spares(JobId job) const;
   size_t pending_count() const { return pending_.size(); }
   size_t running_count() const { return running_.size(); }
+
+  // The whole state (sched/engine_state.h), and an engine made to continue from one
+  // (sched/engine_snapshot.cc). REQUIRES for Restore: a fresh engine over the same fleet, the
+  // scenario's tenants and the same config. Errors name what does not fit the fleet.
+  EngineState Save() const;
+  Status Restore(const EngineState& state);
 
  private:
   struct Job {
@@ -159,6 +167,8 @@ class Engine {
   bool WithinQuota(const Job& job, bool owed) const;
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
   bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const;
+  // A running job (start set) in running_, deadlines_ and ends_by_type_.
+  void IndexRunning(Job& job);
   void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, std::vector<WorkerPlacement> spares,
                uint32_t limit, Decisions& out);
   // The power stage for a placed job: its limit, or nullopt after releasing the placement.

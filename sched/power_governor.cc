@@ -122,6 +122,22 @@ void PowerGovernor::SetLimit(JobId id, JobPower& job, uint32_t limit) {
   changed_.insert(id);
 }
 
+// A job's figures at its natural draw. The floor: the configured one, but never below idle or
+// above the natural draw of any of the job's accelerator types.
+PowerGovernor::JobPower PowerGovernor::Figures(const JobSpec& spec, std::span<const WorkerPlacement> workers,
+                                               std::vector<Share> shares) const {
+  const PowerModelSpec& model = fleet_.campus().power_model;
+  const uint32_t natural = model.of(spec.work).natural_permille;
+  uint32_t floor = std::min(model.min_limit_permille, natural);
+  for (const WorkerPlacement& w : workers) {
+    if (auto type = fleet_.node_type(w.node).accelerator) {
+      floor = std::max(floor, std::min(natural, IdlePermille(fleet_.catalog().accelerator(*type))));
+    }
+  }
+  const uint32_t loss = model.of(spec.work).cap_sensitivity_milli * 1000 / natural;
+  return JobPower{spec.priority, loss, natural, floor, natural, std::move(shares)};
+}
+
 std::optional<uint32_t> PowerGovernor::Admit(const JobSpec& spec, std::span<const WorkerPlacement> workers,
                                              bool ignore_holds) {
   if (budgets_.empty()) return kRatedPermille;
@@ -132,20 +148,9 @@ std::optional<uint32_t> PowerGovernor::Admit(const JobSpec& spec, std::span<cons
       if (held_[s.budget]) return std::nullopt;
     }
   }
-  // The floor: the configured one, but never below idle or above the natural draw of any of the
-  // job's accelerator types.
-  const PowerModelSpec& model = fleet_.campus().power_model;
-  const uint32_t natural = model.of(spec.work).natural_permille;
-  uint32_t floor = std::min(model.min_limit_permille, natural);
-  for (const WorkerPlacement& w : workers) {
-    if (auto type = fleet_.node_type(w.node).accelerator) {
-      floor = std::max(floor, std::min(natural, IdlePermille(fleet_.catalog().accelerator(*type))));
-    }
-  }
-  const uint32_t loss = model.of(spec.work).cap_sensitivity_milli * 1000 / natural;
   JobPower& job = jobs_[spec.id];
   JOULE_CHECK(job.shares.empty());  // not running already
-  job = JobPower{spec.priority, loss, natural, floor, natural, std::move(shares)};
+  job = Figures(spec, workers, std::move(shares));
   Add(spec.id, job, +1);
 
   std::vector<uint32_t> over;
@@ -264,6 +269,28 @@ std::optional<uint32_t> PowerGovernor::limit(JobId job) const {
   auto it = jobs_.find(job);
   if (it == jobs_.end()) return std::nullopt;
   return Reported(it->second);
+}
+
+std::optional<uint32_t> PowerGovernor::saved_limit(JobId job) const {
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return std::nullopt;
+  return it->second.limit;
+}
+
+void PowerGovernor::SetFlags(bool ordered, bool room_returned, std::span<const JobId> changed) {
+  ordered_ = ordered;
+  room_returned_ = room_returned;
+  changed_ = {changed.begin(), changed.end()};
+}
+
+void PowerGovernor::Restore(const JobSpec& spec, std::span<const WorkerPlacement> workers, uint32_t limit) {
+  if (budgets_.empty()) return;
+  std::vector<Share> shares = SharesOf(spec, workers);
+  if (shares.empty()) return;
+  JobPower& job = jobs_[spec.id];
+  job = Figures(spec, workers, std::move(shares));
+  job.limit = std::clamp(limit, job.floor, job.natural);
+  Add(spec.id, job, +1);
 }
 
 void PowerGovernor::CheckInvariants() const {

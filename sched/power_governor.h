@@ -79,6 +79,16 @@ class PowerGovernor {
   // left out.
   std::vector<std::pair<JobId, uint32_t>> TakeChanges();
 
+  // Snapshots (sched/engine_state.h): a running job's own limit (not as reported), the flags and
+  // changes a pass leaves; Restore puts a running job back in the ledger at its limit, without
+  // admission. REQUIRES for Restore: SetFlags first, then the jobs.
+  std::optional<uint32_t> saved_limit(JobId job) const;
+  bool ordered() const { return ordered_; }
+  bool room_returned() const { return room_returned_; }
+  std::vector<JobId> changed() const { return {changed_.begin(), changed_.end()}; }
+  void SetFlags(bool ordered, bool room_returned, std::span<const JobId> changed);
+  void Restore(const JobSpec& spec, std::span<const WorkerPlacement> workers, uint32_t limit);
+
   // The job's limit, per-mille of rated (kRatedPermille when uncapped); nullopt if not running.
   std::optional<uint32_t> limit(JobId job) const;
   std::span<const Budget> budgets() const { return budgets_; }
@@ -107,6 +117,7 @@ class PowerGovernor {
   void Add(JobId id, const JobPower& job, int sign);    // in or out of the ledger and the order
   void Order(JobId id, const JobPower& job, int sign);  // in or out of the capping order
   void SetLimit(JobId id, JobPower& job, uint32_t limit);
+  JobPower Figures(const JobSpec& spec, std::span<const WorkerPlacement> workers, std::vector<Share> shares) const;
   std::vector<Share> SharesOf(const JobSpec& spec, std::span<const WorkerPlacement> workers) const;
 
   const Fleet& fleet_;

@@ -236,6 +236,10 @@ GangResult PlaceGang(ClusterState& state, const JobSpec& job, Placer* shared) {
   return Gang(state, job, shared).Place();
 }
 
+void AllocateGang(ClusterState& state, const JobSpec& job, const std::vector<WorkerPlacement>& workers) {
+  for (const WorkerPlacement& p : workers) state.Allocate(p.node, job.worker, p.devices);
+}
+
 void ReleaseGang(ClusterState& state, const JobSpec& job, const std::vector<WorkerPlacement>& workers) {
   for (const WorkerPlacement& p : workers) state.Release(p.node, job.worker, p.devices);
 }

@@ -31,5 +31,7 @@ GangResult PlaceGang(ClusterState& state, const JobSpec& job, Placer* shared = n
 
 // Releases what PlaceGang allocated for the job.
 void ReleaseGang(ClusterState& state, const JobSpec& job, const std::vector<WorkerPlacement>& workers);
+// Takes the workers' places again (a restored engine's running jobs).
+void AllocateGang(ClusterState& state, const JobSpec& job, const std::vector<WorkerPlacement>& workers);
 
 }  // namespace joule

@@ -205,6 +205,12 @@ class ControlPlane {
                                                       std::unique_ptr<store::Journal> journal = nullptr);
   ::joule::Status Load();
   bool loaded() const { return loaded_; }
+
+  // The whole state as of the last record applied (control/snapshot.cc): the view and the
+  // engine's state. REQUIRES: the engine idle (before Start, after Stop, or on the ticker).
+  // RestoreSnapshot replaces the state with one (REQUIRES: not started); errors name what is wrong.
+  std::string EncodeSnapshot() const;
+  ::joule::Status RestoreSnapshot(std::string_view snapshot);
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;

@@ -239,6 +239,7 @@ TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
   // A clock that moves 7 s per reading: time limits pass during the test.
   auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(7'000); };
   std::vector<JobRow> before;
+  std::string snapshot;
   {
     Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, clock);
     ASSERT_TRUE(plane.ok()) << plane.status().message();
@@ -269,6 +270,7 @@ TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     (*plane)->Stop();
     before = Rows(**plane);
+    snapshot = (*plane)->EncodeSnapshot();
   }
   size_t running = 0, ended = 0;
   for (const JobRow& r : before) {
@@ -280,6 +282,17 @@ TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
   Result<std::unique_ptr<control::ControlPlane>> again = control::ControlPlane::Open(*config, clock);
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(Rows(**again), before);
+  // A snapshot of the replayed state, restored into a fresh control plane, is that state again:
+  // jobs, keys, nodes, quotas, audit log, unconsumed inputs and the engine's state alike.
+  EXPECT_EQ((*again)->EncodeSnapshot(), snapshot);
+  io::ServerConfig elsewhere = *config;
+  elsewhere.state = (dir / "restored.db").string();
+  Result<std::unique_ptr<control::ControlPlane>> restored = control::ControlPlane::Create(elsewhere, clock);
+  ASSERT_TRUE(restored.ok()) << restored.status().message();
+  ASSERT_TRUE((*restored)->RestoreSnapshot(snapshot).ok());
+  EXPECT_EQ(Rows(**restored), before);
+  EXPECT_EQ((*restored)->EncodeSnapshot(), snapshot);
+  EXPECT_FALSE((*restored)->RestoreSnapshot(R"({"v": 1, "engine": {}})").ok());
   std::vector<control::AuditEntry> audit;
   (*again)->VisitAudit(0, 1000, [&](const control::AuditEntry& e) { audit.push_back(e); });
   ASSERT_GE(audit.size(), 40u + 6 + 2);

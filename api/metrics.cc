@@ -116,6 +116,12 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
          c.journal_failures);
   Single(out, "joule_journal_recoveries_total", "counter",
          "Times the journal answered again after a failure and the view was rebuilt from it.", c.journal_recoveries);
+  Single(out, "joule_snapshots_total", "counter", "Snapshots of the state kept since the server started.", c.snapshots);
+  Single(out, "joule_snapshot_sequence", "gauge", "The journal record the newest snapshot is as of.", c.snapshot_seq);
+  Single(out, "joule_snapshot_bytes", "gauge", "Size of the newest snapshot.", c.snapshot_bytes);
+  Single(out, "joule_snapshot_seconds_total", "counter", "Time spent encoding and keeping snapshots.",
+         c.snapshot_seconds);
+  Single(out, "joule_elections_won_total", "counter", "Times this server became the leader.", c.elections_won);
   Single(out, "joule_journal_last_sequence", "gauge", "Sequence number of the last durable journal record.",
          s.journal_seq);
   Single(out, "joule_engine_steps_total", "counter", "Scheduling passes run since the server started.", c.steps);

@@ -90,11 +90,14 @@ int RunServer(const ServerOptions& options) {
                                                                       *port)
                                                         : config->advertise;
   if (!stopped) (*plane)->Start(address);
-  fmt::print(stderr, "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records) in {:.2f} s; {}\n",
+  const uint64_t snapshot = (*plane)->counters().snapshot_seq;
+  fmt::print(stderr,
+             "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records{}) in {:.2f} s; {}\n",
              (*plane)->fleet().campus().name, status.nodes, status.accelerators,
              config->etcd ? fmt::format("etcd {}{}", fmt::join(config->etcd->endpoints, ","), config->etcd->prefix)
                           : config->state,
-             status.journal_seq, std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
+             status.journal_seq, snapshot ? fmt::format(", from the snapshot at record {}", snapshot) : "",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
              (*plane)->leading() ? "leading" : "following: waiting to lead");
   serving.join();
   (*plane)->Stop();

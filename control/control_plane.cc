@@ -63,7 +63,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::Open(const io::ServerConfig&
 
 ::joule::Status ControlPlane::Load() {
   JOULE_CHECK(!loaded_);
-  if (::joule::Status s = Replay(0); !s.ok()) return s;
+  if (::joule::Status s = Rebuild(); !s.ok()) return s;
   loaded_ = true;
   return ::joule::Status::Ok();
 }
@@ -165,12 +165,37 @@ void ControlPlane::ResetView() {
   registrations_checked_ = false;
 }
 
+::joule::Status ControlPlane::Rebuild() {
+  {
+    std::lock_guard lock(mu_);
+    ResetView();
+  }
+  Result<std::optional<store::Snapshot>> snapshot = journal_->LoadSnapshot();
+  if (!snapshot.ok()) return snapshot.status();
+  uint64_t from = 0;
+  if (*snapshot) {
+    if (::joule::Status s = RestoreSnapshot((*snapshot)->body); !s.ok()) {
+      return ::joule::Status::Error(fmt::format("the snapshot at record {}: {}", (*snapshot)->seq, s.message()));
+    }
+    from = (*snapshot)->seq;
+    std::lock_guard lock(mu_);
+    counters_.snapshot_seq = from;
+    counters_.snapshot_bytes = (*snapshot)->body.size();
+  }
+  return Replay(from);
+}
+
 ::joule::Status ControlPlane::Replay(uint64_t after) {
   std::optional<std::string> error;
   std::unique_lock lock(mu_);
   uint64_t last = after;
   ::joule::Status read = journal_->Read(after, [&](const store::JournalEntry& entry) {
     if (error) return;
+    if (entry.seq != last + 1) {
+      error = fmt::format("journal record {} follows record {}: the records between were compacted into a snapshot",
+                          entry.seq, last);
+      return;
+    }
     last = entry.seq;
     Result<JournalRecord> r = DecodeRecord(entry.payload);
     if (!r.ok()) {
@@ -311,7 +336,11 @@ void ControlPlane::FailQueued() {
 void ControlPlane::CommitLoop() {
   std::unique_lock lock(mu_);
   while (true) {
-    commit_wake_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+    commit_wake_.wait(lock, [&] { return !queue_.empty() || snapshot_due_ || stopping_; });
+    if (snapshot_due_) {
+      KeepSnapshot(lock);
+      continue;
+    }
     if (queue_.empty()) return;  // stopping, nothing left
     // Nothing is written while the journal is broken: the ticker rebuilds the view first.
     if (broken_) {
@@ -348,6 +377,32 @@ void ControlPlane::CommitLoop() {
     counters_.commit_seconds_sum += seconds;
     Settle(batch.front().ticket, batch.back().ticket, true);
   }
+}
+
+// REQUIRES: `lock` holds mu_; the committer. Keeps the snapshot the ticker made (not while the
+// journal is broken: the view it was taken from is being rebuilt).
+void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
+  store::Snapshot snapshot = std::move(*snapshot_due_);
+  snapshot_due_.reset();
+  if (broken_) {
+    snapshot_busy_ = false;
+    return;
+  }
+  lock.unlock();
+  const auto begin = std::chrono::steady_clock::now();
+  const ::joule::Status kept =
+      journal_->SaveSnapshot(snapshot.seq, snapshot.body, config_.etcd.has_value() || config_.compact_journal);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  lock.lock();
+  snapshot_busy_ = false;
+  if (!kept.ok()) {
+    Log(fmt::format("a snapshot at record {} was not kept (every record still is): {}", snapshot.seq, kept.message()));
+    return;
+  }
+  counters_.snapshots++;
+  counters_.snapshot_seq = snapshot.seq;
+  counters_.snapshot_bytes = snapshot.body.size();
+  counters_.snapshot_seconds += seconds;
 }
 
 void ControlPlane::TickLoop() {
@@ -387,8 +442,28 @@ void ControlPlane::TickLoop() {
     counters_.steps++;
     counters_.step_seconds_sum += seconds;
     counters_.step_seconds_max = std::max(counters_.step_seconds_max, seconds);
+    MaybeSnapshot(lock);
     tick_wake_.wait_for(lock, std::chrono::milliseconds(config_.tick_ms), [&] { return stopping_; });
   }
+}
+
+// Every snapshot_records records, the state after this step, encoded here (the engine is idle on
+// its own thread) and kept by the committer between two appends (it owns the journal). A snapshot
+// that fails to be kept is logged and tried again later: the journal still holds every record.
+void ControlPlane::MaybeSnapshot(std::unique_lock<std::mutex>& lock) {
+  if (config_.snapshot_records == 0 || snapshot_busy_ ||
+      applied_seq_ < counters_.snapshot_seq + config_.snapshot_records) {
+    return;
+  }
+  snapshot_busy_ = true;
+  lock.unlock();
+  const auto begin = std::chrono::steady_clock::now();
+  store::Snapshot snapshot = TakeSnapshot();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  lock.lock();
+  snapshot_due_ = std::move(snapshot);
+  counters_.snapshot_seconds += seconds;
+  commit_wake_.notify_one();
 }
 
 // The journal failed: the engine may have run a step the journal lacks and callers were told
@@ -402,11 +477,7 @@ void ControlPlane::Recover(std::unique_lock<std::mutex>& lock) {
   const auto begin = std::chrono::steady_clock::now();
   ::joule::Status s = journal_->Reopen();
   if (s.ok()) {
-    {
-      std::lock_guard reset(mu_);
-      ResetView();
-    }
-    s = Replay(0);
+    s = Rebuild();
   }
   lock.lock();
   if (!s.ok()) {
@@ -452,12 +523,12 @@ void ControlPlane::Follow(std::unique_lock<std::mutex>& lock) {
   }
   lock.lock();
   if (!s.ok()) {
-    if (follow_error_ != s.message()) Log(fmt::format("following the journal: {}", s.message()));
-    follow_error_ = s.message();
-    tick_wake_.wait_for(lock, std::chrono::milliseconds(kFollowMs), [&] { return stopping_; });
+    // A replay that failed half way (etcd gone, records compacted while this server lagged) left
+    // the view part applied: rebuild it from the snapshot and the journal, as after a failure.
+    Log(fmt::format("following the journal: {}; rebuilding", s.message()));
+    broken_ = s.message();
     return;
   }
-  follow_error_.clear();
   followed_ = true;
   if (won) {
     leader_ = true;

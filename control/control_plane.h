@@ -189,7 +189,9 @@ struct Assignment {
 
 struct Counters {
   uint64_t submits = 0, journal_records = 0, journal_commits = 0, steps = 0;
-  uint64_t journal_failures = 0, journal_recoveries = 0, elections_won = 0;
+  uint64_t journal_failures = 0, journal_recoveries = 0, elections_won = 0, snapshots = 0;
+  uint64_t snapshot_seq = 0, snapshot_bytes = 0;  // the newest snapshot kept
+  double snapshot_seconds = 0;                    // encoding and keeping it
   double step_seconds_sum = 0, step_seconds_max = 0, commit_seconds_sum = 0;
 };
 
@@ -210,6 +212,7 @@ class ControlPlane {
   // engine's state. REQUIRES: the engine idle (before Start, after Stop, or on the ticker).
   // RestoreSnapshot replaces the state with one (REQUIRES: not started); errors name what is wrong.
   std::string EncodeSnapshot() const;
+  store::Snapshot TakeSnapshot() const;  // the same, with the record it is as of
   ::joule::Status RestoreSnapshot(std::string_view snapshot);
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
@@ -298,9 +301,15 @@ class ControlPlane {
                Log log);
   // REQUIRES: mu_ held. Every member rebuilt from the journal back to its state before any record.
   void ResetView();
-  // Applies the journal's records after `after` (inputs to the view, steps through the engine).
-  // Takes mu_ itself; runs the engine, so on Open's thread or the ticker only.
+  // Applies the journal's records after `after` (inputs to the view, steps through the engine);
+  // a gap (records compacted away) is an error. Takes mu_ itself; runs the engine, so on Open's
+  // thread or the ticker only.
   ::joule::Status Replay(uint64_t after);
+  // The view and the engine from the newest snapshot and the records after it. Same threads.
+  ::joule::Status Rebuild();
+  // The ticker, leading, after a step: a snapshot for the committer to keep when one is due.
+  void MaybeSnapshot(std::unique_lock<std::mutex>& lock);
+  void KeepSnapshot(std::unique_lock<std::mutex>& lock);
   // REQUIRES: mu_ held. Returns the record's ticket.
   uint64_t Enqueue(std::shared_ptr<Record> record);
   // REQUIRES: `lock` holds mu_. False when the journal failed (the change is not durable).
@@ -355,9 +364,10 @@ class ControlPlane {
   bool leader_ = false;               // this server appends and steps the engine; else it follows the journal
   std::atomic<bool> loaded_ = false;  // Load has replayed the journal
   std::string address_;               // set by Start
-  std::string follow_error_;          // the last error following the journal, logged once
   bool followed_ = false;             // caught up with the journal at least once since the last rebuild
-  std::vector<Input> inputs_;         // committed, not yet stepped
+  std::optional<store::Snapshot> snapshot_due_;  // made by the ticker, kept by the committer
+  bool snapshot_busy_ = false;                   // one snapshot at a time
+  std::vector<Input> inputs_;                    // committed, not yet stepped
   uint64_t applied_seq_ = 0;
   JobId next_id_ = 1;
   std::map<JobId, JobInfo> jobs_;

@@ -98,8 +98,16 @@ Status ReplaySteps(const std::string& path, const std::function<void(TimeMs, std
   if (!journal.ok()) return journal.status();
   std::vector<std::pair<uint64_t, Event>> inputs;
   std::optional<std::string> error;
+  uint64_t last = 0;
   Status read = (*journal)->Read(0, [&](const store::JournalEntry& entry) {
     if (error) return;
+    if (entry.seq != ++last) {
+      error = fmt::format(
+          "{}: records 1 to {} were compacted into a snapshot (compact_journal: true): the history "
+          "before it cannot be replayed",
+          path, entry.seq - 1);
+      return;
+    }
     Result<JournalRecord> r = DecodeRecord(entry.payload);
     if (!r.ok()) {
       error = fmt::format("{}: journal record {}: {}", path, entry.seq, r.status().message());

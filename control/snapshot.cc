@@ -80,7 +80,9 @@ Result<JobInfo> JobOf(const json& j) {
 
 }  // namespace
 
-std::string ControlPlane::EncodeSnapshot() const {
+std::string ControlPlane::EncodeSnapshot() const { return TakeSnapshot().body; }
+
+store::Snapshot ControlPlane::TakeSnapshot() const {
   const EngineState engine = engine_->Save();
   std::lock_guard lock(mu_);
   json inputs = json::array();
@@ -108,7 +110,7 @@ std::string ControlPlane::EncodeSnapshot() const {
       {"last_step", last_step_},        {"inputs", std::move(inputs)}, {"jobs", std::move(jobs)},
       {"idempotency", std::move(keys)}, {"preempting", preempting_},   {"nodes", std::move(nodes)},
       {"tenants", std::move(tenants)},  {"audit", std::move(audit)},   {"engine", io::EngineStateJson(engine)}};
-  return out.dump();
+  return {applied_seq_, out.dump()};
 }
 
 ::joule::Status ControlPlane::RestoreSnapshot(std::string_view text) {

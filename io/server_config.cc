@@ -135,9 +135,10 @@ void Limits(const Fields& f, ServerConfig& c) {
 }
 
 ServerConfig Parse(const YAML::Node& root, const std::string& path) {
-  Fields f(root, "",
-           {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads",
-            "agent_timeout_seconds", "agents_required", "tokens", "queues", "priority_classes", "limits"});
+  Fields f(
+      root, "",
+      {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads", "agent_timeout_seconds",
+       "agents_required", "snapshot_records", "compact_journal", "tokens", "queues", "priority_classes", "limits"});
   ServerConfig c;
   c.scenario = Resolve(path, f.String("scenario"));
   if (f.Has("listen")) Listen(f, c);
@@ -159,6 +160,12 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   if (auto n = f.OptCount("http_threads")) c.http_threads = *n;
   if (f.Has("agent_timeout_seconds")) {
     c.agent_timeout_ms = std::llround(f.Number("agent_timeout_seconds", 0.1, 86'400) * 1000);
+  }
+  if (f.Has("snapshot_records")) c.snapshot_records = static_cast<uint32_t>(f.Number("snapshot_records", 0, 1e9));
+  if (f.Has("compact_journal")) {
+    const std::string compact = f.String("compact_journal");
+    if (compact != "true" && compact != "false") f.Fail("compact_journal", "must be true or false");
+    c.compact_journal = compact == "true";
   }
   if (f.Has("agents_required")) {
     const std::string required = f.String("agents_required");

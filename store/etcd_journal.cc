@@ -3,6 +3,9 @@
 #include <httplib.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -249,6 +252,118 @@ Status EtcdJournal::Read(uint64_t after, const std::function<void(const JournalE
     }
     if (!answer.value("more", false)) return Status::Ok();
   }
+}
+
+namespace {
+
+constexpr size_t kSnapshotChunkBytes = 1 << 20;
+constexpr int kChunksPerRange = 8;
+
+json DeleteRange(const std::string& from, const std::string& to) {
+  return {{"request_delete_range", {{"key", Base64(from)}, {"range_end", Base64(to)}}}};
+}
+
+}  // namespace
+
+Result<std::optional<Snapshot>> EtcdJournal::LoadSnapshot() const {
+  Result<std::string> r = Call("/v3/kv/range", json{{"key", Base64(options_.prefix + "/snapshot")}}.dump());
+  if (!r.ok()) return r.status();
+  json answer = json::parse(*r, nullptr, false);
+  if (!answer.is_object() || !answer.contains("kvs")) return std::optional<Snapshot>();
+  Result<std::string> current = Unbase64(answer["kvs"][0].value("value", ""));
+  if (!current.ok()) return current.status();
+  Snapshot out;
+  size_t chunks = 0;
+  if (std::sscanf(current->c_str(), "%lu %zu", &out.seq, &chunks) != 2) {
+    return Status::Error(fmt::format("etcd: {}/snapshot: '{}' is not '<seq> <chunks>'", options_.prefix, *current));
+  }
+  const std::string base = fmt::format("{}/snapshot/{:020}/", options_.prefix, out.seq);
+  size_t got = 0;
+  std::string start = base;
+  while (got < chunks) {
+    Result<std::string> page = Call("/v3/kv/range", json{{"key", Base64(start)},
+                                                         {"range_end", Base64(base.substr(0, base.size() - 1) + "0")},
+                                                         {"limit", Int(kChunksPerRange)}}
+                                                        .dump());
+    if (!page.ok()) return page.status();
+    answer = json::parse(*page, nullptr, false);
+    if (!answer.is_object() || !answer.contains("kvs")) break;
+    for (const json& kv : answer["kvs"]) {
+      Result<std::string> key = Unbase64(kv.value("key", ""));
+      Result<std::string> value = Unbase64(kv.value("value", ""));
+      if (!key.ok()) return key.status();
+      if (!value.ok()) return value.status();
+      out.body += *value;
+      start = *key + '\0';
+      ++got;
+    }
+  }
+  if (got != chunks) {
+    return Status::Error(fmt::format("etcd: snapshot {} has {} of its {} chunks", out.seq, got, chunks));
+  }
+  return std::optional<Snapshot>(std::move(out));
+}
+
+Status EtcdJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool compact) {
+  std::string leader_revision;
+  {
+    std::lock_guard lock(mu_);
+    leader_revision = leader_revision_;
+  }
+  if (!leading_ || leader_revision.empty()) return Status::Error("etcd: this server does not lead: no snapshot");
+  // The chunks first, under a key of this seq that nothing reads until the pointer names it.
+  const std::string base = fmt::format("{}/snapshot/{:020}/", options_.prefix, seq);
+  size_t chunks = 0;
+  do {
+    const json put = {
+        {"key", Base64(fmt::format("{}{:06}", base, chunks))},
+        {"value", Base64(body.substr(std::min(body.size(), chunks * kSnapshotChunkBytes), kSnapshotChunkBytes))}};
+    if (Result<std::string> r = Call("/v3/kv/put", put.dump()); !r.ok()) return r.status();
+    ++chunks;
+  } while (chunks * kSnapshotChunkBytes < body.size());
+  // The log keys wholly before record seq + 1: up to the batch that holds it (or the first after).
+  const std::string log = options_.prefix + "/log/";
+  std::string keep = log;
+  Result<std::string> holder =
+      Call("/v3/kv/range", json{{"key", Base64(log)},
+                                {"range_end", Base64(fmt::format("{}{:020}", log, seq + 1) + '\0')},
+                                {"sort_order", "DESCEND"},
+                                {"sort_target", "KEY"},
+                                {"limit", "1"},
+                                {"keys_only", true}}
+                               .dump());
+  if (!holder.ok()) return holder.status();
+  json answer = json::parse(*holder, nullptr, false);
+  if (answer.is_object() && answer.contains("kvs")) {
+    Result<std::string> key = Unbase64(answer["kvs"][0].value("key", ""));
+    if (!key.ok()) return key.status();
+    keep = *key;
+  }
+  json success = {
+      {{"request_put",
+        {{"key", Base64(options_.prefix + "/snapshot")}, {"value", Base64(fmt::format("{} {}", seq, chunks))}}}},
+      DeleteRange(options_.prefix + "/snapshot/", base)};
+  if (compact && keep != log) success.push_back(DeleteRange(log, keep));
+  const json txn = {{"compare",
+                     {{{"key", Base64(options_.prefix + "/leader")},
+                       {"target", "CREATE"},
+                       {"result", "EQUAL"},
+                       {"create_revision", leader_revision}}}},
+                    {"success", std::move(success)}};
+  Result<std::string> r = Call("/v3/kv/txn", txn.dump());
+  if (!r.ok()) return r.status();
+  answer = json::parse(*r, nullptr, false);
+  if (!answer.is_object() || !answer.value("succeeded", false)) {
+    leading_ = false;
+    return Status::Error("etcd: the snapshot was refused: this server no longer leads");
+  }
+  // etcd keeps every revision until compacted: drop those before this one (its space is reused;
+  // defragmenting gives it back to the disk, an operator's task).
+  if (compact) {
+    const std::string revision = answer["header"].value("revision", "");
+    if (!revision.empty()) (void)Call("/v3/kv/compaction", json{{"revision", revision}}.dump());
+  }
+  return Status::Ok();
 }
 
 Result<bool> EtcdJournal::Campaign(const std::string& address) {

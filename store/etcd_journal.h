@@ -3,7 +3,10 @@
 // leads. Layout under the prefix P:
 //   P/log/<first seq, 20 digits>  a batch of records (one group commit), packed;
 //   P/head                        the last sequence number appended (decimal);
-//   P/leader                      the leading server's address, attached to its lease.
+//   P/leader                      the leading server's address, attached to its lease;
+//   P/snapshot                    "<seq> <chunks>": the newest snapshot, made current (and the
+//                                 log keys it covers deleted) by one fenced transaction;
+//   P/snapshot/<seq>/<chunk>      its body, in chunks of at most 1 MiB.
 // An append is one etcd transaction conditioned on P/head still holding the last sequence number
 // this journal read and, while leading, on P/leader still being the key this server created:
 // a server that lost its lease (paused, cut off) can never append after another took over — its
@@ -44,6 +47,8 @@ class EtcdJournal final : public Journal {
   Status Read(uint64_t after, const std::function<void(const JournalEntry&)>& visit) const override;
   uint64_t last_seq() const override { return last_seq_; }
   Status Reopen() override;
+  Result<std::optional<Snapshot>> LoadSnapshot() const override;
+  Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) override;
 
   Result<bool> Campaign(const std::string& address) override;
   bool leading() const override { return leading_; }

@@ -30,6 +30,13 @@ class Statement {
   bool ok_ = false;
 };
 
+bool HasTable(sqlite3* db, const char* name) {
+  Statement s(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+  if (!s.ok()) return false;
+  sqlite3_bind_text(s.get(), 1, name, -1, SQLITE_STATIC);
+  return sqlite3_step(s.get()) == SQLITE_ROW;
+}
+
 // Takes the exclusive lock of a writer on `path`.lock and writes who holds it there. The kernel
 // releases the lock when the process ends however it ends (kill -9 included), so a stale file
 // never blocks a restart; a live holder is named in the error.
@@ -89,11 +96,16 @@ Status SqliteJournal::Connect() {
   // and of the machine.
   if (mode_ == OpenMode::kWriter) {
     for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                            "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)"}) {
+                            "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)",
+                            "CREATE TABLE IF NOT EXISTS snapshot (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)"}) {
       if (Status s = Exec(sql); !s.ok()) return s;
     }
   }
-  Statement last(db_, "SELECT COALESCE(MAX(seq), 0) FROM journal");
+  // The last record, or the newest snapshot's when compaction left no record after it.
+  Statement last(
+      db_, mode_ == OpenMode::kWriter || HasTable(db_, "snapshot")
+               ? "SELECT MAX(COALESCE((SELECT MAX(seq) FROM journal), 0), COALESCE((SELECT MAX(seq) FROM snapshot), 0))"
+               : "SELECT COALESCE(MAX(seq), 0) FROM journal");
   if (!last.ok() || sqlite3_step(last.get()) != SQLITE_ROW) return Error("reading the last record");
   last_seq_ = static_cast<uint64_t>(sqlite3_column_int64(last.get(), 0));
   return Status::Ok();
@@ -176,6 +188,52 @@ Status SqliteJournal::Read(uint64_t after, const std::function<void(const Journa
     visit(entry);
   }
   return rc == SQLITE_DONE ? Status::Ok() : Error("reading");
+}
+
+Result<std::optional<Snapshot>> SqliteJournal::LoadSnapshot() const {
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
+  if (!HasTable(db_, "snapshot")) return std::optional<Snapshot>();
+  Statement select(db_, "SELECT seq, body FROM snapshot ORDER BY seq DESC LIMIT 1");
+  if (!select.ok()) return Error("reading the snapshot");
+  const int rc = sqlite3_step(select.get());
+  if (rc == SQLITE_DONE) return std::optional<Snapshot>();
+  if (rc != SQLITE_ROW) return Error("reading the snapshot");
+  Snapshot out;
+  out.seq = static_cast<uint64_t>(sqlite3_column_int64(select.get(), 0));
+  const auto* bytes = static_cast<const char*>(sqlite3_column_blob(select.get(), 1));
+  out.body.assign(bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(select.get(), 1)));
+  return std::optional<Snapshot>(std::move(out));
+}
+
+Status SqliteJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool compact) {
+  JOULE_CHECK(mode_ == OpenMode::kWriter && seq <= last_seq_);
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
+  if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  bool ok = true;
+  {
+    Statement insert(db_, "INSERT OR REPLACE INTO snapshot (seq, body) VALUES (?, ?)");
+    Statement older(db_, "DELETE FROM snapshot WHERE seq < ?");
+    Statement records(db_, "DELETE FROM journal WHERE seq <= ?");
+    ok = insert.ok() && older.ok() && records.ok();
+    if (ok) {
+      sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(seq));
+      sqlite3_bind_blob(insert.get(), 2, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(older.get(), 1, static_cast<sqlite3_int64>(seq));
+      sqlite3_bind_int64(records.get(), 1, static_cast<sqlite3_int64>(seq));
+      ok = sqlite3_step(insert.get()) == SQLITE_DONE && sqlite3_step(older.get()) == SQLITE_DONE &&
+           (!compact || sqlite3_step(records.get()) == SQLITE_DONE);
+    }
+  }
+  if (!ok) {
+    Status error = Error("saving a snapshot");
+    (void)Exec("ROLLBACK");
+    return error;
+  }
+  if (Status s = Exec("COMMIT"); !s.ok()) {
+    (void)Exec("ROLLBACK");
+    return s;
+  }
+  return Status::Ok();
 }
 
 }  // namespace joule::store

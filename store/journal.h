@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -25,6 +26,13 @@ struct JournalEntry {
   std::string payload;
 };
 
+// The server's whole state as of record `seq` (opaque here: control/snapshot.cc writes it). A
+// restart loads the newest and replays only the records after it.
+struct Snapshot {
+  uint64_t seq = 0;
+  std::string body;
+};
+
 class Journal {
  public:
   virtual ~Journal() = default;
@@ -37,6 +45,13 @@ class Journal {
   // After a failed Append: drops whatever the failure left (connection, transaction) and reads the
   // last sequence number again. Ok when the journal takes appends again.
   virtual Status Reopen() = 0;
+
+  // The newest snapshot, if any. Records up to its seq may have been compacted away: Read from
+  // before it may then start later than asked (the caller checks for the gap).
+  virtual Result<std::optional<Snapshot>> LoadSnapshot() const = 0;
+  // Keeps `body` as the state at record `seq` (REQUIRES: seq <= last_seq()), durably, replacing
+  // older snapshots; when `compact`, records up to seq are dropped.
+  virtual Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) = 0;
 
   // Leadership among servers sharing the journal. Only the leader appends; the others read. A
   // SQLite journal's writer is the only one (its lock), so it always leads.
@@ -71,6 +86,8 @@ class SqliteJournal final : public Journal {
   Status Read(uint64_t after, const std::function<void(const JournalEntry&)>& visit) const override;
   uint64_t last_seq() const override { return last_seq_; }
   Status Reopen() override;
+  Result<std::optional<Snapshot>> LoadSnapshot() const override;
+  Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) override;
 
  private:
   SqliteJournal(std::string path, OpenMode mode, int lock_fd)

@@ -12,6 +12,7 @@
 
 #include "control/auth.h"
 #include "control/control_plane.h"
+#include "control/journal_records.h"
 #include "io/job_spec.h"
 #include "io/journal_json.h"
 #include "io/server_config.h"
@@ -434,6 +435,62 @@ TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
   (*again)->Stop();
 }
 
+// With snapshots every few records (and compaction), a restart loads the newest and replays only
+// what follows it, and shows every job as the server that wrote them did; the offline replay of
+// a compacted journal says why it cannot start at the beginning.
+TEST(ControlPlaneTest, RestartFromASnapshotShowsEveryJobAsBefore) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir, "snapshot_records: 25\ncompact_journal: true\n"));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(3'000); };
+  std::vector<JobRow> before;
+  std::string snapshot;
+  uint64_t snapshot_seq = 0;
+  {
+    Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, clock);
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    (*plane)->Start();
+    const control::Principal lab_a{"lab-a", TenantId(0)}, ops{"ops", std::nullopt};
+    for (int i = 0; i < 60; ++i) {
+      io::SubmitSpec s;
+      s.name = fmt::format("job-{}", i);
+      s.gpus = 1 + i % 8;
+      s.time_limit = (30 + i * 7) * 1000;
+      control::Outcome<control::SubmitResult> r = (*plane)->Submit(lab_a, s, fmt::format("k{}", i));
+      ASSERT_TRUE(r.ok()) << r.error.message;
+      if (i % 9 == 4) {
+        ASSERT_TRUE((*plane)->Cancel(ops, r.value->id).ok());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(8));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    (*plane)->Stop();
+    before = Rows(**plane);
+    snapshot = (*plane)->EncodeSnapshot();
+    EXPECT_GT((*plane)->counters().snapshots, 1u);
+    snapshot_seq = (*plane)->counters().snapshot_seq;
+  }
+  ASSERT_GT(snapshot_seq, 0u);
+  Result<std::unique_ptr<control::ControlPlane>> again = control::ControlPlane::Open(*config, clock);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ((*again)->counters().snapshot_seq, snapshot_seq);  // loaded, not replayed from record 1
+  EXPECT_EQ(Rows(**again), before);
+  EXPECT_EQ((*again)->EncodeSnapshot(), snapshot);
+  // A retried submit finds its job through the snapshot's idempotency keys.
+  (*again)->Start();
+  io::SubmitSpec s;
+  s.name = "job-3";
+  s.gpus = 4;
+  s.time_limit = 51'000;
+  control::Outcome<control::SubmitResult> retry = (*again)->Submit({"lab-a", TenantId(0)}, s, "k3");
+  ASSERT_TRUE(retry.ok()) << retry.error.message;
+  EXPECT_FALSE(retry.value->created);
+  (*again)->Stop();
+  Status replay = control::ReplaySteps(config->state, [](TimeMs, std::vector<Event>) {});
+  ASSERT_FALSE(replay.ok());
+  EXPECT_NE(replay.message().find("were compacted into a snapshot"), std::string::npos) << replay.message();
+}
+
 // A journal whose appends (and reopens) fail while `failing` is set, as a full or failed disk's do.
 class FaultyJournal final : public store::Journal {
  public:
@@ -450,6 +507,11 @@ class FaultyJournal final : public store::Journal {
   Status Reopen() override {
     if (*failing_) return Status::Error("state.db: cannot open the journal: disk I/O error");
     return inner_->Reopen();
+  }
+  Result<std::optional<store::Snapshot>> LoadSnapshot() const override { return inner_->LoadSnapshot(); }
+  Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) override {
+    if (*failing_) return Status::Error("state.db: saving a snapshot: database or disk is full");
+    return inner_->SaveSnapshot(seq, body, compact);
   }
 
  private:

@@ -62,6 +62,31 @@ TEST(JournalTest, AppendsInOrderAndReopens) {
 // A writer process appends batches and reports each acknowledged sequence number on a pipe; it is
 // killed with SIGKILL mid-stream. Every acknowledged record must be there after reopening, in
 // order, once, with nothing after a gap.
+TEST(JournalTest, SnapshotsReplaceOlderOnesAndCompactWhatTheyCover) {
+  const std::string path = FreshPath("journal.db");
+  Result<std::unique_ptr<store::SqliteJournal>> j = store::SqliteJournal::Open(path);
+  ASSERT_TRUE(j.ok());
+  EXPECT_FALSE((*j)->LoadSnapshot()->has_value());
+  ASSERT_TRUE((*j)->Append(std::vector<std::string>{"a", "b", "c"}).ok());
+  ASSERT_TRUE((*j)->SaveSnapshot(2, "state at 2", /*compact=*/false).ok());
+  EXPECT_EQ(ReadAll(**j).size(), 3u);  // kept: not compacted
+  ASSERT_TRUE((*j)->SaveSnapshot(3, std::string("state\0at 3", 10), /*compact=*/true).ok());
+  std::optional<store::Snapshot> newest = *(*j)->LoadSnapshot();
+  ASSERT_TRUE(newest.has_value());
+  EXPECT_EQ(newest->seq, 3u);
+  EXPECT_EQ(newest->body, std::string("state\0at 3", 10));
+  EXPECT_TRUE(ReadAll(**j).empty());
+  j->reset();
+  // Every record compacted: the sequence goes on from the snapshot's.
+  Result<std::unique_ptr<store::SqliteJournal>> again = store::SqliteJournal::Open(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->last_seq(), 3u);
+  EXPECT_EQ(*(*again)->Append(std::vector<std::string>{"d"}), 4u);
+  Result<std::unique_ptr<store::SqliteJournal>> reader = store::SqliteJournal::Open(path, store::OpenMode::kReader);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*(*reader)->LoadSnapshot())->seq, 3u);
+}
+
 TEST(JournalTest, OneWriterAtATimeNamingTheHolder) {
   const std::string path = FreshPath("journal.db");
   Result<std::unique_ptr<store::SqliteJournal>> writer = store::SqliteJournal::Open(path);

@@ -2,6 +2,7 @@
 """One writer per state, and servers that keep serving through failures: real `joule server`
 processes on loopback. Usage: ha_test.py JOULE_BINARY [unittest args]."""
 
+import base64
 import os
 import shutil
 import signal
@@ -255,6 +256,74 @@ class EtcdHaTest(unittest.TestCase):
         self.assertEqual(names.count("quorum-back"), 1)
         for n in range(3):
             self.assertLessEqual(names.count(f"no-quorum-{n}"), 1)
+
+
+def etcd_count(etcd, prefix):
+    """How many keys etcd holds under `prefix`."""
+    key = base64.b64encode(prefix.encode()).decode()
+    end = base64.b64encode(prefix[:-1].encode() + bytes([prefix.encode()[-1] + 1])).decode()
+    answer = call(etcd.endpoints()[0], "POST", "/v3/kv/range", body={"key": key, "range_end": end, "count_only": True})
+    return int(answer[1].get("count", 0))
+
+
+@unittest.skipUnless(ETCD, "etcd-server is not installed (scripts/install-deps.sh installs it)")
+class SnapshotsOnEtcdTest(unittest.TestCase):
+    """Snapshots every 40 records: etcd keeps the newest and only the log keys after it, and a
+    restarted follower and a new leader start from it with every job as before."""
+
+    def test_snapshots_bound_etcd_and_restarts_start_from_them(self):
+        folder = tempfile.mkdtemp(prefix="joule-ha-snapshots-")
+        etcd = EtcdCluster(folder)
+        configs = [ha_config(folder, etcd, f"s{i}.yaml", extra="snapshot_records: 40\n") for i in range(3)]
+        servers = [Server(c) for c in configs]
+        try:
+            lead = next(i for i, s in enumerate(servers) if call(s.url, "GET", "/readyz")[1].startswith("ready: leader"))
+            ids = []
+            for n in range(200):
+                status, body, _ = submit(servers[lead].url, f"snap-{n}", f"snap-{n}")
+                self.assertEqual(status, 201, body)
+                ids.append(body["id"])
+            deadline = time.time() + 20
+            while etcd_count(etcd, "/joule/test/snapshot/") == 0:
+                self.assertLess(time.time(), deadline, "no snapshot was kept")
+                time.sleep(0.1)
+            metrics = call(servers[lead].url, "GET", "/metrics")[1]
+            snapshots = int(next(line.split()[1] for line in metrics.splitlines()
+                                 if line.startswith("joule_snapshots_total ")))
+            self.assertGreater(snapshots, 0)
+            # Compaction: far fewer log keys than group commits of 200 submits and their passes.
+            self.assertLess(etcd_count(etcd, "/joule/test/log/"), 60)
+            listing = lambda url: sorted(j["name"] for j in call(url, "GET", "/api/v1/jobs?limit=1000", LAB_A)[1]["jobs"])
+            expected = listing(servers[lead].url)
+            self.assertEqual(len(expected), 200)
+            follower = next(i for i in range(3) if i != lead)
+            servers[follower].proc.kill()
+            servers[follower].proc.wait()
+            servers[follower] = Server(configs[follower])
+            self.assertTrue(any("from the snapshot at record" in line for line in servers[follower].log),
+                            "".join(servers[follower].log))
+            deadline = time.time() + 10
+            while listing(servers[follower].url) != expected:
+                self.assertLess(time.time(), deadline, "the restarted follower does not show every job")
+                time.sleep(0.1)
+            servers[lead].proc.kill()
+            deadline = time.time() + 15
+            while True:
+                others = [s for i, s in enumerate(servers) if i != lead]
+                leaders = [s for s in others if str(call(s.url, "GET", "/readyz", timeout=2)[1]).startswith("ready: leader")]
+                if leaders:
+                    break
+                self.assertLess(time.time(), deadline, "no new leader")
+                time.sleep(0.05)
+            self.assertEqual(listing(leaders[0].url), expected)
+            status, body, _ = submit(leaders[0].url, "snap-0", "snap-0")  # a retry: found, not made again
+            self.assertEqual((status, body["id"]), (200, ids[0]))
+        finally:
+            for s in servers:
+                if s.proc.poll() is None:
+                    s.stop(signal.SIGKILL)
+            etcd.stop()
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @unittest.skipUnless(ETCD, "etcd-server is not installed (scripts/install-deps.sh installs it)")

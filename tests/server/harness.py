@@ -181,7 +181,8 @@ class EtcdCluster:
                 p.wait(10)
 
 
-def ha_config(folder, etcd, name, lease=2):
+def ha_config(folder, etcd, name, lease=2, extra=""):
     endpoints = ", ".join(etcd.endpoints())
-    return write_config(folder, name=name, store=f"store: {{etcd: {{endpoints: [{endpoints}], prefix: /joule/test, "
-                                                  f"lease_seconds: {lease}}}}}")
+    return write_config(folder, extra, name=name,
+                        store=f"store: {{etcd: {{endpoints: [{endpoints}], prefix: /joule/test, "
+                              f"lease_seconds: {lease}}}}}")

@@ -5,7 +5,7 @@
 #   2. submit latency at 1,000 submits/s, open loop (target p99 <= 20 ms);
 #   3. `joule queue` over 100,000 jobs (target <= 1 s);
 #   4. node agents' heartbeats (eight GPUs' readings each) at 2,000/s, then as fast as they go;
-# then how long a restart takes to replay the journal.
+# then how long a restart takes (its newest snapshot, then the records after it).
 # Usage: scripts/server-bench.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,7 +50,8 @@ echo "server-bench: heartbeats at 2,000/s over the fleet's $(echo "$nodes" | tr 
 "$load" "$url" agent-bench-token --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
 echo "server-bench: heartbeats as fast as 64 connections go, 10 s"
 "$load" "$url" agent-bench-token --connections 64 --seconds 10 --agents "$nodes"
-echo "server-bench: restart on the journal"
+curl -s "$url/metrics" | grep -E "^joule_snapshot"
+echo "server-bench: restart on the journal (from its newest snapshot)"
 kill "$server"
 wait "$server" || true
 "$joule" server --config "$work/server.yaml" 2>"$work/server.log" &

@@ -451,10 +451,8 @@ void ControlPlane::TickLoop() {
 // its own thread) and kept by the committer between two appends (it owns the journal). A snapshot
 // that fails to be kept is logged and tried again later: the journal still holds every record.
 void ControlPlane::MaybeSnapshot(std::unique_lock<std::mutex>& lock) {
-  if (config_.snapshot_records == 0 || snapshot_busy_ ||
-      applied_seq_ < counters_.snapshot_seq + config_.snapshot_records) {
-    return;
-  }
+  const uint32_t every = config_.snapshot_records.value_or(config_.etcd ? kEtcdSnapshotRecords : 0);
+  if (every == 0 || snapshot_busy_ || applied_seq_ < counters_.snapshot_seq + every) return;
   snapshot_busy_ = true;
   lock.unlock();
   const auto begin = std::chrono::steady_clock::now();

@@ -234,6 +234,7 @@ class ControlPlane {
   bool leading() const;
   std::string leader_address() const;
   static constexpr TimeMs kFollowMs = 100;
+  static constexpr uint32_t kEtcdSnapshotRecords = 100'000;  // snapshot_records unset, on etcd
   static constexpr TimeMs kRecoverRetryMs = 1000;
 
   const io::ServerConfig& config() const { return config_; }

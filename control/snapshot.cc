@@ -84,33 +84,64 @@ std::string ControlPlane::EncodeSnapshot() const { return TakeSnapshot().body; }
 
 store::Snapshot ControlPlane::TakeSnapshot() const {
   const EngineState engine = engine_->Save();
-  std::lock_guard lock(mu_);
+  // Copied under the lock, encoded outside it: API readers and the committer wait for the copy
+  // only, not for the encoding.
+  uint64_t seq = 0;
+  JobId next_id = 0;
+  TimeMs last_step = 0;
+  std::vector<Input> input_copy;
+  std::map<JobId, JobInfo> job_copy;
+  std::map<std::pair<std::string, std::string>, IdempotencyEntry> key_copy;
+  std::vector<JobId> preempting;
+  std::vector<NodeInfo> node_copy;
+  std::vector<TenantSpec> tenant_copy;
+  std::vector<AuditEntry> audit_copy;
+  {
+    std::lock_guard lock(mu_);
+    seq = applied_seq_;
+    next_id = next_id_;
+    last_step = last_step_;
+    input_copy = inputs_;
+    job_copy = jobs_;
+    key_copy = idempotency_;
+    preempting = preempting_;
+    node_copy = nodes_;
+    tenant_copy = tenants_;
+    audit_copy = audit_;
+  }
   json inputs = json::array();
-  for (const Input& in : inputs_) inputs.push_back({in.seq, io::EncodeEvent({0, in.event})});
+  for (const Input& in : input_copy) inputs.push_back({in.seq, io::EncodeEvent({0, in.event})});
   json jobs = json::array();
-  for (const auto& [id, job] : jobs_) jobs.push_back(JobJson(job));
+  for (const auto& [id, job] : job_copy) jobs.push_back(JobJson(job));
   json keys = json::array();
-  for (const auto& [who_key, entry] : idempotency_) {
+  for (const auto& [who_key, entry] : key_copy) {
     keys.push_back({who_key.first, who_key.second, entry.job, Hex(entry.request)});
   }
   json nodes = json::array();
-  for (const NodeInfo& n : nodes_) {
+  for (const NodeInfo& n : node_copy) {
     nodes.push_back({static_cast<int>(n.health), n.reason, n.since, static_cast<int>(n.actor)});
   }
   json tenants = json::array();
-  for (const TenantSpec& t : tenants_) {
+  for (const TenantSpec& t : tenant_copy) {
     json reserved = json::array();
     for (const Reservation& r : t.reserved) reserved.push_back({r.type.value(), r.accelerators});
     tenants.push_back({reserved, t.borrow_limit ? json(*t.borrow_limit) : json(nullptr), t.weight});
   }
   json audit = json::array();
-  for (const AuditEntry& a : audit_) audit.push_back({a.seq, a.at, a.who, a.action, a.target, a.detail});
-  const json out = {
-      {"v", kSnapshotVersion},          {"seq", applied_seq_},         {"next_id", next_id_},
-      {"last_step", last_step_},        {"inputs", std::move(inputs)}, {"jobs", std::move(jobs)},
-      {"idempotency", std::move(keys)}, {"preempting", preempting_},   {"nodes", std::move(nodes)},
-      {"tenants", std::move(tenants)},  {"audit", std::move(audit)},   {"engine", io::EngineStateJson(engine)}};
-  return {applied_seq_, out.dump()};
+  for (const AuditEntry& a : audit_copy) audit.push_back({a.seq, a.at, a.who, a.action, a.target, a.detail});
+  const json out = {{"v", kSnapshotVersion},
+                    {"seq", seq},
+                    {"next_id", next_id},
+                    {"last_step", last_step},
+                    {"inputs", std::move(inputs)},
+                    {"jobs", std::move(jobs)},
+                    {"idempotency", std::move(keys)},
+                    {"preempting", preempting},
+                    {"nodes", std::move(nodes)},
+                    {"tenants", std::move(tenants)},
+                    {"audit", std::move(audit)},
+                    {"engine", io::EngineStateJson(engine)}};
+  return {seq, out.dump()};
 }
 
 ::joule::Status ControlPlane::RestoreSnapshot(std::string_view text) {

@@ -61,8 +61,11 @@ struct ServerConfig {
   uint32_t http_threads = 64;            // connections served at once
   TimeMs agent_timeout_ms = 15'000;      // a node whose agent is silent this long is marked down
   bool agents_required = false;          // nodes with no agent after agent_timeout_ms are marked down
-  uint32_t snapshot_records = 20'000;    // a snapshot after this many records (0: never)
-  bool compact_journal = false;          // SQLite: drop records a snapshot covers (etcd always does)
+  // A snapshot after this many records (0: never). Unset: none on SQLite (its file keeps every
+  // record; a snapshot of a large state stalls passes while it is taken), 100,000 on etcd (whose
+  // size must stay bounded).
+  std::optional<uint32_t> snapshot_records;
+  bool compact_journal = false;  // SQLite: drop records a snapshot covers (etcd always does)
   std::vector<TokenSpec> tokens;
   std::vector<QueueSpec> queues;  // the first is the default
   std::vector<PriorityClassSpec> priority_classes;

@@ -50,11 +50,23 @@ echo "server-bench: heartbeats at 2,000/s over the fleet's $(echo "$nodes" | tr 
 "$load" "$url" agent-bench-token --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
 echo "server-bench: heartbeats as fast as 64 connections go, 10 s"
 "$load" "$url" agent-bench-token --connections 64 --seconds 10 --agents "$nodes"
+echo "server-bench: restart on the journal"
+restart() {
+  kill "$server"
+  wait "$server" || true
+  "$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
+  server=$!
+  for _ in $(seq 600); do grep -q " replayed " "$work/server.log" && break; sleep 0.1; done
+  grep replayed "$work/server.log"
+  url=$(grep -o "http://127.0.0.1:[0-9]*" "$work/server.log" | head -1)
+}
+restart
+echo "server-bench: a snapshot of that state (snapshot_records: 1 takes one at the first pass), then a restart from it"
+echo "snapshot_records: 1" >>"$work/server.yaml"
+restart
+for _ in $(seq 600); do
+  [ "$(curl -s "$url/metrics" | awk '/^joule_snapshots_total/ {print $2}')" = 1 ] && break
+  sleep 0.1
+done
 curl -s "$url/metrics" | grep -E "^joule_snapshot"
-echo "server-bench: restart on the journal (from its newest snapshot)"
-kill "$server"
-wait "$server" || true
-"$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
-server=$!
-for _ in $(seq 600); do grep -q " replayed " "$work/server.log" && break; sleep 0.1; done
-grep replayed "$work/server.log"
+restart

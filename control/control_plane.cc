@@ -318,6 +318,14 @@ bool ControlPlane::WaitDurable(std::unique_lock<std::mutex>& lock, uint64_t tick
   return outcome == Ack::kDurable;
 }
 
+// The ticker lets go of the lock between enqueueing its step and waiting for it (it runs the
+// engine meanwhile), and the step may be settled in between: it registers before letting go.
+// REQUIRES: mu_ held, right after Enqueue.
+void ControlPlane::Expect(uint64_t ticket, std::condition_variable& wake, Ack& outcome) {
+  outcome = Ack::kWaiting;
+  waiters_.push_back({ticket, &wake, &outcome});
+}
+
 void ControlPlane::Settle(uint64_t first, uint64_t last, bool durable) {
   std::erase_if(waiters_, [&](const Waiter& w) {
     if (w.ticket < first || w.ticket > last) return false;
@@ -429,7 +437,8 @@ void ControlPlane::TickLoop() {
     step->type = Record::Type::kStep;
     step->at = now;
     step->through = applied_seq_;
-    const uint64_t ticket = Enqueue(step);
+    Ack step_outcome = Ack::kWaiting;
+    Expect(Enqueue(step), step_wake_, step_outcome);
     lock.unlock();
     const auto begin = std::chrono::steady_clock::now();
     const Decisions d = RunStep(now, step->through);
@@ -437,7 +446,8 @@ void ControlPlane::TickLoop() {
     lock.lock();
     // Decisions are shown only once the step that made them is durable: a restart re-makes them.
     // A step that failed has moved the engine past the journal: Recover rebuilds it.
-    if (!WaitDurable(lock, ticket)) continue;
+    step_wake_.wait(lock, [&] { return step_outcome != Ack::kWaiting; });
+    if (step_outcome != Ack::kDurable) continue;
     ApplyDecisions(now, d);
     counters_.steps++;
     counters_.step_seconds_sum += seconds;

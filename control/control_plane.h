@@ -282,6 +282,7 @@ class ControlPlane {
   Counters counters() const;
 
  private:
+  enum class Ack { kWaiting, kDurable, kFailed };  // a record's fate, as its waiter learns it
   using Record = JournalRecord;
   struct Queued {
     std::string payload;
@@ -321,6 +322,7 @@ class ControlPlane {
   void CommitLoop();
   // REQUIRES: mu_ held. Answers the waiters of tickets first..last; FailQueued fails what is queued.
   void Settle(uint64_t first, uint64_t last, bool durable);
+  void Expect(uint64_t ticket, std::condition_variable& wake, Ack& outcome);
   void FailQueued();
   void TickLoop();
   void Recover(std::unique_lock<std::mutex>& lock);  // the ticker, while broken_
@@ -351,13 +353,13 @@ class ControlPlane {
 
   mutable std::mutex mu_;
   std::condition_variable commit_wake_, tick_wake_;
-  enum class Ack { kWaiting, kDurable, kFailed };
   struct Waiter {
     uint64_t ticket = 0;
     std::condition_variable* wake = nullptr;
     Ack* outcome = nullptr;  // the waiting caller's, set once by Settle
   };
-  std::vector<Waiter> waiters_;  // callers waiting for their record to be durable
+  std::vector<Waiter> waiters_;        // callers waiting for their record to be durable
+  std::condition_variable step_wake_;  // the ticker's, for its step record
   std::vector<Queued> queue_;
   uint64_t next_ticket_ = 1, durable_ticket_ = 0;
   std::optional<std::string> broken_;  // the journal's failure: nothing is accepted until Recover

@@ -262,6 +262,43 @@ class EtcdHaTest(unittest.TestCase):
             self.assertLessEqual(names.count(f"no-quorum-{n}"), 1)
 
 
+class ReplayingServerAnswersTest(unittest.TestCase):
+    """The port opens before the journal is replayed: probes and clients hear 503 "replaying"
+    rather than a refused connection, and the server turns ready once the replay is done."""
+
+    def test_readyz_says_replaying_until_the_journal_is_read(self):
+        folder = tempfile.mkdtemp(prefix="joule-replaying-")
+        try:
+            config = write_config(folder)
+            server = Server(config)
+            load = os.path.join(os.path.dirname(os.path.dirname(harness.JOULE)), "bench", "joule_server_load")
+            subprocess.run([load, server.url, LAB_A, "--connections", "16", "--seconds", "120", "--total", "8000"],
+                           check=True, capture_output=True, timeout=180)
+            self.assertEqual(server.stop(), 0)
+            proc = subprocess.Popen([harness.JOULE, "server", "--config", config], stderr=subprocess.PIPE, text=True)
+            try:
+                line = proc.stderr.readline()
+                port = re.search(r"listening on http://127\.0\.0\.1:(\d+) \(replaying the journal\)", line)
+                self.assertIsNotNone(port, line)
+                url = f"http://127.0.0.1:{port.group(1)}"
+                status, body, headers = call(url, "GET", "/readyz")
+                self.assertEqual((status, body["error"]["message"]), (503, "not ready: replaying the journal"))
+                status, body, headers = call(url, "GET", "/api/v1/jobs", LAB_A)
+                self.assertEqual(status, 503, body)
+                self.assertEqual(headers["Retry-After"], "1")
+                self.assertIn("replayed (", proc.stderr.readline())
+                deadline = time.time() + 30
+                while call(url, "GET", "/readyz")[0] != 200:
+                    self.assertLess(time.time(), deadline)
+                    time.sleep(0.05)
+                self.assertEqual(call(url, "GET", "/api/v1/jobs?limit=1", LAB_A)[0], 200)
+            finally:
+                proc.terminate()
+                proc.wait(60)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def etcd_count(etcd, prefix):
     """How many keys etcd holds under `prefix`."""
     key = base64.b64encode(prefix.encode()).decode()

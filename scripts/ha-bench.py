@@ -24,7 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
 import harness  # noqa: E402
-from harness import LAB_A, OPERATOR, EtcdCluster, Server, call, ha_config, spec  # noqa: E402
+from harness import LAB_A, OPERATOR, EtcdCluster, Server, Submitters, call, ha_config, spec  # noqa: E402
 
 
 def leader_of(servers, besides=None, timeout=30):
@@ -56,43 +56,17 @@ def throughput(build, url):
 
 
 def chaos(folder, etcd, configs, servers, kills):
-    acked, sent = {}, {}
     lock = threading.Lock()
-    stop = threading.Event()
 
-    def submitter(worker):
-        n = 0
-        while not stop.is_set():
-            key = f"chaos-{worker}-{n}"
-            name = f"chaos-{worker}-{n}"
-            with lock:
-                sent[key] = name
-                urls = [s.url for s in servers if s is not None]
-            done = False
-            while not done and not stop.is_set():
-                for url in urls:
-                    try:
-                        status, body, _ = submit(url, name, key)
-                    except OSError:
-                        continue
-                    if status in (200, 201):
-                        with lock:
-                            acked[key] = body["id"]
-                        done = True
-                        break
-            if done:
-                cancel(body["id"])
-                if not done:
-                    time.sleep(0.05)
-            n += 1
+    def urls():
+        with lock:
+            return [s.url for s in servers if s is not None]
 
     def cancel(job):
         # Jobs come and go: without agents nothing ends by itself, and a queue that only grows
         # would make every replayed pass longer than the last.
-        while not stop.is_set():
-            with lock:
-                urls = [s.url for s in servers if s is not None]
-            for url in urls:
+        for _ in range(200):  # 10 s at most: long past any failover
+            for url in urls():
                 try:
                     status = call(url, "POST", f"/api/v1/jobs/{job}/cancel", LAB_A, timeout=30)[0]
                 except OSError:
@@ -101,9 +75,7 @@ def chaos(folder, etcd, configs, servers, kills):
                     return
             time.sleep(0.05)
 
-    threads = [threading.Thread(target=submitter, args=(w,), daemon=True) for w in range(4)]
-    for t in threads:
-        t.start()
+    load = Submitters(urls, "chaos", then=cancel)
     failovers = []
     for k in range(kills):
         time.sleep(0.5)
@@ -120,10 +92,9 @@ def chaos(folder, etcd, configs, servers, kills):
         restarted = Server(configs[lead])
         with lock:
             servers[lead] = restarted
-        print(f"  kill {k + 1}: failover {failovers[-1]:.2f} s, {len(acked)} acknowledged so far", flush=True)
-    stop.set()
-    for t in threads:
-        t.join(60)
+        print(f"  kill {k + 1}: failover {failovers[-1]:.2f} s, {len(load.acked)} acknowledged so far", flush=True)
+    load.stop()
+    acked, sent = load.acked, load.sent
     url = servers[leader_of(servers)].url
     lost = [key for key, job in acked.items()
             if call(url, "GET", f"/api/v1/jobs/{job}", LAB_A)[1].get("name") != sent[key]]

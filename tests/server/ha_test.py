@@ -16,8 +16,8 @@ import time
 import unittest
 
 import harness
-from harness import (ETCD, LAB_A, OPERATOR, ROOT, EtcdCluster, Server, call, ha_config, spec, start_agent,
-                     write_config)
+from harness import (ETCD, LAB_A, OPERATOR, ROOT, EtcdCluster, Server, Submitters, call, ha_config, spec,
+                     start_agent, write_config)
 
 
 def run_server(config, *extra):
@@ -139,31 +139,7 @@ class EtcdHaTest(unittest.TestCase):
 
     def test_kill_9_of_the_leader_under_load_loses_and_duplicates_nothing(self):
         lead = self.leader()
-        urls = [s.url for s in self.servers]
-        acked, sent = {}, {}
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def submitter(worker):
-            n = 0
-            while not stop.is_set():
-                key = f"w{worker}-{n}"
-                with lock:
-                    sent[key] = f"load-{worker}-{n}"
-                for url in urls:
-                    try:
-                        status, body, _ = submit(url, sent[key], key)
-                    except OSError:
-                        continue
-                    if status in (200, 201):
-                        with lock:
-                            acked[key] = body["id"]
-                        break
-                n += 1
-
-        threads = [threading.Thread(target=submitter, args=(w,)) for w in range(4)]
-        for t in threads:
-            t.start()
+        load = Submitters(lambda: [s.url for s in self.servers], "load")
         time.sleep(1.5)
         killed = time.time()
         self.servers[lead].proc.kill()
@@ -173,9 +149,8 @@ class EtcdHaTest(unittest.TestCase):
             time.sleep(0.02)
         failover = time.time() - killed
         time.sleep(1)
-        stop.set()
-        for t in threads:
-            t.join(60)
+        load.stop()
+        acked, sent = load.acked, load.sent
         self.assertLess(failover, 5.0)
         print(f"\nfailover {failover:.2f} s, {len(acked)} acknowledged", file=sys.stderr)
         url = self.servers[new].url

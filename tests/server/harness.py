@@ -186,3 +186,52 @@ def ha_config(folder, etcd, name, lease=2, extra=""):
     return write_config(folder, extra, name=name,
                         store=f"store: {{etcd: {{endpoints: [{endpoints}], prefix: /joule/test, "
                               f"lease_seconds: {lease}}}}}")
+
+
+class Submitters:
+    """Clients that submit jobs with idempotency keys to whichever server takes them (`urls()`
+    gives the servers to try, in order) until stopped, each retrying a submit until it is
+    acknowledged: `sent` (key → job name) and `acked` (key → job id) let a test check that nothing
+    acknowledged is lost or made twice. `then(job)` runs after each acknowledgement."""
+
+    def __init__(self, urls, prefix, workers=4, then=None):
+        self.urls, self.prefix, self.then = urls, prefix, then
+        self.sent, self.acked = {}, {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(w,), daemon=True) for w in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def submit_once(self, name, key):
+        for url in self.urls():
+            try:
+                status, body, _ = call(url, "POST", "/api/v1/jobs", LAB_A, spec(name, gpus=1),
+                                       headers={"Idempotency-Key": key}, timeout=30)
+            except OSError:
+                continue
+            if status in (200, 201):
+                return body["id"]
+        return None
+
+    def run(self, worker):
+        n = 0
+        while not self.stopping.is_set():
+            key = name = f"{self.prefix}-{worker}-{n}"
+            with self.lock:
+                self.sent[key] = name
+            while not self.stopping.is_set():
+                job = self.submit_once(name, key)
+                if job is not None:
+                    with self.lock:
+                        self.acked[key] = job
+                    if self.then:
+                        self.then(job)
+                    break
+                time.sleep(0.05)
+            n += 1
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(60)

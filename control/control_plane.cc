@@ -165,24 +165,33 @@ void ControlPlane::ResetView() {
   registrations_checked_ = false;
 }
 
+// Another server may keep a newer snapshot, and compact the records this one is about to read,
+// between the two steps below: then the replay finds a gap, and the newer snapshot is loaded.
 ::joule::Status ControlPlane::Rebuild() {
-  {
-    std::lock_guard lock(mu_);
-    ResetView();
-  }
-  Result<std::optional<store::Snapshot>> snapshot = journal_->LoadSnapshot();
-  if (!snapshot.ok()) return snapshot.status();
-  uint64_t from = 0;
-  if (*snapshot) {
-    if (::joule::Status s = RestoreSnapshot((*snapshot)->body); !s.ok()) {
-      return ::joule::Status::Error(fmt::format("the snapshot at record {}: {}", (*snapshot)->seq, s.message()));
+  ::joule::Status replayed = ::joule::Status::Ok();
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      ResetView();
     }
-    from = (*snapshot)->seq;
-    std::lock_guard lock(mu_);
-    counters_.snapshot_seq = from;
-    counters_.snapshot_bytes = (*snapshot)->body.size();
+    Result<std::optional<store::Snapshot>> snapshot = journal_->LoadSnapshot();
+    if (!snapshot.ok()) return snapshot.status();
+    uint64_t from = 0;
+    if (*snapshot) {
+      if (::joule::Status s = RestoreSnapshot((*snapshot)->body); !s.ok()) {
+        return ::joule::Status::Error(fmt::format("the snapshot at record {}: {}", (*snapshot)->seq, s.message()));
+      }
+      from = (*snapshot)->seq;
+      std::lock_guard lock(mu_);
+      counters_.snapshot_seq = from;
+      counters_.snapshot_bytes = (*snapshot)->body.size();
+    }
+    replayed = Replay(from);
+    if (replayed.ok()) return replayed;
+    Result<std::optional<store::Snapshot>> newest = journal_->LoadSnapshot();
+    if (!newest.ok() || !*newest || (*newest)->seq == from) return replayed;
   }
-  return Replay(from);
+  return replayed;
 }
 
 ::joule::Status ControlPlane::Replay(uint64_t after) {

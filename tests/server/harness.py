@@ -73,7 +73,14 @@ class Server:
             raise RuntimeError("server did not start: " + "".join(self.log))
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 30
-        while call(self.url, "GET", "/readyz")[0] != 200:
+        while True:
+            try:
+                if call(self.url, "GET", "/readyz")[0] == 200:
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    self.reader.join(10)
+                    raise RuntimeError(f"server exited with {self.proc.returncode}: " + "".join(self.log))
             if time.time() > deadline:
                 raise RuntimeError("server not ready: " + "".join(self.log))
             time.sleep(0.05)

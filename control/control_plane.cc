@@ -411,6 +411,10 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
       journal_->SaveSnapshot(snapshot.seq, snapshot.body, config_.etcd.has_value() || config_.compact_journal);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   lock.lock();
+  Kept(snapshot, kept, seconds);
+}
+
+void ControlPlane::Kept(const store::Snapshot& snapshot, const ::joule::Status& kept, double seconds) {
   snapshot_busy_ = false;
   if (!kept.ok()) {
     Log(fmt::format("a snapshot at record {} was not kept (every record still is): {}", snapshot.seq, kept.message()));
@@ -476,6 +480,15 @@ void ControlPlane::MaybeSnapshot(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   const auto begin = std::chrono::steady_clock::now();
   store::Snapshot snapshot = TakeSnapshot();
+  if (journal_->concurrent_snapshots()) {
+    // etcd: kept from here, between the committer's appends rather than instead of them (a
+    // snapshot of 66,000 jobs held commits back 5.3 s when the committer kept it).
+    const ::joule::Status kept = journal_->SaveSnapshot(snapshot.seq, snapshot.body, /*compact=*/true);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    lock.lock();
+    Kept(snapshot, kept, seconds);
+    return;
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   lock.lock();
   snapshot_due_ = std::move(snapshot);

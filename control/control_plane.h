@@ -312,6 +312,8 @@ class ControlPlane {
   // The ticker, leading, after a step: a snapshot for the committer to keep when one is due.
   void MaybeSnapshot(std::unique_lock<std::mutex>& lock);
   void KeepSnapshot(std::unique_lock<std::mutex>& lock);
+  // REQUIRES: mu_ held. Counts a snapshot kept (or logs why it was not).
+  void Kept(const store::Snapshot& snapshot, const ::joule::Status& kept, double seconds);
   // REQUIRES: mu_ held. Returns the record's ticket.
   uint64_t Enqueue(std::shared_ptr<Record> record);
   // REQUIRES: `lock` holds mu_. False when the journal failed (the change is not durable).

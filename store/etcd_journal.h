@@ -54,6 +54,7 @@ class EtcdJournal final : public Journal {
   bool leading() const override { return leading_; }
   std::string leader() const override;
   void Resign() override;
+  bool concurrent_snapshots() const override { return true; }
 
  private:
   explicit EtcdJournal(EtcdOptions options);

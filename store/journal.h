@@ -66,6 +66,8 @@ class Journal {
   virtual std::string leader() const { return ""; }
   // Gives leadership up (a server that stops, or that must rebuild after a failure).
   virtual void Resign() {}
+  // Whether SaveSnapshot may run on another thread than the appends (the journal is thread-safe).
+  virtual bool concurrent_snapshots() const { return false; }
 };
 
 enum class OpenMode {

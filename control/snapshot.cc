@@ -17,8 +17,6 @@ using nlohmann::json;
 
 constexpr int kSnapshotVersion = 1;
 
-json Places(const std::vector<std::vector<uint32_t>>& devices) { return devices; }
-
 json JobJson(const JobInfo& j) {
   json events = json::array();
   for (const JobEvent& e : j.events) events.push_back({e.at, e.what});
@@ -40,7 +38,7 @@ json JobJson(const JobInfo& j) {
           {"submitted_by", j.submitted_by},
           {"nodes", std::move(nodes)},
           {"events", std::move(events)},
-          {"devices", Places(j.devices)},
+          {"devices", j.devices},
           {"run", j.run},
           {"power_limit", j.power_limit_permille},
           {"energy", std::move(energy)}};

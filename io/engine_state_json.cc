@@ -13,9 +13,9 @@ json Places(const std::vector<WorkerPlacement>& places) {
   return out;
 }
 
-std::vector<WorkerPlacement> PlacesOf(const json& j, const char* key) {
+std::vector<WorkerPlacement> PlacesOf(const json& places, const char* key) {
   std::vector<WorkerPlacement> out;
-  for (const json& p : Get<json>(j, key)) {
+  for (const json& p : places) {
     if (!p.is_array() || p.size() != 2)
       throw std::invalid_argument(fmt::format("{}: a place is [node, [devices]]", key));
     out.push_back({NodeId(p[0].get<uint32_t>()), p[1].get<std::vector<uint32_t>>()});
@@ -56,8 +56,8 @@ EngineState::Job JobOf(const json& j) {
   job.state = EnumOf(j, "state", JobState::kRunning);
   job.reason = EnumOf(j, "reason", PendingReason::kBeginTime);
   job.reported = EnumOf(j, "reported", PendingReason::kBeginTime);
-  job.workers = PlacesOf(j, "workers");
-  job.spares = PlacesOf(j, "spares");
+  job.workers = PlacesOf(Get<json>(j, "workers"), "workers");
+  job.spares = PlacesOf(Get<json>(j, "spares"), "spares");
   job.start = Get<TimeMs>(j, "start");
   job.used_types = TypeSet{Get<uint64_t>(j, "types")};
   job.used_node_types = Get<uint64_t>(j, "node_types");
@@ -135,7 +135,7 @@ Result<EngineState> EngineStateOf(const json& j) {
     }
     s.jobs_on = Get<std::vector<std::vector<JobId>>>(j, "jobs_on");
     s.short_of_spares = Get<std::vector<JobId>>(j, "short_of_spares");
-    for (const json& pool : Get<json>(j, "pools")) s.pools.push_back(PlacesOf({{"p", pool}}, "p"));
+    for (const json& pool : Get<json>(j, "pools")) s.pools.push_back(PlacesOf(pool, "pools"));
     s.rng = Get<uint64_t>(j, "rng");
     s.power_ordered = Get<bool>(j, "power_ordered");
     s.power_room_returned = Get<bool>(j, "power_room_returned");

@@ -210,25 +210,32 @@ Result<uint64_t> EtcdJournal::Append(std::span<const std::string> payloads) {
   return last_seq_.load();
 }
 
+Result<std::optional<std::string>> EtcdJournal::BatchHolding(uint64_t seq) const {
+  const std::string log = options_.prefix + "/log/";
+  Result<std::string> r = Call("/v3/kv/range", json{{"key", Base64(log)},
+                                                    {"range_end", Base64(fmt::format("{}{:020}", log, seq) + '\0')},
+                                                    {"sort_order", "DESCEND"},
+                                                    {"sort_target", "KEY"},
+                                                    {"limit", "1"},
+                                                    {"keys_only", true}}
+                                                   .dump());
+  if (!r.ok()) return r.status();
+  const json answer = json::parse(*r, nullptr, false);
+  if (!answer.is_object() || !answer.contains("kvs")) return std::optional<std::string>();
+  Result<std::string> key = Unbase64(answer["kvs"][0].value("key", ""));
+  if (!key.ok()) return key.status();
+  return std::optional<std::string>(std::move(*key));
+}
+
 Status EtcdJournal::Read(uint64_t after, const std::function<void(const JournalEntry&)>& visit) const {
   const std::string log = options_.prefix + "/log/";
   const std::string log_end = options_.prefix + "/log0";  // '0' follows '/': the end of the log's keys
   // The batch holding record after + 1 may begin before it.
   std::string start = fmt::format("{}{:020}", log, after + 1);
-  Result<std::string> first = Call("/v3/kv/range", json{{"key", Base64(log)},
-                                                        {"range_end", Base64(start + '\0')},
-                                                        {"sort_order", "DESCEND"},
-                                                        {"sort_target", "KEY"},
-                                                        {"limit", "1"},
-                                                        {"keys_only", true}}
-                                                       .dump());
-  if (!first.ok()) return first.status();
-  json answer = json::parse(*first, nullptr, false);
-  if (answer.is_object() && answer.contains("kvs")) {
-    Result<std::string> key = Unbase64(answer["kvs"][0].value("key", ""));
-    if (!key.ok()) return key.status();
-    start = *key;
-  }
+  Result<std::optional<std::string>> holder = BatchHolding(after + 1);
+  if (!holder.ok()) return holder.status();
+  if (*holder) start = **holder;
+  json answer;
   while (true) {
     Result<std::string> page =
         Call("/v3/kv/range",
@@ -323,22 +330,9 @@ Status EtcdJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool compa
   } while (chunks * kSnapshotChunkBytes < body.size());
   // The log keys wholly before record seq + 1: up to the batch that holds it (or the first after).
   const std::string log = options_.prefix + "/log/";
-  std::string keep = log;
-  Result<std::string> holder =
-      Call("/v3/kv/range", json{{"key", Base64(log)},
-                                {"range_end", Base64(fmt::format("{}{:020}", log, seq + 1) + '\0')},
-                                {"sort_order", "DESCEND"},
-                                {"sort_target", "KEY"},
-                                {"limit", "1"},
-                                {"keys_only", true}}
-                               .dump());
+  Result<std::optional<std::string>> holder = BatchHolding(seq + 1);
   if (!holder.ok()) return holder.status();
-  json answer = json::parse(*holder, nullptr, false);
-  if (answer.is_object() && answer.contains("kvs")) {
-    Result<std::string> key = Unbase64(answer["kvs"][0].value("key", ""));
-    if (!key.ok()) return key.status();
-    keep = *key;
-  }
+  const std::string keep = holder->value_or(log);
   json success = {
       {{"request_put",
         {{"key", Base64(options_.prefix + "/snapshot")}, {"value", Base64(fmt::format("{} {}", seq, chunks))}}}},
@@ -352,7 +346,7 @@ Status EtcdJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool compa
                     {"success", std::move(success)}};
   Result<std::string> r = Call("/v3/kv/txn", txn.dump());
   if (!r.ok()) return r.status();
-  answer = json::parse(*r, nullptr, false);
+  const json answer = json::parse(*r, nullptr, false);
   if (!answer.is_object() || !answer.value("succeeded", false)) {
     leading_ = false;
     return Status::Error("etcd: the snapshot was refused: this server no longer leads");

@@ -63,6 +63,8 @@ class EtcdJournal final : public Journal {
   // the parsed JSON text of the answer.
   Result<std::string> Call(const std::string& path, const std::string& body) const;
   Status ReadHead();
+  // The key of the batch holding record `seq`, or of the last batch before it (none: no batch).
+  Result<std::optional<std::string>> BatchHolding(uint64_t seq) const;
   void KeepAlive();  // the lease keeper's loop while leading
 
   EtcdOptions options_;

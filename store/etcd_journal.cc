@@ -110,28 +110,34 @@ EtcdJournal::~EtcdJournal() {
   Resign();
 }
 
+// Members are tried in turn, rounds of them for up to two request timeouts: when one member
+// dies, etcd elects another leader, and requests fail for about a second meanwhile.
 Result<std::string> EtcdJournal::Call(const std::string& path, const std::string& body) const {
   std::lock_guard lock(call_mu_);
   std::string why;
   const size_t n = http_->clients.size();
-  for (size_t i = 0; i < n; ++i) {
-    const size_t k = (http_->preferred + i) % n;
-    httplib::Result r = http_->clients[k]->Post(path, body, "application/json");
-    if (!r) {
-      why = fmt::format("{}: {}", options_.endpoints[k], httplib::to_string(r.error()));
-      continue;
+  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(2 * options_.timeout_ms);
+  do {
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = (http_->preferred + i) % n;
+      httplib::Result r = http_->clients[k]->Post(path, body, "application/json");
+      if (!r) {
+        why = fmt::format("{}: {}", options_.endpoints[k], httplib::to_string(r.error()));
+        continue;
+      }
+      if (r->status != 200) {
+        // The gateway's error: {"error": ..., "code": ..., "message": ...}. A member without quorum
+        // answers "request timed out"; another member may have it.
+        json e = json::parse(r->body, nullptr, false);
+        why = fmt::format("{}: HTTP {}: {}", options_.endpoints[k], r->status,
+                          e.is_object() && e.contains("message") ? e["message"].get<std::string>() : r->body);
+        continue;
+      }
+      http_->preferred = k;
+      return r->body;
     }
-    if (r->status != 200) {
-      // The gateway's error: {"error": ..., "code": ..., "message": ...}. A member without quorum
-      // answers "request timed out"; another member may have it.
-      json e = json::parse(r->body, nullptr, false);
-      why = fmt::format("{}: HTTP {}: {}", options_.endpoints[k], r->status,
-                        e.is_object() && e.contains("message") ? e["message"].get<std::string>() : r->body);
-      continue;
-    }
-    http_->preferred = k;
-    return r->body;
-  }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (SteadyClock::now() < deadline);
   return Status::Error(fmt::format("etcd: no member answered {} ({})", path, why));
 }
 

@@ -40,6 +40,7 @@ bench: release
 	@WORKLOAD=busy scripts/failure-acceptance.sh build/release
 	@scripts/server-bench.sh build/release
 	@scripts/ha-bench.py build/release
+	@scripts/history-bench.sh build/release
 
 lint: debug
 	@scripts/check-format.sh

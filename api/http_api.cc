@@ -226,7 +226,8 @@ struct HttpApi::Impl {
               {"submitted_by", j.submitted_by},
               {"nodes", NodeNames(j.nodes)},
               {"energy_joules", j.energy_joules()}};
-    if (full) v["spec"] = io::JobSpecJson(j.spec);
+    if (full && !j.retired) v["spec"] = io::JobSpecJson(j.spec);
+    if (j.retired) v["retired"] = true;
     return v;
   }
 
@@ -409,6 +410,9 @@ struct HttpApi::Impl {
         const uint32_t max = plane.config().limits.max_page;
         if (!n || *n == 0 || *n > max) return Fail(res, {400, "limit", fmt::format("must be 1 to {}", max)});
         filter.limit = static_cast<uint32_t>(*n);
+      } else if (name == "history") {
+        if (value != "true" && value != "false") return Fail(res, {400, "history", "must be true or false"});
+        filter.history = value == "true";
       } else if (name == "fields") {
         fields.reset();
         std::stringstream in(value);
@@ -418,7 +422,7 @@ struct HttpApi::Impl {
           fields.set(static_cast<size_t>(it - kJobFields.begin()));
         }
       } else {
-        return Fail(res, {400, name, "is not a known parameter (state, tenant, queue, after, limit, fields)"});
+        return Fail(res, {400, name, "is not a known parameter (state, tenant, queue, after, limit, history, fields)"});
       }
     }
     std::string body = R"({"jobs":[)";

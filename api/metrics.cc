@@ -73,6 +73,8 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
   const control::ControlPlane::FleetStatus s = plane.Snapshot();
   Header(out, "joule_jobs", "gauge", "Jobs known to the server, by state.");
   for (const auto& [state, n] : s.jobs_by_state) out += fmt::format("joule_jobs{{state=\"{}\"}} {}\n", state, n);
+  Single(out, "joule_jobs_retired", "gauge", "Ended jobs retired from the view to the history (job_retention_seconds).",
+         s.retired);
   Single(out, "joule_accelerators", "gauge", "Accelerators of the fleet, in all.", s.accelerators);
   Single(out, "joule_accelerators_allocated", "gauge", "Accelerators with work placed on them.", s.accelerators_used);
   Single(out, "joule_accelerators_out_of_service", "gauge", "Accelerators on nodes that are not healthy.",

@@ -231,6 +231,7 @@ struct QueueOptions {
   Common common;
   std::string states;  // comma-separated, or "all"
   std::string tenant, queue;
+  bool history = false;  // retired jobs too
 };
 
 // What squeue shows of a job, read from a page of jobs by a SAX parser: a DOM of 100,000 jobs
@@ -334,6 +335,7 @@ int Queue(const QueueOptions& o) {
         if (state) path += "&state=" + *state;
         if (!o.tenant.empty()) path += "&tenant=" + o.tenant;
         if (!o.queue.empty()) path += "&queue=" + o.queue;
+        if (o.history) path += "&history=true";
         HttpReply r = client.Get(path);
         if (r.status != 200) return fail(r);
         std::optional<uint64_t> next;
@@ -524,6 +526,8 @@ void AddClientCommands(CLI::App& app, CommandFn& run) {
   cmd->add_option("-t,--states", queue->states, "States, comma-separated (PD,R,CD,F,CA,RJ or names), or all");
   cmd->add_option("-u,--tenant", queue->tenant, "Only this tenant's jobs");
   cmd->add_option("-p,--partition", queue->queue, "Only this queue's jobs");
+  cmd->add_flag("-H,--history", queue->history,
+                "Also jobs retired from the view (ended more than job_retention_seconds ago), as sacct lists them");
   AddCommon(cmd, queue->common);
   cmd->callback([queue, &run] { run = [queue] { return Queue(*queue); }; });
 

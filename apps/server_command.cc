@@ -91,14 +91,15 @@ int RunServer(const ServerOptions& options) {
                                                         : config->advertise;
   if (!stopped) (*plane)->Start(address);
   const uint64_t snapshot = (*plane)->counters().snapshot_seq;
-  fmt::print(stderr,
-             "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records{}) in {:.2f} s; {}\n",
-             (*plane)->fleet().campus().name, status.nodes, status.accelerators,
-             config->etcd ? fmt::format("etcd {}{}", fmt::join(config->etcd->endpoints, ","), config->etcd->prefix)
-                          : config->state,
-             status.journal_seq, snapshot ? fmt::format(", from the snapshot at record {}", snapshot) : "",
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
-             (*plane)->leading() ? "leading" : "following: waiting to lead");
+  fmt::print(
+      stderr, "joule server: {} ({} nodes, {} accelerators); journal {} replayed ({} records{}) in {:.2f} s; {}\n",
+      (*plane)->fleet().campus().name, status.nodes, status.accelerators,
+      config->etcd ? fmt::format("etcd {}{}", fmt::join(config->etcd->endpoints, ","), config->etcd->prefix)
+                   : config->state,
+      status.journal_seq,
+      snapshot ? fmt::format(": the snapshot at record {}, then {}", snapshot, status.journal_seq - snapshot) : "",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(),
+      (*plane)->leading() ? "leading" : "following: waiting to lead");
   serving.join();
   (*plane)->Stop();
   waiter.join();

@@ -3,8 +3,10 @@
 // at a fixed rate (open loop: latency measured from each request's scheduled time, so a stalled
 // server is charged for the requests it delayed). With --agents NODE,NODE,... it posts node
 // agents' heartbeats instead (each with eight GPUs' readings, as `joule agent` sends them), round
-// robin over those nodes. Prints one line of figures.
+// robin over those nodes. --spec JSON submits that job spec instead of the default training job.
+// Prints one line of figures.
 //   joule_server_load URL TOKEN --connections C --seconds S [--rate R] [--total N] [--agents NODES]
+//                     [--spec JSON]
 #include <httplib.h>
 
 #include <algorithm>
@@ -48,7 +50,7 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R] [--total N] "
-                 "[--agents NODE,...]\n");
+                 "[--agents NODE,...] [--spec JSON]\n");
     return 2;
   }
   const std::string url = argv[1], token = argv[2];
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   double seconds = 10, rate = 0;
   uint64_t total = 0;               // stop after this many submits in all (0: no limit)
   std::vector<std::string> agents;  // heartbeats for these nodes instead of submits
+  std::string spec;                 // the job spec submitted ("": a training job of 1-4 workers)
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--connections") {
@@ -66,6 +69,8 @@ int main(int argc, char** argv) {
       rate = std::atof(argv[i + 1]);
     } else if (flag == "--total") {
       total = std::strtoull(argv[i + 1], nullptr, 10);
+    } else if (flag == "--spec") {
+      spec = argv[i + 1];
     } else if (flag == "--agents") {
       for (std::string list = argv[i + 1]; !list.empty();) {
         const size_t comma = list.find(',');
@@ -110,11 +115,12 @@ int main(int argc, char** argv) {
         }
         const uint64_t n = serial++;
         if (total > 0 && n >= total) break;
-        const std::string body = agents.empty() ? "{\"name\":\"load-" + std::to_string(n) +
-                                                      "\",\"workers\":" + std::to_string(1 + n % 4) +
-                                                      ",\"resources\":{\"gpus\":" + std::to_string(1 + n % 8) +
-                                                      "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}"
-                                                : Heartbeat(n);
+        const std::string body = !agents.empty() ? Heartbeat(n)
+                                 : !spec.empty() ? spec
+                                                 : "{\"name\":\"load-" + std::to_string(n) +
+                                                       "\",\"workers\":" + std::to_string(1 + n % 4) +
+                                                       ",\"resources\":{\"gpus\":" + std::to_string(1 + n % 8) +
+                                                       "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}";
         const std::string path =
             agents.empty() ? "/api/v1/jobs" : "/api/v1/agents/" + agents[n % agents.size()] + "/heartbeat";
         httplib::Result r = client.Post(path, headers, body, "application/json");

@@ -14,7 +14,7 @@ namespace joule::control {
 
 void ControlPlane::Audit(uint64_t seq, const Record& record, std::string action, std::string target,
                          std::string detail) {
-  audit_.push_back({seq, record.at, record.who, std::move(action), std::move(target), std::move(detail)});
+  AddAudit({seq, record.at, record.who, std::move(action), std::move(target), std::move(detail)});
 }
 
 void ControlPlane::SetState(JobInfo& job, JobState state) {
@@ -44,6 +44,7 @@ void ControlPlane::ApplyInput(uint64_t seq, const Record& r) {
     job.priority = e->spec.priority;
     job.submitted = r.at;
     job.submitted_by = r.who;
+    job.key = r.key;
     job.events.push_back({r.at, fmt::format("submitted by {}", r.who)});
     state_count_[JobState::kPending]++;
     next_id_ = std::max(next_id_, job.id + 1);
@@ -114,6 +115,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       SetState(*j, JobState::kRejected);
       j->end_reason = r.reason;
       j->ended = at;
+      ended_.emplace(at, j->id);
       j->events.push_back({at, fmt::format("rejected: {}", r.reason)});
     }
   }
@@ -176,6 +178,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       j->reason = PendingReason::kNone;
       j->end_reason = e.reason;
       j->ended = at;
+      ended_.emplace(at, j->id);
       j->nodes.clear();
       j->events.push_back({at, fmt::format("{}: {}", StateName(e.state), e.reason)});
     }
@@ -200,10 +203,28 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
     n.actor = h.actor;
   }
   for (const HealthRefusal& r : d.health_refused) {
-    audit_.push_back({applied_seq_, at, "engine", "refused", fmt::format("node/{}", fleet.NodeName(r.node)), r.why});
+    AddAudit({applied_seq_, at, "engine", "refused", fmt::format("node/{}", fleet.NodeName(r.node)), r.why});
   }
   budgets_.assign(engine_->power().budgets().begin(), engine_->power().budgets().end());
+  Retire(at);
   RefreshNodes();
+}
+
+void ControlPlane::Retire(TimeMs at) {
+  while (!ended_.empty() && ended_.begin()->first + config_.job_retention_ms <= at) {
+    const JobId id = ended_.begin()->second;
+    ended_.erase(ended_.begin());
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    const JobInfo& j = it->second;
+    if (!j.key.empty()) {
+      auto key = idempotency_.find({j.submitted_by, j.key});
+      if (key != idempotency_.end() && key->second.job == id) idempotency_.erase(key);
+    }
+    retired_.emplace(id, static_cast<uint32_t>(retired_rows_.size()));
+    retired_rows_.Append(EncodeRetired(j));
+    jobs_.erase(it);
+  }
 }
 
 void ControlPlane::RefreshNodes() {

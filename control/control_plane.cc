@@ -156,7 +156,11 @@ void ControlPlane::ResetView() {
   tenants_ = scenario_.tenants;
   tenant_use_.assign(scenario_.tenants.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0));
   budgets_.clear();
-  audit_.clear();
+  audit_ = RowLog(config_.history_chunk_bytes);
+  retired_rows_ = RowLog(config_.history_chunk_bytes);
+  chunks_kept_.clear();
+  retired_.clear();
+  ended_.clear();
   last_step_ = 0;
   agent_marked_down_.clear();
   exits_.clear();
@@ -399,7 +403,7 @@ void ControlPlane::CommitLoop() {
 // REQUIRES: `lock` holds mu_; the committer. Keeps the snapshot the ticker made (not while the
 // journal is broken: the view it was taken from is being rebuilt).
 void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
-  store::Snapshot snapshot = std::move(*snapshot_due_);
+  TakenSnapshot taken = std::move(*snapshot_due_);
   snapshot_due_.reset();
   if (broken_) {
     snapshot_busy_ = false;
@@ -407,22 +411,31 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
   }
   lock.unlock();
   const auto begin = std::chrono::steady_clock::now();
-  const ::joule::Status kept =
-      journal_->SaveSnapshot(snapshot.seq, snapshot.body, config_.etcd.has_value() || config_.compact_journal);
+  const ::joule::Status kept = Keep(taken);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   lock.lock();
-  Kept(snapshot, kept, seconds);
+  Kept(taken, kept, seconds);
 }
 
-void ControlPlane::Kept(const store::Snapshot& snapshot, const ::joule::Status& kept, double seconds) {
+::joule::Status ControlPlane::Keep(const TakenSnapshot& taken) {
+  for (const TakenSnapshot::Chunk& chunk : taken.chunks) {
+    if (::joule::Status s = journal_->SaveChunk(chunk.log, chunk.index, *chunk.bytes); !s.ok()) return s;
+  }
+  return journal_->SaveSnapshot(taken.snapshot.seq, taken.snapshot.body,
+                                config_.etcd.has_value() || config_.compact_journal);
+}
+
+void ControlPlane::Kept(const TakenSnapshot& taken, const ::joule::Status& kept, double seconds) {
   snapshot_busy_ = false;
   if (!kept.ok()) {
-    Log(fmt::format("a snapshot at record {} was not kept (every record still is): {}", snapshot.seq, kept.message()));
+    Log(fmt::format("a snapshot at record {} was not kept (every record still is): {}", taken.snapshot.seq,
+                    kept.message()));
     return;
   }
+  for (const auto& [log, count] : taken.counts) chunks_kept_[log] = std::max(chunks_kept_[log], count);
   counters_.snapshots++;
-  counters_.snapshot_seq = snapshot.seq;
-  counters_.snapshot_bytes = snapshot.body.size();
+  counters_.snapshot_seq = taken.snapshot.seq;
+  counters_.snapshot_bytes = taken.snapshot.body.size();
   counters_.snapshot_seconds += seconds;
 }
 
@@ -474,24 +487,24 @@ void ControlPlane::TickLoop() {
 // its own thread) and kept by the committer between two appends (it owns the journal). A snapshot
 // that fails to be kept is logged and tried again later: the journal still holds every record.
 void ControlPlane::MaybeSnapshot(std::unique_lock<std::mutex>& lock) {
-  const uint32_t every = config_.snapshot_records.value_or(config_.etcd ? kEtcdSnapshotRecords : 0);
+  const uint32_t every = config_.snapshot_records.value_or(kSnapshotRecords);
   if (every == 0 || snapshot_busy_ || applied_seq_ < counters_.snapshot_seq + every) return;
   snapshot_busy_ = true;
   lock.unlock();
   const auto begin = std::chrono::steady_clock::now();
-  store::Snapshot snapshot = TakeSnapshot();
+  TakenSnapshot taken = TakeSnapshot();
   if (journal_->concurrent_snapshots()) {
     // etcd: kept from here, between the committer's appends rather than instead of them (a
     // snapshot of 66,000 jobs held commits back 5.3 s when the committer kept it).
-    const ::joule::Status kept = journal_->SaveSnapshot(snapshot.seq, snapshot.body, /*compact=*/true);
+    const ::joule::Status kept = Keep(taken);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     lock.lock();
-    Kept(snapshot, kept, seconds);
+    Kept(taken, kept, seconds);
     return;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   lock.lock();
-  snapshot_due_ = std::move(snapshot);
+  snapshot_due_ = std::move(taken);
   counters_.snapshot_seconds += seconds;
   commit_wake_.notify_one();
 }

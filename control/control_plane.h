@@ -31,6 +31,7 @@
 
 #include "base/status.h"
 #include "control/auth.h"
+#include "control/history.h"
 #include "control/journal_records.h"
 #include "io/job_spec.h"
 #include "io/scenario.h"
@@ -91,6 +92,8 @@ struct JobInfo {
   // (journaled once each) and running workers' figures so far. A key is in one map only.
   std::map<std::pair<uint32_t, uint32_t>, double> energy_final, energy_live;
   double energy_joules() const;  // the sum of both
+  std::string key;               // the idempotency key it was submitted with, if any
+  bool retired = false;          // read back from the history: no command, events or nodes (control/history.h)
 };
 
 // One accelerator as its node's agent last read it (NVML or simulated).
@@ -134,6 +137,7 @@ struct JobFilter {
   std::optional<std::string> queue;
   JobId after = 0;  // paging: ids greater than this
   uint32_t limit = 1000;
+  bool history = false;  // retired jobs too, not only the view's
 };
 
 struct SubmitResult {
@@ -209,11 +213,16 @@ class ControlPlane {
   bool loaded() const { return loaded_; }
 
   // The whole state as of the last record applied (control/snapshot.cc): the view and the
-  // engine's state. REQUIRES: the engine idle (before Start, after Stop, or on the ticker).
-  // RestoreSnapshot replaces the state with one (REQUIRES: not started); errors name what is wrong.
+  // engine's state; the history's full chunks are not in it but in the store (SaveChunk).
+  // REQUIRES: the engine idle (before Start, after Stop, or on the ticker).
+  // RestoreSnapshot replaces the state with one (REQUIRES: not started), reading the chunks it
+  // counts from `chunks` (by default this server's store); errors name what is wrong.
+  using ChunkSource = std::function<Result<std::vector<std::string>>(std::string_view log, uint64_t count)>;
   std::string EncodeSnapshot() const;
-  store::Snapshot TakeSnapshot() const;  // the same, with the record it is as of
-  ::joule::Status RestoreSnapshot(std::string_view snapshot);
+  ::joule::Status RestoreSnapshot(std::string_view snapshot, const ChunkSource& chunks = {});
+  // Keeps a snapshot of the state now, as the leader does every snapshot_records records.
+  // REQUIRES: not started, or stopped.
+  ::joule::Status SaveSnapshotNow();
   ~ControlPlane();
   ControlPlane(const ControlPlane&) = delete;
   ControlPlane& operator=(const ControlPlane&) = delete;
@@ -234,7 +243,7 @@ class ControlPlane {
   bool leading() const;
   std::string leader_address() const;
   static constexpr TimeMs kFollowMs = 100;
-  static constexpr uint32_t kEtcdSnapshotRecords = 100'000;  // snapshot_records unset, on etcd
+  static constexpr uint32_t kSnapshotRecords = 20'000;  // snapshot_records unset
   static constexpr TimeMs kRecoverRetryMs = 1000;
 
   const io::ServerConfig& config() const { return config_; }
@@ -268,7 +277,7 @@ class ControlPlane {
   void VisitAudit(uint64_t after, uint32_t limit, const std::function<void(const AuditEntry&)>& visit) const;
   struct FleetStatus {
     uint64_t accelerators = 0, accelerators_used = 0, accelerators_out = 0;
-    size_t nodes = 0, pending = 0, running = 0;
+    size_t nodes = 0, pending = 0, running = 0, retired = 0;
     std::map<std::string, size_t> nodes_by_health;
     std::map<std::string, size_t> jobs_by_state;
     std::vector<PowerGovernor::Budget> budgets;
@@ -309,11 +318,24 @@ class ControlPlane {
   ::joule::Status Replay(uint64_t after);
   // The view and the engine from the newest snapshot and the records after it. Same threads.
   ::joule::Status Rebuild();
+  // A snapshot with the history's full chunks the store lacks yet (SaveChunk before the snapshot).
+  struct TakenSnapshot {
+    store::Snapshot snapshot;
+    struct Chunk {
+      std::string_view log;  // "retired" or "audit"
+      uint64_t index = 0;
+      std::shared_ptr<const std::string> bytes;  // shared with the log: full chunks never change
+    };
+    std::vector<Chunk> chunks;
+    std::map<std::string_view, uint64_t> counts;  // full chunks per log, once it is kept
+  };
+  TakenSnapshot TakeSnapshot() const;
+  ::joule::Status Keep(const TakenSnapshot& taken);  // the new chunks, then the snapshot; without mu_
   // The ticker, leading, after a step: a snapshot for the committer to keep when one is due.
   void MaybeSnapshot(std::unique_lock<std::mutex>& lock);
   void KeepSnapshot(std::unique_lock<std::mutex>& lock);
   // REQUIRES: mu_ held. Counts a snapshot kept (or logs why it was not).
-  void Kept(const store::Snapshot& snapshot, const ::joule::Status& kept, double seconds);
+  void Kept(const TakenSnapshot& taken, const ::joule::Status& kept, double seconds);
   // REQUIRES: mu_ held. Returns the record's ticket.
   uint64_t Enqueue(std::shared_ptr<Record> record);
   // REQUIRES: `lock` holds mu_. False when the journal failed (the change is not durable).
@@ -337,6 +359,12 @@ class ControlPlane {
   // REQUIRES: mu_ held.
   void ApplyDecisions(TimeMs at, const Decisions& decisions);
   void SetState(JobInfo& job, JobState state);
+  // REQUIRES: mu_ held. Moves the jobs that ended job_retention before `at` to the history, and
+  // forgets their idempotency keys (a key lives as long as its job is in the view).
+  void Retire(TimeMs at);
+  void AddAudit(const AuditEntry& entry) { audit_.Append(EncodeAudit(entry)); }
+  // REQUIRES: mu_ held. The job in the view, or read back from the history into `holder`.
+  const JobInfo* Lookup(JobId id, std::optional<JobInfo>& holder) const;
   void RefreshNodes();
   void Audit(uint64_t seq, const Record& record, std::string action, std::string target, std::string detail);
   bool Visible(const Principal& who, const JobInfo& job) const {
@@ -366,13 +394,14 @@ class ControlPlane {
   uint64_t next_ticket_ = 1, durable_ticket_ = 0;
   std::optional<std::string> broken_;  // the journal's failure: nothing is accepted until Recover
   bool stopping_ = false, running_ = false;
-  bool leader_ = false;               // this server appends and steps the engine; else it follows the journal
-  std::atomic<bool> loaded_ = false;  // Load has replayed the journal
-  std::string address_;               // set by Start
-  bool followed_ = false;             // caught up with the journal at least once since the last rebuild
-  std::optional<store::Snapshot> snapshot_due_;  // made by the ticker, kept by the committer
-  bool snapshot_busy_ = false;                   // one snapshot at a time
-  std::vector<Input> inputs_;                    // committed, not yet stepped
+  bool leader_ = false;                        // this server appends and steps the engine; else it follows the journal
+  std::atomic<bool> loaded_ = false;           // Load has replayed the journal
+  std::string address_;                        // set by Start
+  bool followed_ = false;                      // caught up with the journal at least once since the last rebuild
+  std::optional<TakenSnapshot> snapshot_due_;  // made by the ticker, kept by the committer
+  std::map<std::string_view, uint64_t> chunks_kept_;  // the history's full chunks the store holds, per log
+  bool snapshot_busy_ = false;                        // one snapshot at a time
+  std::vector<Input> inputs_;                         // committed, not yet stepped
   uint64_t applied_seq_ = 0;
   JobId next_id_ = 1;
   std::map<JobId, JobInfo> jobs_;
@@ -386,7 +415,10 @@ class ControlPlane {
   std::vector<TenantSpec> tenants_;                            // as changed by quota changes
   std::vector<std::vector<uint64_t>> tenant_use_;              // per tenant and accelerator type, running
   std::vector<PowerGovernor::Budget> budgets_;
-  std::vector<AuditEntry> audit_;
+  RowLog audit_;                              // AuditEntry rows, by seq
+  RowLog retired_rows_;                       // retired jobs' rows, in the order they retired
+  std::map<JobId, uint32_t> retired_;         // their rows by job id
+  std::set<std::pair<TimeMs, JobId>> ended_;  // the view's ended jobs, by end: to retire
   TimeMs last_step_ = 0;
   Counters counters_;
   // Nodes with an agent (or awaited by agents_required), each with whether this server marked it

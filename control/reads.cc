@@ -5,34 +5,68 @@
 
 #include <fmt/format.h>
 
+#include "base/check.h"
 #include "io/journal_json.h"
 
 namespace joule::control {
 
 // ---- Reads ----
 
+const JobInfo* ControlPlane::Lookup(JobId id, std::optional<JobInfo>& holder) const {
+  if (auto it = jobs_.find(id); it != jobs_.end()) return &it->second;
+  auto retired = retired_.find(id);
+  if (retired == retired_.end()) return nullptr;
+  Result<JobInfo> job = DecodeRetired(retired_rows_.row(retired->second));
+  JOULE_CHECK(job.ok());  // rows this process encoded or checked on restore
+  holder = std::move(*job);
+  return &*holder;
+}
+
 Outcome<bool> ControlPlane::VisitJob(const Principal& who, JobId id,
                                      const std::function<void(const JobInfo&)>& visit) const {
   std::lock_guard lock(mu_);
-  auto it = jobs_.find(id);
-  if (it == jobs_.end() || !Visible(who, it->second))
-    return ApiError{404, "id", fmt::format("job {} does not exist", id)};
-  visit(it->second);
+  std::optional<JobInfo> holder;
+  const JobInfo* job = Lookup(id, holder);
+  if (job == nullptr || !Visible(who, *job)) return ApiError{404, "id", fmt::format("job {} does not exist", id)};
+  visit(*job);
   return true;
 }
 
+// The view's jobs and, with filter.history, the retired ones, merged by id (a job is in one only).
 bool ControlPlane::VisitJobs(const Principal& who, const JobFilter& filter,
                              const std::function<void(const JobInfo&)>& visit) const {
   std::lock_guard lock(mu_);
   uint32_t n = 0;
-  for (auto it = jobs_.upper_bound(filter.after); it != jobs_.end(); ++it) {
-    const JobInfo& j = it->second;
-    if (!Visible(who, j) || (filter.tenant && j.tenant != *filter.tenant) ||
-        (filter.state && j.state != *filter.state) || (filter.queue && j.spec.queue != *filter.queue)) {
+  auto live = jobs_.upper_bound(filter.after);
+  auto retired = filter.history ? retired_.upper_bound(filter.after) : retired_.end();
+  // Retired jobs ended: a filter on a live state never matches them.
+  if (filter.state && (*filter.state == JobState::kPending || *filter.state == JobState::kRunning)) {
+    retired = retired_.end();
+  }
+  std::optional<JobInfo> holder;
+  while (live != jobs_.end() || retired != retired_.end()) {
+    const JobInfo* j = nullptr;
+    if (retired == retired_.end() || (live != jobs_.end() && live->first < retired->first)) {
+      j = &(live++)->second;
+    } else {
+      if (filter.state) {  // cheaply, before decoding the whole row
+        Result<std::pair<uint64_t, int>> id_state = RetiredIdState(retired_rows_.row(retired->second));
+        if (id_state.ok() && id_state->second != static_cast<int>(*filter.state)) {
+          ++retired;
+          continue;
+        }
+      }
+      Result<JobInfo> job = DecodeRetired(retired_rows_.row((retired++)->second));
+      JOULE_CHECK(job.ok());
+      holder = std::move(*job);
+      j = &*holder;
+    }
+    if (!Visible(who, *j) || (filter.tenant && j->tenant != *filter.tenant) ||
+        (filter.state && j->state != *filter.state) || (filter.queue && j->spec.queue != *filter.queue)) {
       continue;
     }
     if (n == filter.limit) return true;
-    visit(j);
+    visit(*j);
     ++n;
   }
   return false;
@@ -52,9 +86,22 @@ void ControlPlane::VisitTenants(
 void ControlPlane::VisitAudit(uint64_t after, uint32_t limit,
                               const std::function<void(const AuditEntry&)>& visit) const {
   std::lock_guard lock(mu_);
-  auto it = std::upper_bound(audit_.begin(), audit_.end(), after,
-                             [](uint64_t seq, const AuditEntry& e) { return seq < e.seq; });
-  for (uint32_t n = 0; it != audit_.end() && n < limit; ++it, ++n) visit(*it);
+  auto entry = [&](size_t i) {
+    Result<AuditEntry> e = DecodeAudit(audit_.row(i));
+    JOULE_CHECK(e.ok());  // rows this process encoded or checked on restore
+    return std::move(*e);
+  };
+  // The first entry after `after` (entries are in seq order).
+  size_t lo = 0, hi = audit_.size();
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (entry(mid).seq <= after) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  for (uint32_t n = 0; lo < audit_.size() && n < limit; ++lo, ++n) visit(entry(lo));
 }
 
 ControlPlane::FleetStatus ControlPlane::Snapshot() const {
@@ -73,6 +120,7 @@ ControlPlane::FleetStatus ControlPlane::Snapshot() const {
   s.pending = state_count_.contains(JobState::kPending) ? state_count_.at(JobState::kPending) : 0;
   s.running = state_count_.contains(JobState::kRunning) ? state_count_.at(JobState::kRunning) : 0;
   s.budgets = budgets_;
+  s.retired = retired_.size();
   s.journal_seq = applied_seq_;
   s.last_step = last_step_;
   for (const auto& [n, marked_down] : agent_marked_down_) {

@@ -77,8 +77,9 @@ Outcome<JobSpec> ControlPlane::Resolve(const Principal& who, io::SubmitSpec& spe
   if (std::optional<io::SpecProblem> problem = io::CheckSpec(spec))
     return ApiError{400, problem->field, problem->message};
   for (size_t i = 0; i < spec.after_ok.size(); ++i) {
-    auto it = jobs_.find(spec.after_ok[i]);
-    if (it == jobs_.end() || !Visible(who, it->second)) {
+    std::optional<JobInfo> holder;
+    const JobInfo* dependency = Lookup(spec.after_ok[i], holder);
+    if (dependency == nullptr || !Visible(who, *dependency)) {
       return ApiError{400, fmt::format("after_ok[{}]", i), fmt::format("job {} does not exist", spec.after_ok[i])};
     }
   }
@@ -137,10 +138,10 @@ Outcome<SubmitResult> ControlPlane::Submit(const Principal& who, io::SubmitSpec 
 Outcome<JobId> ControlPlane::Cancel(const Principal& who, JobId id) {
   std::unique_lock lock(mu_);
   if (!Accepting()) return NotAccepting();
-  auto it = jobs_.find(id);
-  if (it == jobs_.end() || !Visible(who, it->second))
-    return ApiError{404, "id", fmt::format("job {} does not exist", id)};
-  const JobState state = it->second.state;
+  std::optional<JobInfo> holder;
+  const JobInfo* job = Lookup(id, holder);
+  if (job == nullptr || !Visible(who, *job)) return ApiError{404, "id", fmt::format("job {} does not exist", id)};
+  const JobState state = job->state;
   if (state != JobState::kPending && state != JobState::kRunning) {
     return ApiError{409, "state", fmt::format("job {} is {} already", id, StateName(state))};
   }

@@ -135,10 +135,10 @@ void Limits(const Fields& f, ServerConfig& c) {
 }
 
 ServerConfig Parse(const YAML::Node& root, const std::string& path) {
-  Fields f(
-      root, "",
-      {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads", "agent_timeout_seconds",
-       "agents_required", "snapshot_records", "compact_journal", "tokens", "queues", "priority_classes", "limits"});
+  Fields f(root, "",
+           {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads",
+            "agent_timeout_seconds", "agents_required", "snapshot_records", "compact_journal", "job_retention_seconds",
+            "tokens", "queues", "priority_classes", "limits"});
   ServerConfig c;
   c.scenario = Resolve(path, f.String("scenario"));
   if (f.Has("listen")) Listen(f, c);
@@ -162,6 +162,9 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
     c.agent_timeout_ms = std::llround(f.Number("agent_timeout_seconds", 0.1, 86'400) * 1000);
   }
   if (f.Has("snapshot_records")) c.snapshot_records = static_cast<uint32_t>(f.Number("snapshot_records", 0, 1e9));
+  if (f.Has("job_retention_seconds")) {
+    c.job_retention_ms = std::llround(f.Number("job_retention_seconds", 0, 365.0 * 86'400) * 1000);
+  }
   if (f.Has("compact_journal")) {
     const std::string compact = f.String("compact_journal");
     if (compact != "true" && compact != "false") f.Fail("compact_journal", "must be true or false");

@@ -61,11 +61,14 @@ struct ServerConfig {
   uint32_t http_threads = 64;            // connections served at once
   TimeMs agent_timeout_ms = 15'000;      // a node whose agent is silent this long is marked down
   bool agents_required = false;          // nodes with no agent after agent_timeout_ms are marked down
-  // A snapshot after this many records (0: never). Unset: none on SQLite (its file keeps every
-  // record; a snapshot of a large state stalls passes while it is taken), 100,000 on etcd (whose
-  // size must stay bounded).
+  // A snapshot after this many records (0: never; unset: ControlPlane::kSnapshotRecords). A
+  // restart loads the newest and replays the records after it.
   std::optional<uint32_t> snapshot_records;
   bool compact_journal = false;  // SQLite: drop records a snapshot covers (etcd always does)
+  // An ended job stays in the view (lists, its events, its spec) this long, then is retired to
+  // the history: still found by id, listed on request, its row compact (Slurm's MinJobAge).
+  TimeMs job_retention_ms = 300'000;
+  size_t history_chunk_bytes = size_t{1} << 20;  // the history's chunks (control/history.h); tests make them small
   std::vector<TokenSpec> tokens;
   std::vector<QueueSpec> queues;  // the first is the default
   std::vector<PriorityClassSpec> priority_classes;

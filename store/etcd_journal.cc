@@ -366,6 +366,46 @@ Status EtcdJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool compa
   return Status::Ok();
 }
 
+// P/chunk/<log>/<index>: written once, never deleted with the log or the snapshots.
+Status EtcdJournal::SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) {
+  const json put = {{"key", Base64(fmt::format("{}/chunk/{}/{:012}", options_.prefix, log, index))},
+                    {"value", Base64(bytes)}};
+  Result<std::string> r = Call("/v3/kv/put", put.dump());
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Result<std::vector<std::string>> EtcdJournal::LoadChunks(std::string_view log, uint64_t count) const {
+  std::vector<std::string> chunks;
+  const std::string base = fmt::format("{}/chunk/{}/", options_.prefix, log);
+  std::string start = base;
+  while (chunks.size() < count) {
+    Result<std::string> page = Call("/v3/kv/range", json{{"key", Base64(start)},
+                                                         {"range_end", Base64(base.substr(0, base.size() - 1) + "0")},
+                                                         {"limit", Int(kChunksPerRange)}}
+                                                        .dump());
+    if (!page.ok()) return page.status();
+    const json answer = json::parse(*page, nullptr, false);
+    if (!answer.is_object() || !answer.contains("kvs")) break;
+    for (const json& kv : answer["kvs"]) {
+      Result<std::string> key = Unbase64(kv.value("key", ""));
+      Result<std::string> value = Unbase64(kv.value("value", ""));
+      if (!key.ok()) return key.status();
+      if (!value.ok()) return value.status();
+      if (chunks.size() == count) break;
+      if (*key != fmt::format("{}{:012}", base, chunks.size())) {
+        return Status::Error(fmt::format("etcd: history chunk {} {} is missing", log, chunks.size()));
+      }
+      chunks.push_back(std::move(*value));
+      start = *key + '\0';
+    }
+    if (answer["kvs"].size() < static_cast<size_t>(kChunksPerRange)) break;
+  }
+  if (chunks.size() != count) {
+    return Status::Error(fmt::format("etcd: history chunk {} {} is missing", log, chunks.size()));
+  }
+  return chunks;
+}
+
 Result<bool> EtcdJournal::Campaign(const std::string& address) {
   if (leading_) return true;
   const std::string leader_key = Base64(options_.prefix + "/leader");

@@ -49,6 +49,8 @@ class EtcdJournal final : public Journal {
   Status Reopen() override;
   Result<std::optional<Snapshot>> LoadSnapshot() const override;
   Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) override;
+  Status SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) override;
+  Result<std::vector<std::string>> LoadChunks(std::string_view log, uint64_t count) const override;
 
   Result<bool> Campaign(const std::string& address) override;
   bool leading() const override { return leading_; }

@@ -97,7 +97,9 @@ Status SqliteJournal::Connect() {
   if (mode_ == OpenMode::kWriter) {
     for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
                             "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)",
-                            "CREATE TABLE IF NOT EXISTS snapshot (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)"}) {
+                            "CREATE TABLE IF NOT EXISTS snapshot (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)",
+                            "CREATE TABLE IF NOT EXISTS chunk (log TEXT NOT NULL, idx INTEGER NOT NULL, "
+                            "bytes BLOB NOT NULL, PRIMARY KEY (log, idx))"}) {
       if (Status s = Exec(sql); !s.ok()) return s;
     }
   }
@@ -234,6 +236,39 @@ Status SqliteJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool com
     return s;
   }
   return Status::Ok();
+}
+
+Status SqliteJournal::SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) {
+  JOULE_CHECK(mode_ == OpenMode::kWriter);
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
+  Statement insert(db_, "INSERT OR REPLACE INTO chunk (log, idx, bytes) VALUES (?, ?, ?)");
+  if (!insert.ok()) return Error("saving a history chunk");
+  sqlite3_bind_text(insert.get(), 1, log.data(), static_cast<int>(log.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(insert.get(), 2, static_cast<sqlite3_int64>(index));
+  sqlite3_bind_blob(insert.get(), 3, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
+  return sqlite3_step(insert.get()) == SQLITE_DONE ? Status::Ok() : Error("saving a history chunk");
+}
+
+Result<std::vector<std::string>> SqliteJournal::LoadChunks(std::string_view log, uint64_t count) const {
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
+  std::vector<std::string> chunks;
+  if (count == 0) return chunks;
+  if (!HasTable(db_, "chunk")) return Status::Error(fmt::format("{}: history chunk {} 0 is missing", path_, log));
+  Statement select(db_, "SELECT idx, bytes FROM chunk WHERE log = ? AND idx < ? ORDER BY idx");
+  if (!select.ok()) return Error("reading the history");
+  sqlite3_bind_text(select.get(), 1, log.data(), static_cast<int>(log.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(select.get(), 2, static_cast<sqlite3_int64>(count));
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+    if (static_cast<uint64_t>(sqlite3_column_int64(select.get(), 0)) != chunks.size()) break;
+    const auto* bytes = static_cast<const char*>(sqlite3_column_blob(select.get(), 1));
+    chunks.emplace_back(bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(select.get(), 1)));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("reading the history");
+  if (chunks.size() != count) {
+    return Status::Error(fmt::format("{}: history chunk {} {} is missing", path_, log, chunks.size()));
+  }
+  return chunks;
 }
 
 }  // namespace joule::store

@@ -13,6 +13,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -53,6 +55,14 @@ class Journal {
   // older snapshots; when `compact`, records up to seq are dropped.
   virtual Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) = 0;
 
+  // The history's chunks (control/history.h): immutable byte strings, each kept once under
+  // (log, index) before a snapshot that counts it is saved. Writing one again writes the same
+  // bytes (the history follows from the records alone), so a deposed leader's late write changes
+  // nothing and needs no fencing.
+  virtual Status SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) = 0;
+  // Chunks 0 to count - 1 of `log`, in order; an error names the first one missing.
+  virtual Result<std::vector<std::string>> LoadChunks(std::string_view log, uint64_t count) const = 0;
+
   // Leadership among servers sharing the journal. Only the leader appends; the others read. A
   // SQLite journal's writer is the only one (its lock), so it always leads.
   // Tries to become leader, advertising `address` to the others; true when this server leads.
@@ -90,6 +100,8 @@ class SqliteJournal final : public Journal {
   Status Reopen() override;
   Result<std::optional<Snapshot>> LoadSnapshot() const override;
   Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) override;
+  Status SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) override;
+  Result<std::vector<std::string>> LoadChunks(std::string_view log, uint64_t count) const override;
 
  private:
   SqliteJournal(std::string path, OpenMode mode, int lock_fd)

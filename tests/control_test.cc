@@ -16,6 +16,7 @@
 #include "io/job_spec.h"
 #include "io/journal_json.h"
 #include "io/server_config.h"
+#include "store/journal.h"
 #include "tests/test_engine.h"
 #include "tests/test_fleets.h"
 
@@ -215,6 +216,34 @@ TEST(TenantUpdateTest, NewReservationMakesBorrowedWorkReclaimable) {
   EXPECT_EQ(u.tenant, TenantId(0));
 }
 
+// The history's row log: rows of every size, across chunk boundaries (a row larger than a chunk
+// gets its own), read back in place, from a copy made midway (which shares the full chunks and
+// keeps what it saw), and from its encoding; a cut encoding is refused.
+TEST(RowLogTest, KeepsRowsAcrossChunksAndCopies) {
+  control::RowLog log;
+  std::vector<std::string> rows;
+  control::RowLog copy;
+  for (size_t i = 0; i < 3000; ++i) {
+    const size_t size = i % 500 == 7 ? (size_t{3} << 20) : i % 13 == 0 ? 0 : (i * 7919) % 2000;
+    rows.push_back(std::string(size, static_cast<char>('a' + i % 26)));
+    log.Append(rows.back());
+    if (i == 1500) copy = log;
+  }
+  ASSERT_EQ(log.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(log.row(i), rows[i]) << i;
+  ASSERT_EQ(copy.size(), 1501u);
+  for (size_t i = 0; i < copy.size(); ++i) ASSERT_EQ(copy.row(i), rows[i]) << i;
+  const std::string bytes = log.Encode();
+  Result<control::RowLog> decoded = control::RowLog::Decode(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  ASSERT_EQ(decoded->size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(decoded->row(i), rows[i]) << i;
+  EXPECT_EQ(decoded->Encode(), bytes);
+  Result<control::RowLog> cut = control::RowLog::Decode(std::string_view(bytes).substr(0, bytes.size() - 1));
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.status().message().find("cut short"), std::string::npos) << cut.status().message();
+}
+
 struct JobRow {
   JobId id;
   JobState state;
@@ -222,13 +251,15 @@ struct JobRow {
   TimeMs started, ended;
   std::vector<NodeId> nodes;
   uint32_t restarts;
+  bool retired;
   bool operator==(const JobRow&) const = default;
 };
 
+// Every job, the retired ones too.
 std::vector<JobRow> Rows(const control::ControlPlane& plane) {
   std::vector<JobRow> rows;
-  plane.VisitJobs({"ops", std::nullopt}, {.limit = 1'000'000}, [&](const control::JobInfo& j) {
-    rows.push_back({j.id, j.state, j.reason, j.started, j.ended, j.nodes, j.restarts});
+  plane.VisitJobs({"ops", std::nullopt}, {.limit = 1'000'000, .history = true}, [&](const control::JobInfo& j) {
+    rows.push_back({j.id, j.state, j.reason, j.started, j.ended, j.nodes, j.restarts, j.retired});
   });
   return rows;
 }
@@ -293,12 +324,148 @@ TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
   ASSERT_TRUE((*restored)->RestoreSnapshot(snapshot).ok());
   EXPECT_EQ(Rows(**restored), before);
   EXPECT_EQ((*restored)->EncodeSnapshot(), snapshot);
-  EXPECT_FALSE((*restored)->RestoreSnapshot(R"({"v": 1, "engine": {}})").ok());
+  EXPECT_FALSE((*restored)->RestoreSnapshot(R"({"v": 1, "engine": {}})").ok());  // the former JSON form
   std::vector<control::AuditEntry> audit;
   (*again)->VisitAudit(0, 1000, [&](const control::AuditEntry& e) { audit.push_back(e); });
   ASSERT_GE(audit.size(), 40u + 6 + 2);
   EXPECT_EQ(audit[0].action, "submit");
   EXPECT_EQ(audit[0].who, "lab-a");
+}
+
+// Ended jobs leave the view job_retention after they end, for the history: still found by id
+// (their listing fields, no command), listed only on request, their idempotency keys forgotten;
+// a replay and a snapshot rebuild the same history; a cut or corrupted snapshot is refused.
+TEST(ControlPlaneTest, EndedJobsRetireToTheHistory) {
+  const std::filesystem::path dir = FreshDir();
+  Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir, "job_retention_seconds: 60\n"));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->job_retention_ms, 60'000);
+  config->history_chunk_bytes = 200;  // the history in many chunks, as a long one is
+  // 1 s per reading, about 50 s per real second with 20 ms ticks.
+  auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(1'000); };
+  const control::Principal lab_a{"lab-a", TenantId(0)}, lab_b{"lab-b", TenantId(1)}, ops{"ops", std::nullopt};
+  std::vector<JobRow> before;
+  std::string snapshot;
+  std::vector<JobId> ids;
+  {
+    Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, clock);
+    ASSERT_TRUE(plane.ok()) << plane.status().message();
+    control::ControlPlane& p = **plane;
+    p.Start();
+    io::SubmitSpec s;
+    s.gpus = 1;
+    for (int i = 0; i < 10; ++i) {
+      s.name = fmt::format("short-{}", i);
+      s.time_limit = i < 9 ? 5'000 : 86'400'000;  // the last runs a day
+      s.command = {"python", "train.py"};
+      control::Outcome<control::SubmitResult> r = p.Submit(lab_a, s, fmt::format("k{}", i));
+      ASSERT_TRUE(r.ok()) << r.error.message;
+      ids.push_back(r.value->id);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (p.Snapshot().retired < 9 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(p.Snapshot().retired, 9u);
+    EXPECT_EQ(p.Snapshot().jobs_by_state.at("failed"), 9u);  // counted still: the metric stays monotonic
+
+    control::JobInfo first;
+    ASSERT_TRUE(p.VisitJob(lab_a, ids[0], [&](const control::JobInfo& j) { first = j; }).ok());
+    EXPECT_TRUE(first.retired);
+    EXPECT_EQ(first.id, ids[0]);
+    EXPECT_EQ(first.spec.name, "short-0");
+    EXPECT_EQ(first.state, JobState::kFailed);
+    EXPECT_EQ(first.end_reason, "time limit");
+    EXPECT_EQ(first.submitted_by, "lab-a");
+    EXPECT_EQ(*first.spec.queue, "batch");
+    EXPECT_EQ(*first.spec.time_limit, 5'000);
+    EXPECT_GT(first.ended, first.started);
+    EXPECT_TRUE(first.spec.command.empty());
+    EXPECT_EQ(p.VisitJob(lab_b, ids[0], [](const control::JobInfo&) {}).error.status, 404);
+
+    auto listed = [&](control::JobFilter filter) {
+      std::vector<JobId> out;
+      p.VisitJobs(ops, filter, [&](const control::JobInfo& j) { out.push_back(j.id); });
+      return out;
+    };
+    EXPECT_EQ(listed({}), std::vector<JobId>{ids[9]});
+    EXPECT_EQ(listed({.history = true}), ids);
+    EXPECT_EQ(listed({.state = JobState::kRunning, .history = true}), std::vector<JobId>{ids[9]});
+    EXPECT_EQ(listed({.state = JobState::kFailed, .history = true}).size(), 9u);
+    EXPECT_EQ(listed({.after = ids[2], .limit = 3, .history = true}), (std::vector<JobId>{ids[3], ids[4], ids[5]}));
+    EXPECT_TRUE(listed({.tenant = TenantId(1), .history = true}).empty());
+
+    EXPECT_EQ(p.Cancel(ops, ids[0]).error.status, 409);
+    io::SubmitSpec after = s;
+    after.name = "after";
+    after.after_ok = {ids[1]};
+    EXPECT_TRUE(p.Submit(lab_a, after, "").ok());
+    // The key's job retired: the key names no job any more, and the same submit makes a new one.
+    s.name = "short-0";
+    s.time_limit = 5'000;
+    control::Outcome<control::SubmitResult> reused = p.Submit(lab_a, s, "k0");
+    ASSERT_TRUE(reused.ok());
+    EXPECT_TRUE(reused.value->created);
+    EXPECT_NE(reused.value->id, ids[0]);
+    // The running job's key still names it.
+    s.name = "short-9";
+    s.time_limit = 86'400'000;
+    control::Outcome<control::SubmitResult> kept = p.Submit(lab_a, s, "k9");
+    ASSERT_TRUE(kept.ok());
+    EXPECT_FALSE(kept.value->created);
+    EXPECT_EQ(kept.value->id, ids[9]);
+
+    std::vector<control::AuditEntry> audit;
+    p.VisitAudit(0, 1000, [&](const control::AuditEntry& e) { audit.push_back(e); });
+    ASSERT_GE(audit.size(), 12u);
+    for (size_t i = 1; i < audit.size(); ++i) EXPECT_LE(audit[i - 1].seq, audit[i].seq);
+    std::vector<control::AuditEntry> later;
+    p.VisitAudit(audit[4].seq, 2, [&](const control::AuditEntry& e) { later.push_back(e); });
+    ASSERT_EQ(later.size(), 2u);
+    EXPECT_GT(later[0].seq, audit[4].seq);
+    p.Stop();
+    before = Rows(p);
+    ASSERT_TRUE(p.SaveSnapshotNow().ok());
+    snapshot = p.EncodeSnapshot();
+  }
+  Result<std::unique_ptr<control::ControlPlane>> again = control::ControlPlane::Open(*config, clock);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(Rows(**again), before);
+  EXPECT_EQ((*again)->EncodeSnapshot(), snapshot);
+  // Restored elsewhere, with the history's full chunks read from the first store.
+  Result<std::unique_ptr<store::SqliteJournal>> first =
+      store::SqliteJournal::Open(config->state, store::OpenMode::kReader);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  const control::ControlPlane::ChunkSource chunks = [&](std::string_view log, uint64_t count) {
+    return (*first)->LoadChunks(log, count);
+  };
+  ASSERT_TRUE(chunks("retired", 3).ok()) << chunks("retired", 3).status().message();
+  ASSERT_TRUE(chunks("audit", 2).ok());
+  io::ServerConfig elsewhere = *config;
+  elsewhere.state = (dir / "restored.db").string();
+  Result<std::unique_ptr<control::ControlPlane>> restored = control::ControlPlane::Create(elsewhere, clock);
+  ASSERT_TRUE(restored.ok()) << restored.status().message();
+  ::joule::Status missing = (*restored)->RestoreSnapshot(snapshot);
+  ASSERT_FALSE(missing.ok());  // its own store lacks the chunks
+  EXPECT_NE(missing.message().find("history chunk"), std::string::npos) << missing.message();
+  ASSERT_TRUE((*restored)->RestoreSnapshot(snapshot, chunks).ok());
+  EXPECT_EQ(Rows(**restored), before);
+  EXPECT_EQ((*restored)->EncodeSnapshot(), snapshot);
+  // Every cut and every flipped byte is refused (the checksum), naming the snapshot.
+  for (size_t cut = 0; cut < snapshot.size(); cut += 1 + cut / 20) {
+    EXPECT_FALSE((*restored)->RestoreSnapshot(std::string_view(snapshot).substr(0, cut), chunks).ok())
+        << "cut at " << cut;
+  }
+  for (size_t at = 0; at < snapshot.size(); at += 1 + at / 20) {
+    std::string flipped = snapshot;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0x5a);
+    ::joule::Status st = (*restored)->RestoreSnapshot(flipped, chunks);
+    ASSERT_FALSE(st.ok()) << "byte " << at;
+    EXPECT_NE(st.message().find("snapshot: "), std::string::npos) << st.message();
+  }
+  // A refused snapshot leaves nothing behind: the good one restores as before.
+  ASSERT_TRUE((*restored)->RestoreSnapshot(snapshot, chunks).ok());
+  EXPECT_EQ((*restored)->EncodeSnapshot(), snapshot);
 }
 
 TEST(ControlPlaneTest, RefusesWhatTheCallerMayNotDo) {
@@ -440,8 +607,10 @@ TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
 // a compacted journal says why it cannot start at the beginning.
 TEST(ControlPlaneTest, RestartFromASnapshotShowsEveryJobAsBefore) {
   const std::filesystem::path dir = FreshDir();
-  Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir, "snapshot_records: 25\ncompact_journal: true\n"));
+  Result<io::ServerConfig> config =
+      io::LoadServerConfig(Config(dir, "snapshot_records: 25\ncompact_journal: true\njob_retention_seconds: 30\n"));
   ASSERT_TRUE(config.ok()) << config.status().message();
+  config->history_chunk_bytes = 300;  // the history in many chunks, kept as the snapshots go
   auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(3'000); };
   std::vector<JobRow> before;
   std::string snapshot;
@@ -476,15 +645,21 @@ TEST(ControlPlaneTest, RestartFromASnapshotShowsEveryJobAsBefore) {
   EXPECT_EQ((*again)->counters().snapshot_seq, snapshot_seq);  // loaded, not replayed from record 1
   EXPECT_EQ(Rows(**again), before);
   EXPECT_EQ((*again)->EncodeSnapshot(), snapshot);
-  // A retried submit finds its job through the snapshot's idempotency keys.
+  // Some jobs retired (their rows in the store's chunks), some did not.
+  EXPECT_TRUE(std::any_of(before.begin(), before.end(), [](const JobRow& r) { return r.retired; }));
+  auto live = std::find_if(before.rbegin(), before.rend(), [](const JobRow& r) { return !r.retired; });
+  ASSERT_NE(live, before.rend());
+  // A retried submit of a job still in the view finds it through the snapshot's idempotency keys.
   (*again)->Start();
+  const int i = static_cast<int>(live->id) - 1;  // ids follow the submits
   io::SubmitSpec s;
-  s.name = "job-3";
-  s.gpus = 4;
-  s.time_limit = 51'000;
-  control::Outcome<control::SubmitResult> retry = (*again)->Submit({"lab-a", TenantId(0)}, s, "k3");
+  s.name = fmt::format("job-{}", i);
+  s.gpus = 1 + i % 8;
+  s.time_limit = (30 + i * 7) * 1000;
+  control::Outcome<control::SubmitResult> retry = (*again)->Submit({"lab-a", TenantId(0)}, s, fmt::format("k{}", i));
   ASSERT_TRUE(retry.ok()) << retry.error.message;
   EXPECT_FALSE(retry.value->created);
+  EXPECT_EQ(retry.value->id, live->id);
   (*again)->Stop();
   Status replay = control::ReplaySteps(config->state, [](TimeMs, std::vector<Event>) {});
   ASSERT_FALSE(replay.ok());
@@ -512,6 +687,13 @@ class FaultyJournal final : public store::Journal {
   Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) override {
     if (*failing_) return Status::Error("state.db: saving a snapshot: database or disk is full");
     return inner_->SaveSnapshot(seq, body, compact);
+  }
+  Status SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) override {
+    if (*failing_) return Status::Error("state.db: saving a history chunk: database or disk is full");
+    return inner_->SaveChunk(log, index, bytes);
+  }
+  Result<std::vector<std::string>> LoadChunks(std::string_view log, uint64_t count) const override {
+    return inner_->LoadChunks(log, count);
   }
 
  private:

@@ -15,6 +15,7 @@
 #include "base/rng.h"
 #include "io/engine_state_json.h"
 #include "io/scenario.h"
+#include "io/state_bytes.h"
 #include "sched/engine.h"
 
 namespace joule {
@@ -137,7 +138,24 @@ class Life {
   std::set<JobId> running_, pending_;
 };
 
-std::string Encoded(const Engine& e) { return io::EngineStateJson(e.Save()).dump(); }
+// The engine's state as the control plane's snapshot keeps it: its jobs in the binary form, the
+// rest as JSON (control/snapshot.cc), on two lines.
+std::string Encoded(const Engine& e) {
+  EngineState s = e.Save();
+  const std::string jobs = io::EncodeEngineJobs(s.jobs);
+  s.jobs.clear();
+  return io::EngineStateJson(s).dump() + "\n" + jobs;
+}
+
+Result<EngineState> Decoded(const std::string& saved) {
+  const size_t line = saved.find('\n');
+  Result<EngineState> s = io::EngineStateOf(nlohmann::json::parse(saved.substr(0, line)));
+  if (!s.ok()) return s;
+  Result<std::vector<EngineState::Job>> jobs = io::DecodeEngineJobs(std::string_view(saved).substr(line + 1));
+  if (!jobs.ok()) return jobs.status();
+  s->jobs = std::move(*jobs);
+  return s;
+}
 
 // How often each kind of decision came: the test asserts the life reached every part of the state.
 void Count(const Decisions& d, std::map<std::string, size_t>& seen) {
@@ -179,7 +197,7 @@ TEST(EngineStateTest, RestoredEngineDecidesExactlyAsTheOneThatNeverStopped) {
       std::unique_ptr<Engine> fresh;
       if (step >= 100 && step % 5 == 0) {
         const std::string saved = Encoded(a);
-        Result<EngineState> decoded = io::EngineStateOf(nlohmann::json::parse(saved));
+        Result<EngineState> decoded = Decoded(saved);
         ASSERT_TRUE(decoded.ok()) << decoded.status().message();
         fresh = std::make_unique<Engine>(scenario->fleet, tenants, config);
         ASSERT_TRUE(fresh->Restore(*decoded).ok());
@@ -223,6 +241,29 @@ TEST(EngineStateTest, StateThatDoesNotFitTheFleetIsRefused) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("nodes"), std::string::npos) << st.message();
   EXPECT_FALSE(io::EngineStateOf(nlohmann::json::parse(R"({"jobs": [{"spec": 1}]})")).ok());
+}
+
+// Every cut of the binary form of a busy engine's jobs, and every flipped byte, is refused or
+// read as some jobs; never a read past the bytes (the sanitizers would see it).
+TEST(EngineStateTest, MalformedBinaryJobsAreRefusedNotOverread) {
+  Result<io::Scenario> scenario = io::LoadScenario(std::string(JOULE_SOURCE_DIR) + "/scenarios/dev.yaml");
+  ASSERT_TRUE(scenario.ok());
+  Engine a(scenario->fleet, scenario->tenants);
+  Life life(scenario->fleet, scenario->tenants.size(), 7);
+  for (TimeMs now = 0; now < 400'000; now += 10'000) life.Saw(a.Step(now, life.Next(now)));
+  const std::string bytes = io::EncodeEngineJobs(a.Save().jobs);
+  Result<std::vector<EngineState::Job>> whole = io::DecodeEngineJobs(bytes);
+  ASSERT_TRUE(whole.ok()) << whole.status().message();
+  ASSERT_GT(whole->size(), 10u);
+  EXPECT_EQ(io::EncodeEngineJobs(*whole), bytes);
+  for (size_t cut = 0; cut < bytes.size(); cut += 1 + cut / 50) {
+    EXPECT_FALSE(io::DecodeEngineJobs(std::string_view(bytes).substr(0, cut)).ok()) << "cut at " << cut;
+  }
+  for (size_t at = 0; at < bytes.size(); at += 1 + at / 50) {
+    std::string flipped = bytes;
+    flipped[at] = static_cast<char>(flipped[at] ^ 0xff);
+    (void)io::DecodeEngineJobs(flipped);
+  }
 }
 
 }  // namespace

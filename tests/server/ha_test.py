@@ -319,7 +319,7 @@ class SnapshotsOnEtcdTest(unittest.TestCase):
             servers[follower].proc.kill()
             servers[follower].proc.wait()
             servers[follower] = Server(configs[follower])
-            self.assertTrue(any("from the snapshot at record" in line for line in servers[follower].log),
+            self.assertTrue(any("the snapshot at record" in line for line in servers[follower].log),
                             "".join(servers[follower].log))
             deadline = time.time() + 10
             while listing(servers[follower].url) != expected:

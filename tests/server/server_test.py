@@ -793,6 +793,63 @@ class ServerRestartTest(unittest.TestCase):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+class HistoryTest(unittest.TestCase):
+    """Ended jobs retire from the view after job_retention_seconds: found by id, listed with
+    history=true, kept across a restart from a snapshot."""
+
+    def test_ended_jobs_retire_and_stay_found(self):
+        folder = tempfile.mkdtemp(prefix="joule-history-test-")
+        config = write_config(folder, "job_retention_seconds: 0.5\nsnapshot_records: 5\n",
+                              listen=f"127.0.0.1:{free_port()}")
+        server = Server(config)
+        try:
+            ids = []
+            for i in range(4):
+                status, job, _ = call(server.url, "POST", "/api/v1/jobs", LAB_A,
+                                      spec(f"short-{i}", gpus=1, time_limit=1 if i < 3 else 3600))
+                self.assertEqual(status, 201, job)
+                ids.append(job["id"])
+            deadline = time.time() + 30
+            while not all(call(server.url, "GET", f"/api/v1/jobs/{i}", LAB_A)[1].get("retired") for i in ids[:3]):
+                self.assertLess(time.time(), deadline, "the short jobs did not retire")
+                time.sleep(0.1)
+            status, view, _ = call(server.url, "GET", f"/api/v1/jobs/{ids[0]}", LAB_A)
+            self.assertEqual((status, view["name"], view["state"], view["end_reason"], view["retired"]),
+                             (200, "short-0", "failed", "time limit", True), view)
+            self.assertNotIn("spec", view)
+            self.assertEqual(call(server.url, "GET", f"/api/v1/jobs/{ids[0]}", LAB_B)[0], 404)
+
+            def listed(query):
+                status, page, _ = call(server.url, "GET", "/api/v1/jobs" + query, OPERATOR)
+                self.assertEqual(status, 200, page)
+                return [j["id"] for j in page["jobs"] if j["id"] in ids]
+
+            self.assertEqual(listed(""), ids[3:])
+            cli = [harness.JOULE, "queue", "--server", server.url, "--token", LAB_A, "-t", "all"]
+            shown = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+            self.assertNotIn("short-0", shown)
+            self.assertIn("short-3", shown)
+            shown = subprocess.run(cli + ["--history"], capture_output=True, text=True, check=True).stdout
+            self.assertIn("short-0", shown)
+            self.assertEqual(listed("?history=true"), ids)
+            self.assertEqual(listed("?history=true&state=running"), ids[3:])
+            self.assertEqual(listed("?history=true&state=failed"), ids[:3])
+            status, error, _ = call(server.url, "GET", "/api/v1/jobs?history=yes", OPERATOR)
+            self.assertEqual((status, error["error"]["field"]), (400, "history"), error)
+            self.assertEqual(call(server.url, "POST", f"/api/v1/jobs/{ids[0]}/cancel", OPERATOR)[0], 409)
+            metrics = call(server.url, "GET", "/metrics")[1]
+            self.assertIn("joule_jobs_retired 3\n", metrics)
+            self.assertEqual(server.stop(), 0)
+            server = Server(config)
+            self.assertTrue(any("the snapshot at record" in line for line in server.log), server.log)
+            self.assertEqual(call(server.url, "GET", f"/api/v1/jobs/{ids[1]}", LAB_A)[1]["retired"], True)
+            self.assertEqual(listed("?history=true"), ids)
+            self.assertIn("joule_jobs_retired 3\n", call(server.url, "GET", "/metrics")[1])
+        finally:
+            self.assertEqual(server.stop(), 0)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 if __name__ == "__main__":
     JOULE = harness.JOULE = os.path.abspath(sys.argv.pop(1))
     unittest.main()

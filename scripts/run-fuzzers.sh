@@ -8,7 +8,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build/fuzz"
 cmake -S "$root/fuzz" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null
-for target in job_spec_fuzz sbatch_fuzz; do
+for target in job_spec_fuzz sbatch_fuzz state_bytes_fuzz; do
   corpus="$build/corpus/${target%_fuzz}"
   mkdir -p "$corpus"
   cp -n "$root/fuzz/corpus/${target%_fuzz}/"* "$corpus/" 2>/dev/null || true

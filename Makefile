@@ -41,6 +41,7 @@ bench: release
 	@scripts/server-bench.sh build/release
 	@scripts/ha-bench.py build/release
 	@scripts/history-bench.sh build/release
+	@scripts/agent-latency.py build/release
 
 lint: debug
 	@scripts/check-format.sh

@@ -1,7 +1,5 @@
 #include "api/http_api.h"
 
-#include <httplib.h>
-
 #include <array>
 #include <atomic>
 #include <bitset>
@@ -17,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/agent_report.h"
+#include "api/http_server.h"
 #include "api/metrics.h"
 #include "io/sbatch.h"
 
@@ -65,12 +64,12 @@ void AppendTime(std::string& out, TimeMs ms) {
   }
 }
 
-void Reply(httplib::Response& res, int status, const json& body) {
+void Reply(HttpResponse& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
 }
 
-void Fail(httplib::Response& res, const ApiError& e) {
+void Fail(HttpResponse& res, const ApiError& e) {
   Reply(res, e.status, {{"error", {{"status", e.status}, {"field", e.field}, {"message", e.message}}}});
 }
 
@@ -125,42 +124,70 @@ std::string_view NodeState(const control::NodeInfo& n, uint32_t gpus) {
 
 struct HttpApi::Impl {
   control::ControlPlane& plane;
-  httplib::Server server;
   HttpMetrics metrics;
-  int listen_socket = -1;
+  HttpServer server;
 
-  explicit Impl(control::ControlPlane& p) : plane(p) {}
+  explicit Impl(control::ControlPlane& p)
+      : plane(p),
+        server(HttpLimits{.max_body_bytes = p.config().limits.max_body_bytes,
+                          .head_timeout = std::chrono::milliseconds(p.config().http.head_timeout_ms),
+                          .body_timeout = std::chrono::milliseconds(p.config().http.body_timeout_ms),
+                          .idle_timeout = std::chrono::milliseconds(p.config().http.idle_timeout_ms),
+                          .max_connections = p.config().http.max_connections,
+                          .handler_threads = p.config().http_threads},
+               [](HttpResponse& res, int status, std::string_view field, std::string_view rule) {
+                 Fail(res, {status, std::string(field), std::string(rule)});
+               }) {}
 
   // ---- Plumbing ----
 
-  using Handler = std::function<void(const Principal&, const httplib::Request&, httplib::Response&)>;
+  using Handler = std::function<void(const Principal&, const HttpRequest&, HttpResponse&)>;
 
-  // Authenticates, runs, and counts the request under its route's template.
-  httplib::Server::Handler Authed(std::string route, Handler handler) {
-    return [this, route = std::move(route), handler = std::move(handler)](const httplib::Request& req,
-                                                                          httplib::Response& res) {
-      const auto begin = std::chrono::steady_clock::now();
-      std::optional<Principal> who = plane.auth().Check(req.get_header_value("Authorization"));
-      if (!plane.loaded()) {
-        res.set_header("Retry-After", "1");
-        Fail(res, {503, "", "the server is starting: it is replaying its journal"});
-      } else if (!who) {
-        res.set_header("WWW-Authenticate", "Bearer");
-        Fail(res, {401, "Authorization", "a valid bearer token is required"});
-      } else if (who->agent && !route.starts_with("/api/v1/agents/")) {
-        Fail(res, {403, "Authorization", "an agent's token is for the agent routes only"});
-      } else if (req.method != "GET" && !plane.leading()) {
-        ToLeader(req, res);
-      } else {
-        handler(*who, req, res);
-      }
-      metrics.Observe(req.method, route, res.status,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-    };
+  // What an authenticated route refuses on the request's head, before its body is read: a
+  // server still replaying, a missing or unknown token, an agent's token off the agent routes, a
+  // change sent to a follower (307 to the leader).
+  std::optional<HttpResponse> Admit(const std::string& route, const HttpRequest& req) const {
+    HttpResponse res;
+    std::optional<Principal> who = plane.auth().Check(req.get_header_value("Authorization"));
+    if (!plane.loaded()) {
+      res.set_header("Retry-After", "1");
+      Fail(res, {503, "", "the server is starting: it is replaying its journal"});
+    } else if (!who) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      Fail(res, {401, "Authorization", "a valid bearer token is required"});
+    } else if (who->agent && !route.starts_with("/api/v1/agents/")) {
+      Fail(res, {403, "Authorization", "an agent's token is for the agent routes only"});
+    } else if (req.method != "GET" && !plane.leading()) {
+      ToLeader(req, res);
+    } else {
+      return std::nullopt;
+    }
+    return res;
+  }
+
+  // An authenticated route: admitted on its head, then run and counted under its template.
+  void Authed(const char* method, const std::string& pattern, std::string route, Handler handler) {
+    server.Route(
+        method, pattern,
+        [this, route, handler = std::move(handler)](const HttpRequest& req, HttpResponse& res) {
+          const auto begin = std::chrono::steady_clock::now();
+          if (std::optional<HttpResponse> refused = Admit(route, req)) {  // the state may have changed since
+            res = std::move(*refused);
+          } else {
+            handler(*plane.auth().Check(req.get_header_value("Authorization")), req, res);
+          }
+          metrics.Observe(req.method, route, res.status,
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+        },
+        [this, route](const HttpRequest& req) {
+          std::optional<HttpResponse> refused = Admit(route, req);
+          if (refused) metrics.Observe(req.method, route, refused->status, 0);
+          return refused;
+        });
   }
   // A change sent to a follower: 307 to the leader (the method and body are sent again there),
   // or 503 while no leader is known (an election takes a lease's time at most).
-  void ToLeader(const httplib::Request& req, httplib::Response& res) {
+  void ToLeader(const HttpRequest& req, HttpResponse& res) const {
     const std::string leader = plane.leader_address();
     if (leader.empty()) {
       res.set_header("Retry-After", "1");
@@ -171,17 +198,39 @@ struct HttpApi::Impl {
     Fail(res, {307, "", fmt::format("this server follows; send changes to the leader, {}", leader)});
   }
 
-  httplib::Server::Handler Open(std::string route, httplib::Server::Handler handler) {
-    return [this, route = std::move(route), handler = std::move(handler)](const httplib::Request& req,
-                                                                          httplib::Response& res) {
-      const auto begin = std::chrono::steady_clock::now();
-      handler(req, res);
-      metrics.Observe(req.method, route, res.status,
-                      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-    };
+  // The same for a handler that may answer later (a long poll), counted when it answers.
+  using AsyncHandler = std::function<void(const Principal&, const HttpRequest&, const HttpServer::Respond&)>;
+  void AuthedAsync(const char* method, const std::string& pattern, std::string route, AsyncHandler handler) {
+    server.RouteAsync(
+        method, pattern,
+        [this, route, handler = std::move(handler)](const HttpRequest& req, const HttpServer::Respond& respond) {
+          const auto begin = std::chrono::steady_clock::now();
+          HttpServer::Respond counted = [this, route, method = req.method, begin, respond](HttpResponse res) {
+            metrics.Observe(method, route, res.status,
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+            respond(std::move(res));
+          };
+          if (std::optional<HttpResponse> refused = Admit(route, req)) return counted(std::move(*refused));
+          handler(*plane.auth().Check(req.get_header_value("Authorization")), req, counted);
+        },
+        [this, route](const HttpRequest& req) {
+          std::optional<HttpResponse> refused = Admit(route, req);
+          if (refused) metrics.Observe(req.method, route, refused->status, 0);
+          return refused;
+        });
   }
 
-  static std::optional<json> JsonBody(const httplib::Request& req, httplib::Response& res,
+  // A route without a token (probes, metrics, the OpenAPI document), counted under its path.
+  void Open(const std::string& path, HttpServer::Handler handler) {
+    server.Route("GET", path, [this, path, handler = std::move(handler)](const HttpRequest& req, HttpResponse& res) {
+      const auto begin = std::chrono::steady_clock::now();
+      handler(req, res);
+      metrics.Observe(req.method, path, res.status,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
+    });
+  }
+
+  static std::optional<json> JsonBody(const HttpRequest& req, HttpResponse& res,
                                       std::initializer_list<std::string_view> allowed) {
     json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded() || !body.is_object()) {
@@ -357,7 +406,7 @@ struct HttpApi::Impl {
 
   // ---- Jobs ----
 
-  void SubmitJob(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void SubmitJob(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     const std::string key = req.get_header_value("Idempotency-Key");
     if (key.size() > kMaxIdempotencyKey) {
       return Fail(res, {400, "Idempotency-Key", fmt::format("at most {} characters", kMaxIdempotencyKey)});
@@ -386,7 +435,7 @@ struct HttpApi::Impl {
     Reply(res, r.value->created ? 201 : 200, view);
   }
 
-  void ListJobs(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void ListJobs(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     control::JobFilter filter;
     FieldSet fields;
     fields.set();
@@ -437,13 +486,13 @@ struct HttpApi::Impl {
     res.set_content(body, "application/json");
   }
 
-  std::optional<JobId> JobIdOf(const httplib::Request& req, httplib::Response& res) {
-    std::optional<uint64_t> id = Number(req.matches[1].str());
+  std::optional<JobId> JobIdOf(const HttpRequest& req, HttpResponse& res) {
+    std::optional<uint64_t> id = Number(req.matches[1]);
     if (!id) Fail(res, {400, "id", "must be a job id"});
     return id;
   }
 
-  void GetJob(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void GetJob(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     std::optional<JobId> id = JobIdOf(req, res);
     if (!id) return;
     json view;
@@ -452,7 +501,7 @@ struct HttpApi::Impl {
     Reply(res, 200, view);
   }
 
-  void JobEvents(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void JobEvents(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     std::optional<JobId> id = JobIdOf(req, res);
     if (!id) return;
     json events = json::array();
@@ -463,7 +512,7 @@ struct HttpApi::Impl {
     Reply(res, 200, {{"events", events}});
   }
 
-  void CancelJob(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void CancelJob(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     std::optional<JobId> id = JobIdOf(req, res);
     if (!id) return;
     control::Outcome<JobId> r = plane.Cancel(who, *id);
@@ -475,7 +524,7 @@ struct HttpApi::Impl {
 
   // ---- Nodes ----
 
-  void ListNodes(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void ListNodes(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     std::optional<std::string> state;
     for (const auto& [name, value] : req.params) {
       if (name != "state") return Fail(res, {400, name, "is not a known parameter (state)"});
@@ -491,8 +540,8 @@ struct HttpApi::Impl {
     Reply(res, 200, {{"nodes", list}});
   }
 
-  void GetNode(const Principal& who, const httplib::Request& req, httplib::Response& res) {
-    const std::string name = req.matches[1].str();
+  void GetNode(const Principal& who, const HttpRequest& req, HttpResponse& res) {
+    const std::string name = req.matches[1];
     std::optional<NodeId> id = plane.FindNode(name);
     if (!id) return Fail(res, {404, "name", fmt::format("node {} does not exist", name)});
     std::optional<control::NodeInfo> info;
@@ -502,7 +551,7 @@ struct HttpApi::Impl {
     Reply(res, 200, NodeView(who, *id, *info));
   }
 
-  void ChangeNode(const Principal& who, const httplib::Request& req, httplib::Response& res, NodeHealth to) {
+  void ChangeNode(const Principal& who, const HttpRequest& req, HttpResponse& res, NodeHealth to) {
     std::optional<json> body = JsonBody(req, res, {"reason"});
     if (!body) return;
     std::string reason;
@@ -511,7 +560,7 @@ struct HttpApi::Impl {
       reason = (*body)["reason"].get<std::string>();
       if (reason.size() > 1024) return Fail(res, {400, "reason", "at most 1024 characters"});
     }
-    const std::string name = req.matches[1].str();
+    const std::string name = req.matches[1];
     control::Outcome<NodeId> r = plane.SetNodeHealth(who, name, to, reason);
     if (!r.ok()) return Fail(res, r.error);
     Reply(res, 202, {{"name", name}, {"requested", NodeHealthName(to)}, {"reason", reason}});
@@ -519,7 +568,7 @@ struct HttpApi::Impl {
 
   // ---- Tenants, queues, fleet, audit ----
 
-  void ListTenants(const Principal& who, const httplib::Request&, httplib::Response& res) {
+  void ListTenants(const Principal& who, const HttpRequest&, HttpResponse& res) {
     if (!who.operator_role()) return Fail(res, {403, "", "only operators list tenants"});
     json list = json::array();
     plane.VisitTenants([&](TenantId id, const TenantSpec& t, const std::vector<uint64_t>& u) {
@@ -528,8 +577,8 @@ struct HttpApi::Impl {
     Reply(res, 200, {{"tenants", list}});
   }
 
-  void GetTenant(const Principal& who, const httplib::Request& req, httplib::Response& res) {
-    const std::string name = req.matches[1].str();
+  void GetTenant(const Principal& who, const HttpRequest& req, HttpResponse& res) {
+    const std::string name = req.matches[1];
     std::optional<TenantId> id = plane.FindTenant(name);
     if (!id || (!who.operator_role() && who.tenant != *id)) {
       return Fail(res, {404, "name", fmt::format("tenant {} does not exist", name)});
@@ -541,7 +590,7 @@ struct HttpApi::Impl {
     Reply(res, 200, view);
   }
 
-  void PatchTenant(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void PatchTenant(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     if (!who.operator_role()) return Fail(res, {403, "", "only operators change quotas"});
     std::optional<json> body = JsonBody(req, res, {"reserved", "borrow_limit", "weight"});
     if (!body) return;
@@ -577,13 +626,13 @@ struct HttpApi::Impl {
       }
       change.weight = w.get<double>();
     }
-    const std::string name = req.matches[1].str();
+    const std::string name = req.matches[1];
     control::Outcome<TenantId> r = plane.ChangeQuota(who, name, change);
     if (!r.ok()) return Fail(res, r.error);
     Reply(res, 202, {{"name", name}, {"requested", *body}});
   }
 
-  void ListQueues(const Principal& who, const httplib::Request&, httplib::Response& res) {
+  void ListQueues(const Principal& who, const HttpRequest&, HttpResponse& res) {
     if (!who.operator_role()) return Fail(res, {403, "", "only operators list queues"});
     json list = json::array();
     for (const io::QueueSpec& q : plane.config().queues) {
@@ -600,7 +649,7 @@ struct HttpApi::Impl {
     Reply(res, 200, {{"queues", list}, {"priority_classes", classes}});
   }
 
-  void FleetView(const Principal&, const httplib::Request&, httplib::Response& res) {
+  void FleetView(const Principal&, const HttpRequest&, HttpResponse& res) {
     const control::ControlPlane::FleetStatus s = plane.Snapshot();
     json power = json::array();
     for (const PowerGovernor::Budget& b : s.budgets) {
@@ -623,7 +672,7 @@ struct HttpApi::Impl {
            {"measured_gpu_power_watts", s.measured_gpu_power_w}});
   }
 
-  void AuditLog(const Principal& who, const httplib::Request& req, httplib::Response& res) {
+  void AuditLog(const Principal& who, const HttpRequest& req, HttpResponse& res) {
     if (!who.operator_role()) return Fail(res, {403, "", "only operators read the audit log"});
     uint64_t after = 0;
     uint32_t limit = 1000;
@@ -651,14 +700,9 @@ struct HttpApi::Impl {
 
   // ---- Agents ----
 
-  void Heartbeat(const Principal& who, const httplib::Request& req, httplib::Response& res) {
-    std::variant<control::AgentReport, control::ApiError> report = ParseAgentReport(req.body);
-    if (auto* bad = std::get_if<control::ApiError>(&report)) return Fail(res, *bad);
-    control::Outcome<std::vector<control::Assignment>> r =
-        plane.AgentHeartbeat(who, req.matches[1].str(), std::move(std::get<control::AgentReport>(report)));
-    if (!r.ok()) return Fail(res, r.error);
+  static void ReplyAssignments(HttpResponse& res, const control::NodeAssignments& node) {
     json list = json::array();
-    for (const control::Assignment& a : *r.value) {
+    for (const control::Assignment& a : node.assignments) {
       list.push_back({{"job", a.job},
                       {"rank", a.rank},
                       {"run", a.run},
@@ -674,116 +718,118 @@ struct HttpApi::Impl {
                       {"tasks_per_worker", a.spec.tasks_per_worker},
                       {"power_limit_permille", a.power_limit_permille}});
     }
-    Reply(res, 200, {{"assignments", list}});
+    Reply(res, 200, {{"assignments", list}, {"version", std::to_string(node.version)}});
   }
+
+  // A heartbeat; with `known` (the version of the assignments the agent runs) and `wait_ms`, a
+  // long poll: answered once the node's assignments differ from `known`, or after `wait_ms`.
+  void Heartbeat(const Principal& who, const HttpRequest& req, const HttpServer::Respond& respond) {
+    HttpResponse res;
+    uint64_t known = 0, wait_ms = 0;
+    for (const auto& [name, value] : req.params) {
+      std::optional<uint64_t> n = Number(value);
+      if (name == "known" && n) {
+        known = *n;
+      } else if (name == "wait_ms" && n && *n <= kMaxWaitMs) {
+        wait_ms = *n;
+      } else {
+        Fail(res,
+             {400, name,
+              name == "known" || name == "wait_ms"
+                  ? fmt::format("must be a number{}", name == "wait_ms" ? fmt::format(" up to {}", kMaxWaitMs) : "")
+                  : "is not a known parameter (known, wait_ms)"});
+        return respond(std::move(res));
+      }
+    }
+    std::variant<control::AgentReport, control::ApiError> report = ParseAgentReport(req.body);
+    if (auto* bad = std::get_if<control::ApiError>(&report)) {
+      Fail(res, *bad);
+      return respond(std::move(res));
+    }
+    control::Outcome<control::NodeAssignments> r =
+        plane.AgentHeartbeat(who, req.matches[1], std::move(std::get<control::AgentReport>(report)));
+    if (!r.ok()) {
+      Fail(res, r.error);
+      return respond(std::move(res));
+    }
+    if (wait_ms == 0 || r.value->version != known) {
+      ReplyAssignments(res, *r.value);
+      return respond(std::move(res));
+    }
+    // Below the agent timeout, so that a long poll is also a heartbeat in time.
+    const auto wait = std::chrono::milliseconds(
+        std::min<uint64_t>(wait_ms, static_cast<uint64_t>(plane.config().agent_timeout_ms / 2)));
+    plane.WatchNode(*plane.FindNode(req.matches[1]), known, wait, [respond](control::NodeAssignments node) {
+      HttpResponse later;
+      ReplyAssignments(later, node);
+      respond(std::move(later));
+    });
+  }
+  static constexpr uint64_t kMaxWaitMs = 60'000;
 
   // ---- Routes ----
 
   void Routes() {
     using namespace std::placeholders;
     auto bind = [this](auto method) { return std::bind(method, this, _1, _2, _3); };
-    server.Get("/healthz", Open("/healthz", [](const httplib::Request&, httplib::Response& res) {
-                 res.set_content("ok\n", "text/plain");
-               }));
-    server.Get("/readyz", Open("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-                 if (plane.ready()) {
-                   return res.set_content(plane.leading()
-                                              ? "ready: leader\n"
-                                              : fmt::format("ready: follower of {}\n", plane.leader_address()),
-                                          "text/plain");
-                 }
-                 const std::optional<std::string> journal = plane.loaded() ? plane.journal_error() : std::nullopt;
-                 Fail(res, {503, "",
-                            journal ? fmt::format("not ready: the journal failed: {} (retried every {} ms)", *journal,
-                                                  control::ControlPlane::kRecoverRetryMs)
-                            : plane.loaded() ? "not ready: starting, following without a leader, or stopping"
-                                             : "not ready: replaying the journal"});
-               }));
-    server.Get("/metrics", Open("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-                 res.set_content(RenderMetrics(plane, metrics), "text/plain; version=0.0.4; charset=utf-8");
-               }));
-    server.Get("/api/v1/openapi.json",
-               Open("/api/v1/openapi.json", [](const httplib::Request&, httplib::Response& res) {
-                 res.set_content(OpenApiDocument(), "application/json");
-               }));
-    server.Post("/api/v1/jobs", Authed("/api/v1/jobs", bind(&Impl::SubmitJob)));
-    server.Get("/api/v1/jobs", Authed("/api/v1/jobs", bind(&Impl::ListJobs)));
-    server.Get(R"(/api/v1/jobs/([^/]+))", Authed("/api/v1/jobs/{id}", bind(&Impl::GetJob)));
-    server.Get(R"(/api/v1/jobs/([^/]+)/events)", Authed("/api/v1/jobs/{id}/events", bind(&Impl::JobEvents)));
-    server.Post(R"(/api/v1/jobs/([^/]+)/cancel)", Authed("/api/v1/jobs/{id}/cancel", bind(&Impl::CancelJob)));
-    server.Get("/api/v1/nodes", Authed("/api/v1/nodes", bind(&Impl::ListNodes)));
-    server.Get(R"(/api/v1/nodes/([^/]+))", Authed("/api/v1/nodes/{name}", bind(&Impl::GetNode)));
-    server.Post(R"(/api/v1/nodes/([^/]+)/drain)",
-                Authed("/api/v1/nodes/{name}/drain",
-                       [this](const Principal& who, const httplib::Request& req, httplib::Response& res) {
-                         ChangeNode(who, req, res, NodeHealth::kDrained);
-                       }));
-    server.Post(R"(/api/v1/nodes/([^/]+)/resume)",
-                Authed("/api/v1/nodes/{name}/resume",
-                       [this](const Principal& who, const httplib::Request& req, httplib::Response& res) {
-                         ChangeNode(who, req, res, NodeHealth::kHealthy);
-                       }));
-    server.Get("/api/v1/tenants", Authed("/api/v1/tenants", bind(&Impl::ListTenants)));
-    server.Get(R"(/api/v1/tenants/([^/]+))", Authed("/api/v1/tenants/{name}", bind(&Impl::GetTenant)));
-    server.Patch(R"(/api/v1/tenants/([^/]+))", Authed("/api/v1/tenants/{name}", bind(&Impl::PatchTenant)));
-    server.Get("/api/v1/queues", Authed("/api/v1/queues", bind(&Impl::ListQueues)));
-    server.Get("/api/v1/fleet", Authed("/api/v1/fleet", bind(&Impl::FleetView)));
-    server.Get("/api/v1/audit", Authed("/api/v1/audit", bind(&Impl::AuditLog)));
-    server.Post(R"(/api/v1/agents/([^/]+)/heartbeat)",
-                Authed("/api/v1/agents/{node}/heartbeat", bind(&Impl::Heartbeat)));
-    // Whatever httplib answers by itself (no route, body too large, malformed request) gets the
-    // same JSON error body.
-    server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      const std::string rule = res.status == 404   ? fmt::format("no route for {} {}", req.method, req.path)
-                               : res.status == 413 ? "the body is larger than the server's limit"
-                                                   : fmt::format("the request was refused (HTTP {})", res.status);
-      Fail(res, {res.status, res.status == 413 ? "body" : "", rule});
+    Open("/healthz", [](const HttpRequest&, HttpResponse& res) { res.set_content("ok\n", "text/plain"); });
+    Open("/readyz", [this](const HttpRequest&, HttpResponse& res) {
+      if (plane.ready()) {
+        return res.set_content(
+            plane.leading() ? "ready: leader\n" : fmt::format("ready: follower of {}\n", plane.leader_address()),
+            "text/plain");
+      }
+      const std::optional<std::string> journal = plane.loaded() ? plane.journal_error() : std::nullopt;
+      Fail(res, {503, "",
+                 journal          ? fmt::format("not ready: the journal failed: {} (retried every {} ms)", *journal,
+                                                control::ControlPlane::kRecoverRetryMs)
+                 : plane.loaded() ? "not ready: starting, following without a leader, or stopping"
+                                  : "not ready: replaying the journal"});
     });
+    Open("/metrics", [this](const HttpRequest&, HttpResponse& res) {
+      res.set_content(RenderMetrics(plane, metrics), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    Open("/api/v1/openapi.json",
+         [](const HttpRequest&, HttpResponse& res) { res.set_content(OpenApiDocument(), "application/json"); });
+    Authed("POST", "/api/v1/jobs", "/api/v1/jobs", bind(&Impl::SubmitJob));
+    Authed("GET", "/api/v1/jobs", "/api/v1/jobs", bind(&Impl::ListJobs));
+    Authed("GET", R"(/api/v1/jobs/([^/]+))", "/api/v1/jobs/{id}", bind(&Impl::GetJob));
+    Authed("GET", R"(/api/v1/jobs/([^/]+)/events)", "/api/v1/jobs/{id}/events", bind(&Impl::JobEvents));
+    Authed("POST", R"(/api/v1/jobs/([^/]+)/cancel)", "/api/v1/jobs/{id}/cancel", bind(&Impl::CancelJob));
+    Authed("GET", "/api/v1/nodes", "/api/v1/nodes", bind(&Impl::ListNodes));
+    Authed("GET", R"(/api/v1/nodes/([^/]+))", "/api/v1/nodes/{name}", bind(&Impl::GetNode));
+    Authed("POST", R"(/api/v1/nodes/([^/]+)/drain)", "/api/v1/nodes/{name}/drain",
+           [this](const Principal& who, const HttpRequest& req, HttpResponse& res) {
+             ChangeNode(who, req, res, NodeHealth::kDrained);
+           });
+    Authed("POST", R"(/api/v1/nodes/([^/]+)/resume)", "/api/v1/nodes/{name}/resume",
+           [this](const Principal& who, const HttpRequest& req, HttpResponse& res) {
+             ChangeNode(who, req, res, NodeHealth::kHealthy);
+           });
+    Authed("GET", "/api/v1/tenants", "/api/v1/tenants", bind(&Impl::ListTenants));
+    Authed("GET", R"(/api/v1/tenants/([^/]+))", "/api/v1/tenants/{name}", bind(&Impl::GetTenant));
+    Authed("PATCH", R"(/api/v1/tenants/([^/]+))", "/api/v1/tenants/{name}", bind(&Impl::PatchTenant));
+    Authed("GET", "/api/v1/queues", "/api/v1/queues", bind(&Impl::ListQueues));
+    Authed("GET", "/api/v1/fleet", "/api/v1/fleet", bind(&Impl::FleetView));
+    Authed("GET", "/api/v1/audit", "/api/v1/audit", bind(&Impl::AuditLog));
+    AuthedAsync("POST", R"(/api/v1/agents/([^/]+)/heartbeat)", "/api/v1/agents/{node}/heartbeat",
+                [this](const Principal& who, const HttpRequest& req, const HttpServer::Respond& respond) {
+                  Heartbeat(who, req, respond);
+                });
   }
 };
 
 HttpApi::HttpApi(control::ControlPlane& plane) : impl_(std::make_unique<Impl>(plane)) {
-  const size_t threads = plane.config().http_threads;
-  impl_->server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  impl_->server.set_payload_max_length(plane.config().limits.max_body_bytes);
-  impl_->server.set_keep_alive_max_count(100'000);
-  // Requests and answers are small: send them at once rather than wait for delayed ACKs (Nagle).
-  impl_->server.set_tcp_nodelay(true);
-  // Remember the listening socket: Bind deepens its backlog past the library's built-in 5, which
-  // would drop the connections of a burst of clients.
-  impl_->server.set_socket_options([impl = impl_.get()](int sock) {
-    ListenAlone(sock);
-    impl->listen_socket = sock;
-  });
+  impl_->metrics.set_connections(&impl_->server.counters());
   impl_->Routes();
 }
 
 HttpApi::~HttpApi() = default;
 
-void ListenAlone(int sock) {
-  // SO_REUSEADDR only: a restarted server may bind while old connections sit in TIME_WAIT, but no
-  // second live process may listen on the port (the library's default adds SO_REUSEPORT, which
-  // would let two servers split the clients between them).
-  const int yes = 1;
-  ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-}
+Result<int> HttpApi::Bind(const std::string& host, int port) { return impl_->server.Bind(host, port); }
 
-Result<int> HttpApi::Bind(const std::string& host, int port) {
-  const int bound =
-      port == 0 ? impl_->server.bind_to_any_port(host) : (impl_->server.bind_to_port(host, port) ? port : -1);
-  if (bound < 0) {
-    return Status::Error(
-        fmt::format("cannot listen on {}:{}: the port is in use (another server?) or the address "
-                    "is not this machine's",
-                    host, port));
-  }
-  if (impl_->listen_socket >= 0) ::listen(impl_->listen_socket, SOMAXCONN);
-  return bound;
-}
+void HttpApi::Serve() { impl_->server.Serve(); }
 
-void HttpApi::Serve() { impl_->server.listen_after_bind(); }
-
-void HttpApi::Stop() { impl_->server.stop(); }
+void HttpApi::Stop() { impl_->server.Stop(); }
 
 }  // namespace joule::api

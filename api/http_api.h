@@ -31,10 +31,6 @@ class HttpApi {
   std::unique_ptr<Impl> impl_;
 };
 
-// A listening socket's options for every server Joule runs: the port is this process's alone
-// (no SO_REUSEPORT), so a second server on it fails to bind instead of sharing its clients.
-void ListenAlone(int sock);
-
 // The OpenAPI 3 document, as served.
 const std::string& OpenApiDocument();
 

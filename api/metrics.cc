@@ -49,6 +49,18 @@ void HttpMetrics::Observe(const std::string& method, const std::string& route, i
 
 std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics) {
   std::string out;
+  if (const HttpCounters* c = metrics.connections_) {
+    Single(out, "joule_http_connections_open", "gauge", "Client connections open now.", c->open.load());
+    Single(out, "joule_http_connections_accepted_total", "counter", "Client connections accepted.", c->accepted.load());
+    Single(out, "joule_http_connections_refused_total", "counter",
+           "Connections closed at once: http.max_connections were open.", c->refused_connections.load());
+    Single(out, "joule_http_timeouts_total", "counter",
+           "Connections closed for a request head or body that took too long, or for idling too long.",
+           c->timed_out.load());
+    Single(out, "joule_http_requests_refused_total", "counter",
+           "Requests refused on their head or while read (401, 403, 404, 405, 408, 413, 415, 431).",
+           c->refused_requests.load());
+  }
   {
     std::lock_guard lock(metrics.mu_);
     Header(out, "joule_http_requests_total", "counter", "HTTP requests answered, by method, route and status code.");

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "api/http_server.h"
 #include "control/control_plane.h"
 
 namespace joule::api {
@@ -17,6 +18,8 @@ namespace joule::api {
 class HttpMetrics {
  public:
   void Observe(const std::string& method, const std::string& route, int status, double seconds);
+  // The connections' counters of the server answering (set once, before it serves).
+  void set_connections(const HttpCounters* counters) { connections_ = counters; }
 
  private:
   friend std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics);
@@ -25,6 +28,7 @@ class HttpMetrics {
     uint64_t count = 0;
     double sum = 0;
   };
+  const HttpCounters* connections_ = nullptr;
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;  // method, route, code
   std::map<std::pair<std::string, std::string>, Histogram> latency_;        // method, route

@@ -5,10 +5,11 @@
 // (agent/supervisor.h) and stops those no longer assigned (cancel, preemption, time limit, node
 // drain): SIGTERM to the whole process group, then SIGKILL after the grace period. With
 // --metrics-listen it serves its GPUs' readings in dcgm-exporter's format.
-#include <httplib.h>
 
+#include <atomic>
 #include <csignal>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -17,7 +18,7 @@
 #include "agent/dcgm_metrics.h"
 #include "agent/supervisor.h"
 #include "agent/telemetry.h"
-#include "api/http_api.h"
+#include "api/http_server.h"
 #include "apps/client.h"
 #include "apps/commands.h"
 #include "io/host_port.h"
@@ -101,55 +102,112 @@ class Agent {
  public:
   Agent(const AgentOptions& o, const ClientConfig& config, std::unique_ptr<agent::Supervisor> workers,
         std::unique_ptr<agent::Telemetry> telemetry)
-      : o_(o), client_(config), workers_(std::move(workers)), telemetry_(std::move(telemetry)) {}
+      : o_(o), config_(config), client_(config), workers_(std::move(workers)), telemetry_(std::move(telemetry)) {}
 
   int Run() {
     std::optional<std::thread> metrics;
     if (!o_.metrics_listen.empty()) {
-      metrics_server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      metrics_server_.Route("GET", "/metrics", [this](const api::HttpRequest&, api::HttpResponse& res) {
         std::lock_guard lock(metrics_mu_);
         res.set_content(metrics_text_, "text/plain; version=0.0.4");
       });
-      metrics_server_.set_socket_options(api::ListenAlone);
-      if (!metrics_server_.bind_to_port(o_.metrics_host, o_.metrics_port)) {
-        fmt::print(stderr, "joule agent: --metrics-listen {}: cannot listen there\n", o_.metrics_listen);
+      if (Result<int> bound = metrics_server_.Bind(o_.metrics_host, o_.metrics_port); !bound.ok()) {
+        fmt::print(stderr, "joule agent: --metrics-listen {}: {}\n", o_.metrics_listen, bound.status().message());
         return kExitBadInput;
       }
-      metrics.emplace([this] { metrics_server_.listen_after_bind(); });
+      metrics.emplace([this] { metrics_server_.Serve(); });
     }
     const int code = Loop();
     if (metrics) {
-      metrics_server_.stop();
+      metrics_server_.Stop();
       metrics->join();
     }
     return code;
   }
 
  private:
+  // A heartbeat's body and the ended workers it reports.
+  struct Report {
+    json body;
+    std::set<WorkerKey> ended;
+  };
+
+  // Heartbeats as long polls: the server answers at once when the node's assignments differ from
+  // those this agent runs (`known`), else after the heartbeat interval, so a new worker starts
+  // and a cancelled one stops the moment the server decides. Beside it, ReportEnds tells the
+  // server of a worker's end the moment it happens, on a connection of its own.
   int Loop() {
+    std::thread reporter([this] { ReportEnds(); });
+    int code = kExitOk;
     while (!stop_requested) {
-      workers_->Reap();
-      const std::vector<agent::GpuReading> readings = Read();
-      const HttpReply r = client_.Send("POST", fmt::format("/api/v1/agents/{}/heartbeat", o_.node),
-                                       Heartbeat(readings).dump(), "application/json");
-      const json answer = r.status == 200 ? json::parse(r.body, nullptr, false) : json();
-      if (!answer.is_object() || !answer.contains("assignments")) {
-        // Keep running what runs: the server decides when a silent node's work is lost.
-        if (was_answered_) fmt::print(stderr, "joule agent: heartbeat: {}\n", DescribeError(r));
-        was_answered_ = false;
-        failures_++;
-        if (r.status >= 400 && r.status < 500 && r.status != 429) return kExitBadInput;
-      } else {
-        was_answered_ = true;
-        Apply(answer["assignments"]);
+      Report report;
+      std::vector<agent::GpuReading> readings;
+      {
+        std::lock_guard lock(mu_);
+        workers_->Reap();
+        readings = Read();
+        report = Heartbeat(readings, /*with_gpus=*/true);
       }
-      if (Status s = workers_->Save(); !s.ok()) fmt::print(stderr, "joule agent: {}\n", s.message());
+      const uint64_t wait_ms = was_answered_ ? static_cast<uint64_t>(o_.heartbeat_s * 1000) : 0;
+      const HttpReply r = client_.Send(
+          "POST", fmt::format("/api/v1/agents/{}/heartbeat?known={}&wait_ms={}", o_.node, known_.load(), wait_ms),
+          report.body.dump(), "application/json");
+      const bool answered = Answered(r, report);
+      if (!answered && r.status >= 400 && r.status < 500 && r.status != 429) {
+        code = kExitBadInput;
+        break;
+      }
       PublishMetrics(readings);
-      std::this_thread::sleep_for(std::chrono::duration<double>(o_.heartbeat_s));
+      if (!answered) std::this_thread::sleep_for(std::chrono::duration<double>(o_.heartbeat_s));
     }
-    fmt::print(stderr, "joule agent: stopping; {} worker(s) left running (a new agent adopts them)\n",
-               workers_->workers().size());
-    return kExitOk;
+    stop_requested = 1;
+    reporter.join();
+    if (code == kExitOk) {
+      fmt::print(stderr, "joule agent: stopping; {} worker(s) left running (a new agent adopts them)\n",
+                 workers_->workers().size());
+    }
+    return code;
+  }
+
+  // Every 20 ms: a worker that ended and that no answered heartbeat has carried yet is reported
+  // now (its exit code and energy, no GPU readings), and the answer applied.
+  void ReportEnds() {
+    ApiClient reporter(config_);
+    while (!stop_requested) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      Report report;
+      {
+        std::lock_guard lock(mu_);
+        workers_->Reap();
+        const bool unreported = std::any_of(workers_->workers().begin(), workers_->workers().end(), [&](const auto& w) {
+          return w.second.exit_code && !told_ends_.contains(w.first);
+        });
+        if (!unreported) continue;
+        report = Heartbeat({}, /*with_gpus=*/false);
+      }
+      const HttpReply r = reporter.Send("POST", fmt::format("/api/v1/agents/{}/heartbeat", o_.node), report.body.dump(),
+                                        "application/json");
+      (void)Answered(r, report);
+    }
+  }
+
+  // Applies an answer to `report` (false: none, or an error, logged once).
+  bool Answered(const HttpReply& r, const Report& report) {
+    const json answer = r.status == 200 ? json::parse(r.body, nullptr, false) : json();
+    std::lock_guard lock(mu_);
+    if (!answer.is_object() || !answer.contains("assignments")) {
+      // Keep running what runs: the server decides when a silent node's work is lost.
+      if (was_answered_) fmt::print(stderr, "joule agent: heartbeat: {}\n", DescribeError(r));
+      was_answered_ = false;
+      failures_++;
+      return false;
+    }
+    was_answered_ = true;
+    for (const WorkerKey& key : report.ended) told_ends_.insert(key);
+    Apply(answer["assignments"], report.ended);
+    known_ = std::strtoull(answer.value("version", "0").c_str(), nullptr, 10);
+    if (Status s = workers_->Save(); !s.ok()) fmt::print(stderr, "joule agent: {}\n", s.message());
+    return true;
   }
 
   std::vector<agent::GpuReading> Read() {
@@ -170,29 +228,35 @@ class Agent {
     return std::move(*r);
   }
 
-  json Heartbeat(const std::vector<agent::GpuReading>& readings) const {
+  Report Heartbeat(const std::vector<agent::GpuReading>& readings, bool with_gpus) const {
+    Report report;
     json ended = json::array(), running = json::array(), gpus = json::array();
     for (const auto& [key, w] : workers_->workers()) {
       json entry = {{"job", key.job}, {"rank", key.rank}, {"run", key.run}, {"energy_joules", w.energy_j}};
       if (w.exit_code) {
         entry["exit_code"] = *w.exit_code;
         ended.push_back(std::move(entry));
+        report.ended.insert(key);
       } else {
         running.push_back(std::move(entry));
       }
     }
     json body = {{"address", o_.address}, {"ended", ended}, {"running", running}};
-    if (telemetry_) {
+    if (telemetry_ && with_gpus) {
       for (size_t i = 0; i < readings.size(); ++i) gpus.push_back(GpuJson(telemetry_->gpus()[i], readings[i]));
       body["gpus"] = {{"source", telemetry_->source()},
                       {"count", telemetry_->gpus().size()},
                       {"driver_version", telemetry_->driver_version()},
                       {"devices", gpus}};
     }
-    return body;
+    report.body = std::move(body);
+    return report;
   }
 
-  void Apply(const json& assignments) {
+  // REQUIRES: mu_ held. Starts what is assigned and new, stops what is no longer assigned, and
+  // forgets ended workers that the answered heartbeat reported (`reported`) and that are no longer
+  // assigned; an end not yet reported stays until a heartbeat carries it.
+  void Apply(const json& assignments, const std::set<WorkerKey>& reported) {
     std::map<WorkerKey, const json*> assigned;
     for (const json& a : assignments) {
       assigned[{a["job"].get<uint64_t>(), a["rank"].get<uint32_t>(), a["run"].get<uint32_t>()}] = &a;
@@ -221,7 +285,7 @@ class Agent {
     for (const auto& [key, w] : workers_->workers()) {
       if (assigned.contains(key)) continue;
       if (w.exit_code) {
-        forget.push_back(key);  // reported in this heartbeat, which the server answered
+        if (reported.contains(key)) forget.push_back(key);
         continue;
       }
       if (w.kill_at_ms < 0) {
@@ -233,6 +297,7 @@ class Agent {
     for (const WorkerKey& key : forget) {
       RestorePower(workers_->workers().at(key));
       workers_->Forget(key);
+      told_ends_.erase(key);
     }
   }
 
@@ -287,13 +352,24 @@ class Agent {
   }
 
   const AgentOptions& o_;
-  ApiClient client_;
+  const ClientConfig config_;
+  ApiClient client_;  // the long poll's connection (ReportEnds has its own)
+  // Guards the workers, the telemetry and what follows, between the long poll and ReportEnds.
+  std::mutex mu_;
+  std::atomic<uint64_t> known_{0};  // the version of the assignments this agent runs (0: none yet)
+  std::set<WorkerKey> told_ends_;   // ended workers an answered heartbeat reported
   std::unique_ptr<agent::Supervisor> workers_;
   std::unique_ptr<agent::Telemetry> telemetry_;
   bool was_answered_ = true;
   uint64_t failures_ = 0;
   std::map<uint32_t, uint32_t> applied_permille_;  // devices this agent limited: the job's share
-  httplib::Server metrics_server_;
+  // A scraper's endpoint: a few connections, answered from the last readings.
+  api::HttpServer metrics_server_{
+      api::HttpLimits{.max_body_bytes = 0, .max_connections = 256, .handler_threads = 1, .io_threads = 1},
+      [](api::HttpResponse& res, int status, std::string_view, std::string_view rule) {
+        res.status = status;
+        res.set_content(std::string(rule) + "\n", "text/plain");
+      }};
   std::mutex metrics_mu_;
   std::string metrics_text_;  // GUARDED_BY(metrics_mu_)
 };

@@ -1,5 +1,7 @@
 // `joule server --config FILE`: the control plane over HTTP until SIGINT or SIGTERM.
 // `joule token [--tenant T] [--name N]`: a fresh bearer token and the config entry that admits it.
+#include <sys/resource.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -28,6 +30,11 @@ TimeMs WallClockMs() {
 }
 
 int RunServer(const ServerOptions& options) {
+  // Every client connection is a descriptor: take as many as the system allows this process.
+  if (rlimit files{}; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &files);
+  }
   Result<io::ServerConfig> config = io::LoadServerConfig(options.config);
   if (!config.ok()) {
     fmt::print(stderr, "joule server: {}\n", config.status().message());

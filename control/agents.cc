@@ -64,8 +64,7 @@ std::optional<uint64_t> ControlPlane::JournalEnergy(JobInfo& job, const WorkerEx
   return Enqueue(record);
 }
 
-Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& who, std::string_view name,
-                                                              AgentReport report) {
+Outcome<NodeAssignments> ControlPlane::AgentHeartbeat(const Principal& who, std::string_view name, AgentReport report) {
   if (!who.agent && !who.operator_role()) return ApiError{403, "", "only agents report for nodes"};
   std::unique_lock lock(mu_);
   if (!Accepting()) return NotAccepting();
@@ -79,8 +78,13 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
   }
   const TimeMs now = std::max(clock_(), last_step_);
   bool& marked_down = agent_marked_down_[node->value()];
-  nodes_[node->value()].agent =
-      AgentView{report.address, now, report.gpu_source, report.driver_version, std::move(report.gpus)};
+  std::optional<AgentView>& view = nodes_[node->value()].agent;
+  if (view && !report.gpu_count && report.gpus.empty()) {  // a quick report: the readings stand
+    view->address = report.address;
+    view->last_heartbeat = now;
+  } else {
+    view = AgentView{report.address, now, report.gpu_source, report.driver_version, std::move(report.gpus)};
+  }
   std::optional<uint64_t> last_ticket;
   auto enqueue = [&](Record::Type type, Event event) {
     auto record = std::make_shared<Record>();
@@ -125,16 +129,21 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
   if (last_ticket && !WaitDurable(lock, *last_ticket)) {
     return JournalFailed("report");
   }
-  std::vector<Assignment> out;
+  return AssignmentsOf(*node);
+}
+
+NodeAssignments ControlPlane::AssignmentsOf(NodeId node) const {
+  NodeAssignments result;
+  std::vector<Assignment>& out = result.assignments;
   // The node's jobs (a job with several workers here is listed once), not every running job.
-  std::vector<JobId> here = nodes_[node->value()].jobs;
+  std::vector<JobId> here = nodes_[node.value()].jobs;
   std::sort(here.begin(), here.end());
   here.erase(std::unique(here.begin(), here.end()), here.end());
   for (JobId id : here) {
     if (!running_jobs_.contains(id)) continue;
     const JobInfo& job = jobs_.at(id);
     for (uint32_t rank = 0; rank < job.nodes.size(); ++rank) {
-      if (job.nodes[rank] != *node) continue;
+      if (job.nodes[rank] != node) continue;
       const std::optional<AgentView>& master = nodes_[job.nodes[0].value()].agent;
       out.push_back({id, rank, static_cast<uint32_t>(job.nodes.size()),
                      rank < job.devices.size() ? job.devices[rank] : std::vector<uint32_t>{},
@@ -142,7 +151,66 @@ Outcome<std::vector<Assignment>> ControlPlane::AgentHeartbeat(const Principal& w
                      static_cast<uint16_t>(20'000 + id % 40'000), job.spec, job.run, job.power_limit_permille});
     }
   }
-  return out;
+  // FNV-1a over what the agent acts on: which workers, which run, their devices' power limit,
+  // where rank 0 listens.
+  uint64_t h = 14695981039346656037ULL;
+  auto mix = [&](uint64_t v) {
+    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 1099511628211ULL;
+  };
+  for (const Assignment& a : out) {
+    mix(a.job);
+    mix(a.rank);
+    mix(a.run);
+    mix(a.power_limit_permille);
+    for (char c : a.master_addr) mix(static_cast<unsigned char>(c));
+  }
+  result.version = h == 0 ? 1 : h;
+  return result;
+}
+
+void ControlPlane::WatchNode(NodeId node, uint64_t known, std::chrono::milliseconds wait,
+                             std::function<void(NodeAssignments)> notify) {
+  std::unique_lock lock(mu_);
+  NodeAssignments now = AssignmentsOf(node);
+  if (now.version != known || !Accepting() || wait.count() <= 0) {
+    lock.unlock();
+    notify(std::move(now));
+    return;
+  }
+  watchers_.emplace(node.value(), Watcher{known, std::chrono::steady_clock::now() + wait, std::move(notify)});
+}
+
+void ControlPlane::NotifyWatchers(std::unique_lock<std::mutex>& lock, bool all) {
+  std::vector<std::pair<std::function<void(NodeAssignments)>, NodeAssignments>> due;
+  std::sort(touched_.begin(), touched_.end());
+  touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+  for (uint32_t n : touched_) {
+    auto [first, last] = watchers_.equal_range(n);
+    if (first == last) continue;
+    const NodeAssignments now = AssignmentsOf(NodeId(n));
+    for (auto it = first; it != last;) {
+      if (it->second.known == now.version) {
+        ++it;
+        continue;
+      }
+      due.emplace_back(std::move(it->second.notify), now);
+      it = watchers_.erase(it);
+    }
+  }
+  touched_.clear();
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = watchers_.begin(); it != watchers_.end();) {
+    if (!all && it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    due.emplace_back(std::move(it->second.notify), AssignmentsOf(NodeId(it->first)));
+    it = watchers_.erase(it);
+  }
+  if (due.empty()) return;
+  lock.unlock();
+  for (auto& [notify, assignments] : due) notify(std::move(assignments));
+  lock.lock();
 }
 
 }  // namespace joule::control

@@ -104,6 +104,10 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
     auto it = jobs_.find(id);
     return it == jobs_.end() ? nullptr : &it->second;
   };
+  // Nodes whose assignments may change: their agents' long polls are answered after the pass.
+  auto touch = [&](const std::vector<NodeId>& nodes) {
+    for (NodeId n : nodes) touched_.push_back(n.value());
+  };
   auto nodes_of = [](const std::vector<WorkerPlacement>& workers) {
     std::vector<NodeId> nodes;
     nodes.reserve(workers.size());
@@ -124,6 +128,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
     if (JobInfo* j = job(r.job)) {
       SetState(*j, JobState::kPending);
       j->restarts = r.restarts;
+      touch(j->nodes);
       j->nodes.clear();
       j->events.push_back({at, fmt::format("requeued: {}", r.reason)});
     }
@@ -134,6 +139,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       j->reason = PendingReason::kNone;
       j->started = at;
       j->nodes = nodes_of(s.workers);
+      touch(j->nodes);
       j->devices.clear();
       for (const WorkerPlacement& w : s.workers) j->devices.push_back(w.devices);
       exits_.erase(s.job);
@@ -148,7 +154,9 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
   }
   for (const RestartJob& r : d.restarts) {
     if (JobInfo* j = job(r.job)) {
+      touch(j->nodes);
       j->nodes = nodes_of(r.workers);
+      touch(j->nodes);
       j->devices.clear();
       for (const WorkerPlacement& w : r.workers) j->devices.push_back(w.devices);
       exits_.erase(r.job);
@@ -165,7 +173,10 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
     }
   }
   for (const PowerLimit& p : d.power_limits) {
-    if (JobInfo* j = job(p.job)) j->power_limit_permille = p.permille;
+    if (JobInfo* j = job(p.job)) {
+      j->power_limit_permille = p.permille;
+      touch(j->nodes);
+    }
   }
   for (const PendingChange& p : d.pending) {
     if (JobInfo* j = job(p.job)) j->reason = p.reason;
@@ -179,6 +190,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
       j->end_reason = e.reason;
       j->ended = at;
       ended_.emplace(at, j->id);
+      touch(j->nodes);
       j->nodes.clear();
       j->events.push_back({at, fmt::format("{}: {}", StateName(e.state), e.reason)});
     }
@@ -190,6 +202,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
     if (j == nullptr || !state || *state == JobState::kRunning) return j == nullptr;
     if (*state == JobState::kPending) {
       SetState(*j, JobState::kPending);
+      touch(j->nodes);
       j->nodes.clear();
       j->events.push_back({at, "requeued: preempted"});
     }

@@ -389,7 +389,14 @@ void ControlPlane::CommitLoop() {
     }
     const uint64_t first = *last - batch.size() + 1;
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].record->type != Record::Type::kStep) ApplyInput(first + i, *batch[i].record);
+      const Record::Type type = batch[i].record->type;
+      if (type == Record::Type::kStep) continue;
+      ApplyInput(first + i, *batch[i].record);
+      // A submit, cancel, end, health or quota change: the engine has something to decide.
+      if (type != Record::Type::kEnergy && !pass_wanted_) {
+        pass_wanted_ = true;
+        tick_wake_.notify_all();
+      }
     }
     applied_seq_ = *last;
     durable_ticket_ = batch.back().ticket;
@@ -442,6 +449,8 @@ void ControlPlane::Kept(const TakenSnapshot& taken, const ::joule::Status& kept,
 void ControlPlane::TickLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
+    // Not leading (or unable to): long-polling agents are answered now, to find the leader.
+    if ((broken_ || !leader_) && !watchers_.empty()) NotifyWatchers(lock, /*all=*/true);
     if (broken_) {
       Recover(lock);
       continue;
@@ -478,9 +487,39 @@ void ControlPlane::TickLoop() {
     counters_.steps++;
     counters_.step_seconds_sum += seconds;
     counters_.step_seconds_max = std::max(counters_.step_seconds_max, seconds);
+    last_pass_seconds_ = seconds;
+    NotifyWatchers(lock, /*all=*/false);
     MaybeSnapshot(lock);
-    tick_wake_.wait_for(lock, std::chrono::milliseconds(config_.tick_ms), [&] { return stopping_; });
+    WaitForPass(lock);
   }
+  NotifyWatchers(lock, /*all=*/true);  // stopping: answered now rather than dropped
+}
+
+// Between passes: the next is due a tick after this one, or sooner once inputs were committed
+// (pass_wanted_): not sooner than twice the last pass's duration after it (passes over a large
+// queue take at most a third of the time) and kPassBatchMs after it is wanted (inputs arriving
+// together share one pass). Long-polling agents whose wait ended are answered meanwhile.
+void ControlPlane::WaitForPass(std::unique_lock<std::mutex>& lock) {
+  using Steady = std::chrono::steady_clock;
+  const Steady::time_point begin = Steady::now();
+  const Steady::time_point tick = begin + std::chrono::milliseconds(config_.tick_ms);
+  const Steady::time_point earliest =
+      begin + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(2 * last_pass_seconds_));
+  constexpr auto kWatchersEvery = std::chrono::milliseconds(250);
+  while (!stopping_) {
+    const Steady::time_point now = Steady::now();
+    if (now >= tick) break;
+    if (pass_wanted_ && now >= earliest) {
+      tick_wake_.wait_for(lock, std::chrono::milliseconds(kPassBatchMs), [&] { return stopping_; });
+      break;
+    }
+    Steady::time_point until = tick;
+    if (pass_wanted_) until = std::min(until, earliest);
+    if (!watchers_.empty()) until = std::min(until, now + kWatchersEvery);
+    tick_wake_.wait_until(lock, until, [&] { return stopping_ || (pass_wanted_ && Steady::now() >= earliest); });
+    if (!watchers_.empty()) NotifyWatchers(lock, /*all=*/false);
+  }
+  pass_wanted_ = false;
 }
 
 // Every snapshot_records records, the state after this step, encoded here (the engine is idle on

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -191,6 +192,13 @@ struct Assignment {
   uint32_t power_limit_permille = kRatedPermille;
 };
 
+// What a node must run, with a fingerprint of it: an agent that sends back the fingerprint it
+// has is answered once the assignments change (a long poll, WatchNode), not before.
+struct NodeAssignments {
+  std::vector<Assignment> assignments;
+  uint64_t version = 0;  // never 0: an agent that knows none sends 0
+};
+
 struct Counters {
   uint64_t submits = 0, journal_records = 0, journal_commits = 0, steps = 0;
   uint64_t journal_failures = 0, journal_recoveries = 0, elections_won = 0, snapshots = 0;
@@ -264,7 +272,14 @@ class ControlPlane {
   // and each ended worker's measured energy once, and answers once those records are durable;
   // brings a node marked down for silence back; returns the workers the node must run now. 409
   // when the agent has fewer accelerators than the fleet gives the node.
-  Outcome<std::vector<Assignment>> AgentHeartbeat(const Principal& who, std::string_view node, AgentReport report);
+  // A report without GPU readings (an agent telling a worker's end at once) keeps the last ones.
+  Outcome<NodeAssignments> AgentHeartbeat(const Principal& who, std::string_view node, AgentReport report);
+  // Calls `notify` once: with the node's assignments as soon as their version differs from
+  // `known` (at once if it already does, or when this server stops leading), else with the same
+  // ones once `wait` has passed. From the ticker's thread or the caller's, under no lock of the
+  // caller's; `notify` must only hand the answer on. REQUIRES: the node exists.
+  void WatchNode(NodeId node, uint64_t known, std::chrono::milliseconds wait,
+                 std::function<void(NodeAssignments)> notify);
 
   // ---- Reads: `visit` runs under the lock; keep it to copying or formatting ----
   // 404 for a job the principal may not see (a tenant does not learn others' job ids).
@@ -349,8 +364,9 @@ class ControlPlane {
   void Expect(uint64_t ticket, std::condition_variable& wake, Ack& outcome);
   void FailQueued();
   void TickLoop();
-  void Recover(std::unique_lock<std::mutex>& lock);  // the ticker, while broken_
-  void Follow(std::unique_lock<std::mutex>& lock);   // the ticker, while not leading
+  void WaitForPass(std::unique_lock<std::mutex>& lock);  // the ticker, between passes
+  void Recover(std::unique_lock<std::mutex>& lock);      // the ticker, while broken_
+  void Follow(std::unique_lock<std::mutex>& lock);       // the ticker, while not leading
   void Log(std::string_view line) const;
   // REQUIRES: mu_ held. An input record's effect on the view, after it is durable (or replayed).
   void ApplyInput(uint64_t seq, const Record& record);
@@ -427,10 +443,26 @@ class ControlPlane {
   std::map<uint32_t, bool> agent_marked_down_;
   // Journals an ended worker's measured energy unless it already is; returns the record's ticket.
   std::optional<uint64_t> JournalEnergy(JobInfo& job, const WorkerExit& e, TimeMs now, const std::string& who);
-  std::map<JobId, std::map<uint32_t, int>> exits_;  // running jobs: ranks that exited, their codes
-  std::set<JobId> finishing_;                       // running jobs whose end is journaled
-  void CheckAgents(TimeMs now);                     // REQUIRES: mu_ held
-  std::optional<TimeMs> first_tick_;                // agents_required: registrations counted from it
+  std::map<JobId, std::map<uint32_t, int>> exits_;   // running jobs: ranks that exited, their codes
+  std::set<JobId> finishing_;                        // running jobs whose end is journaled
+  void CheckAgents(TimeMs now);                      // REQUIRES: mu_ held
+  NodeAssignments AssignmentsOf(NodeId node) const;  // REQUIRES: mu_ held
+  // Long-polling agents (WatchNode), by node; the nodes whose assignments the last decisions may
+  // have changed; answered by the ticker after each pass, and when their wait ends.
+  struct Watcher {
+    uint64_t known = 0;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(NodeAssignments)> notify;
+  };
+  std::multimap<uint32_t, Watcher> watchers_;
+  std::vector<uint32_t> touched_;
+  // REQUIRES: `lock` holds mu_; the ticker. Answers the watchers of touched nodes whose
+  // assignments changed, and those whose wait ended (all of them when `all`).
+  void NotifyWatchers(std::unique_lock<std::mutex>& lock, bool all);
+  bool pass_wanted_ = false;               // inputs committed since the last pass: the ticker runs one soon
+  double last_pass_seconds_ = 0;           // the last pass's duration: passes on events keep twice that apart
+  static constexpr int kPassBatchMs = 10;  // a pass on events waits this long for more
+  std::optional<TimeMs> first_tick_;       // agents_required: registrations counted from it
   bool registrations_checked_ = false;
   std::thread committer_, ticker_;
 };

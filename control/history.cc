@@ -67,7 +67,8 @@ Result<RowLog> RowLog::FromChunks(std::vector<std::string> full, std::string_vie
     }
     log.full_.push_back(std::make_shared<const std::string>(std::move(chunk)));
   }
-  if (!log.IndexRows(tail, static_cast<uint32_t>(log.full_.size()))) return Status::Error("the last chunk is cut short");
+  if (!log.IndexRows(tail, static_cast<uint32_t>(log.full_.size())))
+    return Status::Error("the last chunk is cut short");
   log.tail_ = tail;
   return log;
 }

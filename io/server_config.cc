@@ -136,7 +136,7 @@ void Limits(const Fields& f, ServerConfig& c) {
 
 ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   Fields f(root, "",
-           {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads",
+           {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads", "http",
             "agent_timeout_seconds", "agents_required", "snapshot_records", "compact_journal", "job_retention_seconds",
             "tokens", "queues", "priority_classes", "limits"});
   ServerConfig c;
@@ -158,6 +158,17 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
     c.tick_ms = std::llround(f.Number("tick_seconds", 0.01, 3600) * 1000);
   }
   if (auto n = f.OptCount("http_threads")) c.http_threads = *n;
+  if (f.Has("http")) {
+    Fields h(f.Get("http"), "http",
+             {"head_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds", "max_connections"});
+    auto seconds = [&](const char* key, TimeMs& ms) {
+      if (h.Has(key)) ms = std::llround(h.Number(key, 0.1, 3600) * 1000);
+    };
+    seconds("head_timeout_seconds", c.http.head_timeout_ms);
+    seconds("body_timeout_seconds", c.http.body_timeout_ms);
+    seconds("idle_timeout_seconds", c.http.idle_timeout_ms);
+    if (auto n = h.OptCount("max_connections")) c.http.max_connections = *n;
+  }
   if (f.Has("agent_timeout_seconds")) {
     c.agent_timeout_ms = std::llround(f.Number("agent_timeout_seconds", 0.1, 86'400) * 1000);
   }

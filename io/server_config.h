@@ -50,6 +50,14 @@ struct EtcdStoreSpec {
   uint32_t timeout_ms = 1500;          // one request to one member
 };
 
+// The API's connections (api/http_server.h): how long a client may take, how many may be open.
+struct HttpSpec {
+  TimeMs head_timeout_ms = 10'000;   // a request's head, from its first byte
+  TimeMs body_timeout_ms = 30'000;   // its body
+  TimeMs idle_timeout_ms = 120'000;  // a keep-alive connection waiting for its next request
+  uint32_t max_connections = 50'000;
+};
+
 struct ServerConfig {
   std::string scenario;  // resolved against the config file's folder
   std::string listen_host = "127.0.0.1";
@@ -58,9 +66,10 @@ struct ServerConfig {
   std::optional<EtcdStoreSpec> etcd;     // store: {etcd: ...}: the journal in etcd, not `state`
   std::string advertise;                 // the URL other replicas send clients to; "" http://listen
   TimeMs tick_ms = 1000;                 // one scheduling pass per tick
-  uint32_t http_threads = 64;            // connections served at once
-  TimeMs agent_timeout_ms = 15'000;      // a node whose agent is silent this long is marked down
-  bool agents_required = false;          // nodes with no agent after agent_timeout_ms are marked down
+  uint32_t http_threads = 64;            // requests handled at once (connections cost no thread)
+  HttpSpec http;
+  TimeMs agent_timeout_ms = 15'000;  // a node whose agent is silent this long is marked down
+  bool agents_required = false;      // nodes with no agent after agent_timeout_ms are marked down
   // A snapshot after this many records (0: never; unset: ControlPlane::kSnapshotRecords). A
   // restart loads the newest and replays the records after it.
   std::optional<uint32_t> snapshot_records;

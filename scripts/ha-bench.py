@@ -7,7 +7,8 @@
      every replica, each submitting a job and cancelling it once acknowledged; each time, the seconds from the kill to another replica accepting a
      change (target <= 5 s), then the killed one restarted as a follower. At the end every
      acknowledged job must be there under its name (0 lost) and every submit sent again with its
-     idempotency key must find its job, not make one (0 duplicated).
+     idempotency key must find its job, not make one (0 duplicated);
+  3. etcd's database size after all that, and how many keys the servers keep in it.
 Usage: scripts/ha-bench.py BUILD_DIR [--kills N]   (make bench runs it on build/release)"""
 
 import argparse
@@ -119,6 +120,16 @@ def chaos(folder, etcd, configs, servers, kills):
     return not lost and not duplicated and not wrong and failovers[-1] <= 5.0
 
 
+def etcd_size(etcd):
+    """etcd's own account of its size (the default quota is 2 GB) and of the server's keys."""
+    status = call(etcd.endpoints()[0], "POST", "/v3/maintenance/status", body={})[1]
+    keys = call(etcd.endpoints()[0], "POST", "/v3/kv/range",
+                body={"key": "Lw==", "range_end": "MA==", "count_only": True})[1]  # "/" to "0": every key
+    mb = lambda v: int(v or 0) / 1e6  # noqa: E731
+    print(f"ha-bench: etcd database {mb(status.get('dbSize')):.1f} MB on disk, "
+          f"{mb(status.get('dbSizeInUse')):.1f} MB in use; {keys.get('count', 0)} keys", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("build")
@@ -134,6 +145,7 @@ def main():
         print(f"ha-bench: {os.cpu_count()} cores; etcd {subprocess.run([harness.ETCD, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
         ok = chaos(folder, etcd, configs, servers, args.kills)
         throughput(os.path.abspath(args.build), servers[leader_of(servers)].url)
+        etcd_size(etcd)
     finally:
         for s in servers:
             if s is not None and s.proc.poll() is None:

@@ -10,7 +10,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev
   etcd-server               # high availability: the tests run a 3-member etcd cluster
-  libcpp-httplib-dev libssl-dev   # the control plane's HTTP server and client; SHA-256 of tokens
+  libboost-dev zlib1g-dev    # the control plane's event-driven HTTP server (Beast); compressed bodies
+  libcpp-httplib-dev libssl-dev   # the HTTP clients (CLI, agents, etcd's gateway); SHA-256 of tokens
   prometheus                # promtool checks the server's /metrics in the tests
   clang libclang-rt-14-dev  # libFuzzer targets for the job spec and batch script parsers
   time                      # GNU time: wall time and peak memory of the twin benchmarks

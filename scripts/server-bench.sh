@@ -50,6 +50,33 @@ echo "server-bench: heartbeats at 2,000/s over the fleet's $(echo "$nodes" | tr 
 "$load" "$url" agent-bench-token --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
 echo "server-bench: heartbeats as fast as 64 connections go, 10 s"
 "$load" "$url" agent-bench-token --connections 64 --seconds 10 --agents "$nodes"
+echo "server-bench: 10,000 idle connections held open (and 200 trickling a header byte a second), then latency at 1,000 submits/s"
+python3 - "$url" >"$work/held.log" 2>&1 <<'PY' &
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+port = int(sys.argv[1].rsplit(":", 1)[1])
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(10_000)]
+slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+for s in slow:
+    s.sendall(b"GET /api/v1/jobs HTTP/1.1\r\n")
+print("held", flush=True)
+for _ in range(40):
+    for s in slow:
+        try:
+            s.sendall(b"X")
+        except OSError:
+            pass
+    time.sleep(1)
+PY
+holder=$!
+for _ in $(seq 300); do grep -q held "$work/held.log" && break; sleep 0.1; done
+curl -s "$url/metrics" | grep -E "^joule_http_connections_open"
+"$load" "$url" "$token" --connections 32 --seconds 20 --rate 1000
+curl -s "$url/metrics" | grep -E "^joule_http_(connections_open|timeouts_total)"
+echo "  server RSS $(ps -o rss= -p "$server") KiB"
+kill $holder 2>/dev/null || true
+wait $holder 2>/dev/null || true
 echo "server-bench: restart on the journal"
 restart() {
   kill "$server"

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
@@ -114,23 +115,26 @@ EtcdJournal::~EtcdJournal() {
 // dies, etcd elects another leader, and requests fail for about a second meanwhile.
 Result<std::string> EtcdJournal::Call(const std::string& path, const std::string& body) const {
   std::lock_guard lock(call_mu_);
-  std::string why;
+  std::vector<std::string> why;  // each member's answer in the last round
   const size_t n = http_->clients.size();
-  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(2 * options_.timeout_ms);
+  // Three request timeouts: long enough for etcd to elect a leader after losing one (its
+  // election timeout is 1 s, longer on a loaded machine), short of a client's patience.
+  const auto deadline = SteadyClock::now() + std::chrono::milliseconds(3 * options_.timeout_ms);
   do {
+    why.clear();
     for (size_t i = 0; i < n; ++i) {
       const size_t k = (http_->preferred + i) % n;
       httplib::Result r = http_->clients[k]->Post(path, body, "application/json");
       if (!r) {
-        why = fmt::format("{}: {}", options_.endpoints[k], httplib::to_string(r.error()));
+        why.push_back(fmt::format("{}: {}", options_.endpoints[k], httplib::to_string(r.error())));
         continue;
       }
       if (r->status != 200) {
         // The gateway's error: {"error": ..., "code": ..., "message": ...}. A member without quorum
         // answers "request timed out"; another member may have it.
         json e = json::parse(r->body, nullptr, false);
-        why = fmt::format("{}: HTTP {}: {}", options_.endpoints[k], r->status,
-                          e.is_object() && e.contains("message") ? e["message"].get<std::string>() : r->body);
+        why.push_back(fmt::format("{}: HTTP {}: {}", options_.endpoints[k], r->status,
+                                  e.is_object() && e.contains("message") ? e["message"].get<std::string>() : r->body));
         continue;
       }
       http_->preferred = k;
@@ -138,7 +142,7 @@ Result<std::string> EtcdJournal::Call(const std::string& path, const std::string
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   } while (SteadyClock::now() < deadline);
-  return Status::Error(fmt::format("etcd: no member answered {} ({})", path, why));
+  return Status::Error(fmt::format("etcd: no member answered {} ({})", path, fmt::join(why, "; ")));
 }
 
 Status EtcdJournal::ReadHead() {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -533,13 +534,38 @@ TEST(ControlPlaneTest, AgentReportsAreRecordedOnce) {
     control::AgentReport report;
     report.gpu_count = 8;
     report.running = {{id, 0, 1, 40.0}};
-    control::Outcome<std::vector<control::Assignment>> r = (*plane)->AgentHeartbeat(agent, node, report);
+    control::Outcome<control::NodeAssignments> r = (*plane)->AgentHeartbeat(agent, node, report);
     ASSERT_TRUE(r.ok()) << r.error.message;
-    ASSERT_EQ(r.value->size(), 1u);
-    EXPECT_EQ((*r.value)[0].run, 1u);
+    ASSERT_EQ(r.value->assignments.size(), 1u);
+    EXPECT_EQ(r.value->assignments[0].run, 1u);
+    // Long polls: one with the version the agent runs is answered once the job's end frees the
+    // node; one with another version at once; one with nothing changing when its wait ends.
+    const NodeId node_id = *(*plane)->FindNode(node);
+    std::promise<control::NodeAssignments> told, stale, quiet;
+    (*plane)->WatchNode(node_id, r.value->version, std::chrono::seconds(30),
+                        [&told](control::NodeAssignments a) { told.set_value(std::move(a)); });
+    (*plane)->WatchNode(node_id, 12345, std::chrono::seconds(30),
+                        [&stale](control::NodeAssignments a) { stale.set_value(std::move(a)); });
+    ASSERT_EQ(stale.get_future().wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    const NodeId other = *(*plane)->FindNode("dev-hgx01-k00-n03");
+    const auto quiet_from = std::chrono::steady_clock::now();
+    control::Outcome<control::NodeAssignments> idle = (*plane)->AgentHeartbeat(agent, "dev-hgx01-k00-n03", {});
+    ASSERT_TRUE(idle.ok());
+    (*plane)->WatchNode(other, idle.value->version, std::chrono::milliseconds(300),
+                        [&quiet](control::NodeAssignments a) { quiet.set_value(std::move(a)); });
+    std::future<control::NodeAssignments> telling = told.get_future();
+    EXPECT_EQ(telling.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
     report.running.clear();
     report.ended = {{id, 0, 0, 1, 100.0}};
     for (int i = 0; i < 3; ++i) ASSERT_TRUE((*plane)->AgentHeartbeat(agent, node, report).ok());
+    ASSERT_EQ(telling.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    const control::NodeAssignments after = telling.get();
+    EXPECT_TRUE(after.assignments.empty());
+    EXPECT_NE(after.version, r.value->version);
+    std::future<control::NodeAssignments> quieted = quiet.get_future();
+    ASSERT_EQ(quieted.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_EQ(quieted.get().version, idle.value->version);
+    EXPECT_GE(std::chrono::steady_clock::now() - quiet_from, std::chrono::milliseconds(300));
     for (int i = 0; i < 500; ++i) {
       bool done = false;
       (void)(*plane)->VisitJob(lab_a, id, [&](const control::JobInfo& j) { done = j.state == JobState::kCompleted; });

@@ -6,11 +6,11 @@
 #include <sys/socket.h>
 #include <zlib.h>
 
+#include <fmt/format.h>
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <array>
 #include <memory>
 #include <thread>
 
@@ -156,8 +156,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Refuse(431, "headers", fmt::format("the request head is larger than {} bytes", limits().max_head_bytes));
     }
     if (ec == http::error::body_limit) {
-      return Refuse(413, "body", fmt::format("the body is larger than the server's limit of {} bytes",
-                                             limits().max_body_bytes));
+      return Refuse(413, "body",
+                    fmt::format("the body is larger than the server's limit of {} bytes", limits().max_body_bytes));
     }
     if (ec) return Ended(ec);  // a timeout too: the stream closed the socket (nginx closes it too)
     const auto& head = parser_->get();
@@ -199,8 +199,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (route_ == nullptr) {
       return Refuse(path_known ? 405 : 404, "",
-                    fmt::format("{} {} {}", path_known ? "no method" : "no route for", request_.method,
-                                request_.path));
+                    fmt::format("{} {} {}", path_known ? "no method" : "no route for", request_.method, request_.path));
     }
     const std::string encoding = request_.get_header_value("Content-Encoding");
     if (!encoding.empty() && encoding != "identity" && encoding != "gzip" && encoding != "deflate") {
@@ -235,8 +234,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnBody(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      return Refuse(413, "body", fmt::format("the body is larger than the server's limit of {} bytes",
-                                             limits().max_body_bytes));
+      return Refuse(413, "body",
+                    fmt::format("the body is larger than the server's limit of {} bytes", limits().max_body_bytes));
     }
     if (ec) return Ended(ec);
     std::string& body = parser_->get().body();

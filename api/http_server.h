@@ -38,11 +38,11 @@ struct Caseless {
 };
 
 struct HttpRequest {
-  std::string method, target, path;  // target: path and query as sent; path: decoded, no query
+  std::string method, target, path;                // target: path and query as sent; path: decoded, no query
   std::multimap<std::string, std::string> params;  // the query, decoded
   std::multimap<std::string, std::string, Caseless> headers;
-  std::string body;                   // decompressed
-  std::vector<std::string> matches;   // the route's pattern: [0] the path, then its groups
+  std::string body;                  // decompressed
+  std::vector<std::string> matches;  // the route's pattern: [0] the path, then its groups
   std::string remote_addr;
   std::string get_header_value(const std::string& name) const;
   bool has_header(const std::string& name) const { return headers.contains(name); }
@@ -62,8 +62,7 @@ struct HttpResponse {
 struct HttpLimits {
   size_t max_head_bytes = 16 * 1024;
   size_t max_body_bytes = 1 << 20;
-  std::chrono::milliseconds head_timeout{10'000}, body_timeout{30'000}, idle_timeout{120'000},
-      write_timeout{30'000};
+  std::chrono::milliseconds head_timeout{10'000}, body_timeout{30'000}, idle_timeout{120'000}, write_timeout{30'000};
   size_t max_connections = 50'000;
   size_t handler_threads = 64;
   size_t io_threads = 2;

@@ -278,10 +278,7 @@ bool ControlPlane::ready() const {
   return running_ && !stopping_ && !broken_ && (leader_ || followed_);
 }
 
-bool ControlPlane::leading() const {
-  std::lock_guard lock(mu_);
-  return leader_;
-}
+bool ControlPlane::leading() const { return leader_; }
 
 std::string ControlPlane::leader_address() const {
   std::lock_guard lock(mu_);

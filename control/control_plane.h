@@ -410,11 +410,13 @@ class ControlPlane {
   uint64_t next_ticket_ = 1, durable_ticket_ = 0;
   std::optional<std::string> broken_;  // the journal's failure: nothing is accepted until Recover
   bool stopping_ = false, running_ = false;
-  bool leader_ = false;                        // this server appends and steps the engine; else it follows the journal
-  std::atomic<bool> loaded_ = false;           // Load has replayed the journal
-  std::string address_;                        // set by Start
-  bool followed_ = false;                      // caught up with the journal at least once since the last rebuild
-  std::optional<TakenSnapshot> snapshot_due_;  // made by the ticker, kept by the committer
+  // This server appends and steps the engine; else it follows the journal. Atomic: the network
+  // layer asks (leading()) on its I/O threads, which must never wait for the view's lock.
+  std::atomic<bool> leader_ = false;
+  std::atomic<bool> loaded_ = false;                  // Load has replayed the journal
+  std::string address_;                               // set by Start
+  bool followed_ = false;                             // caught up with the journal at least once since the last rebuild
+  std::optional<TakenSnapshot> snapshot_due_;         // made by the ticker, kept by the committer
   std::map<std::string_view, uint64_t> chunks_kept_;  // the history's full chunks the store holds, per log
   bool snapshot_busy_ = false;                        // one snapshot at a time
   std::vector<Input> inputs_;                         // committed, not yet stepped

@@ -5,6 +5,7 @@
 #   2. submit latency at 1,000 submits/s, open loop (target p99 <= 20 ms);
 #   3. `joule queue` over 100,000 jobs (target <= 1 s);
 #   4. node agents' heartbeats (eight GPUs' readings each) at 2,000/s, then as fast as they go;
+#   5. the same latency with 10,000 idle connections held open and 200 trickling a header;
 # then how long a restart takes (its newest snapshot, then the records after it).
 # Usage: scripts/server-bench.sh [BUILD_DIR]   (default build/release)
 set -euo pipefail
@@ -34,22 +35,6 @@ echo "server-bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut 
 
 echo "server-bench: latency at 1,000 submits/s, 32 connections, 30 s (from an empty queue)"
 "$load" "$url" "$token" --connections 32 --seconds 30 --rate 1000
-jobs_now() { curl -s "$url/metrics" | awk '/^joule_jobs\{/ {s += $2} END {print s}'; }
-fill=$((100000 - $(jobs_now)))
-[ "$fill" -gt 0 ] && "$load" "$url" "$token" --connections 64 --seconds 600 --total "$fill" >/dev/null
-echo "server-bench: joule queue -t all over $(jobs_now) jobs (3 runs)"
-for _ in 1 2 3; do
-  /usr/bin/time -f "  %e s, %M KiB peak" "$joule" queue -t all --server "$url" --token "$token" >"$work/queue.txt"
-done
-echo "  $(($(wc -l <"$work/queue.txt") - 1)) rows"
-echo "server-bench: throughput, 64 connections, 20 s (over a queue of 100,000+)"
-"$load" "$url" "$token" --connections 64 --seconds 20
-curl -s "$url/metrics" | grep -E "^joule_journal_(records|commits)_total|^joule_engine_step_max_seconds|^joule_engine_steps_total|^joule_engine_step_seconds_total"
-nodes=$(curl -s -H "Authorization: Bearer $token" "$url/api/v1/nodes" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | paste -sd,)
-echo "server-bench: heartbeats at 2,000/s over the fleet's $(echo "$nodes" | tr , '\n' | wc -l) nodes, 32 connections, 20 s"
-"$load" "$url" agent-bench-token --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
-echo "server-bench: heartbeats as fast as 64 connections go, 10 s"
-"$load" "$url" agent-bench-token --connections 64 --seconds 10 --agents "$nodes"
 echo "server-bench: 10,000 idle connections held open (and 200 trickling a header byte a second), then latency at 1,000 submits/s"
 python3 - "$url" >"$work/held.log" 2>&1 <<'PY' &
 import resource, socket, sys, time
@@ -77,6 +62,22 @@ curl -s "$url/metrics" | grep -E "^joule_http_(connections_open|timeouts_total)"
 echo "  server RSS $(ps -o rss= -p "$server") KiB"
 kill $holder 2>/dev/null || true
 wait $holder 2>/dev/null || true
+jobs_now() { curl -s "$url/metrics" | awk '/^joule_jobs\{/ {s += $2} END {print s}'; }
+fill=$((100000 - $(jobs_now)))
+[ "$fill" -gt 0 ] && "$load" "$url" "$token" --connections 64 --seconds 600 --total "$fill" >/dev/null
+echo "server-bench: joule queue -t all over $(jobs_now) jobs (3 runs)"
+for _ in 1 2 3; do
+  /usr/bin/time -f "  %e s, %M KiB peak" "$joule" queue -t all --server "$url" --token "$token" >"$work/queue.txt"
+done
+echo "  $(($(wc -l <"$work/queue.txt") - 1)) rows"
+echo "server-bench: throughput, 64 connections, 20 s (over a queue of 100,000+)"
+"$load" "$url" "$token" --connections 64 --seconds 20
+curl -s "$url/metrics" | grep -E "^joule_journal_(records|commits)_total|^joule_engine_step_max_seconds|^joule_engine_steps_total|^joule_engine_step_seconds_total"
+nodes=$(curl -s -H "Authorization: Bearer $token" "$url/api/v1/nodes" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | paste -sd,)
+echo "server-bench: heartbeats at 2,000/s over the fleet's $(echo "$nodes" | tr , '\n' | wc -l) nodes, 32 connections, 20 s"
+"$load" "$url" agent-bench-token --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
+echo "server-bench: heartbeats as fast as 64 connections go, 10 s"
+"$load" "$url" agent-bench-token --connections 64 --seconds 10 --agents "$nodes"
 echo "server-bench: restart on the journal"
 restart() {
   kill "$server"

@@ -584,6 +584,37 @@ class AgentTest(unittest.TestCase):
         for pid in pids:
             self.wait_gone(pid, "a worker outlived its cancel")
 
+    def test_starts_and_cancels_reach_the_agents_at_once(self):
+        # The agents' heartbeats are long polls: a start and a cancel reach them within a pass,
+        # not at their next heartbeat.
+        job = self.gang("pushed", SLEEP="600")
+        begin = time.time()
+        pids = self.pids(job)
+        self.assertLess(time.time() - begin, 3, "the start waited for something")
+        begin = time.time()
+        self.assertEqual(call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", LAB_A)[0], 202)
+        for pid in pids:
+            self.wait_gone(pid, "a worker outlived its cancel", timeout=5)
+        self.assertLess(time.time() - begin, 5)
+
+    def test_an_agent_that_missed_a_change_converges(self):
+        # An agent paused while its job is cancelled misses the answer to its poll; once it runs
+        # again, its next poll (with the version it still runs) is answered at once with the
+        # server's view, and it stops the worker.
+        job = self.gang("missed", SLEEP="600")
+        pids = self.pids(job)
+        view = call(self.url, "GET", f"/api/v1/jobs/{job}", LAB_A)[1]
+        paused = self.agents[view["nodes"][0]]
+        paused.send_signal(signal.SIGSTOP)
+        try:
+            self.assertEqual(call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", LAB_A)[0], 202)
+            time.sleep(1)
+        finally:
+            paused.send_signal(signal.SIGCONT)
+        self.wait(job, ["cancelled"])
+        for pid in pids:
+            self.wait_gone(pid, "the paused agent did not converge to the cancel")
+
     def test_agent_serves_dcgm_exporter_metrics(self):
         deadline = time.time() + 30
         while True:

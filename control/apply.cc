@@ -220,7 +220,7 @@ void ControlPlane::ApplyDecisions(TimeMs at, const Decisions& d) {
   }
   budgets_.assign(engine_->power().budgets().begin(), engine_->power().budgets().end());
   Retire(at);
-  RefreshNodes();
+  RefreshNodes(/*all=*/false);
 }
 
 void ControlPlane::Retire(TimeMs at) {
@@ -240,10 +240,19 @@ void ControlPlane::Retire(TimeMs at) {
   }
 }
 
-void ControlPlane::RefreshNodes() {
+void ControlPlane::RefreshNodes(bool all) {
   const Fleet& fleet = scenario_.fleet;
   const ClusterState& cluster = engine_->cluster();
-  for (uint32_t n = 0; n < fleet.nodes().size(); ++n) {
+  std::vector<uint32_t> changed;
+  if (all) {
+    changed.resize(fleet.nodes().size());
+    for (uint32_t n = 0; n < changed.size(); ++n) changed[n] = n;
+  } else {
+    for (NodeId n : engine_->ChangedNodes()) changed.push_back(n.value());
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  }
+  for (uint32_t n : changed) {
     NodeInfo& info = nodes_[n];
     uint32_t used = 0;
     for (uint16_t left : cluster.gpu_left(NodeId(n))) used += left < kMilliPerGpu ? 1 : 0;

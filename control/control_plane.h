@@ -381,7 +381,9 @@ class ControlPlane {
   void AddAudit(const AuditEntry& entry) { audit_.Append(EncodeAudit(entry)); }
   // REQUIRES: mu_ held. The job in the view, or read back from the history into `holder`.
   const JobInfo* Lookup(JobId id, std::optional<JobInfo>& holder) const;
-  void RefreshNodes();
+  // REQUIRES: mu_ held. The nodes' accelerators in use and jobs, from the engine: every node, or
+  // (after a step) only those the step changed.
+  void RefreshNodes(bool all = true);
   void Audit(uint64_t seq, const Record& record, std::string action, std::string target, std::string detail);
   bool Visible(const Principal& who, const JobInfo& job) const {
     return who.operator_role() || (who.tenant && *who.tenant == job.tenant);

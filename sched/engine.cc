@@ -114,7 +114,15 @@ JobSpec Engine::GangSpec(const JobSpec& spec) {
   return gang;
 }
 
+std::vector<NodeId> Engine::ChangedNodes() const {
+  std::vector<NodeId> nodes = cluster_.changed();
+  nodes.insert(nodes.end(), held_changed_.begin(), held_changed_.end());
+  return nodes;
+}
+
 Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
+  cluster_.ClearChanged();
+  held_changed_.clear();
   Decisions out;
   DecayUsage(now);
   for (const Event& e : events) Apply(now, e, out);
@@ -794,6 +802,7 @@ void Engine::Hold(Job& job, const std::vector<WorkerPlacement>& places, int sign
       use = sign > 0 ? use + milli : use - milli;
     }
     std::vector<JobId>& on = jobs_on_[p.node.value()];
+    held_changed_.push_back(p.node);
     if (sign > 0) {
       if (std::find(on.begin(), on.end(), job.spec.id) == on.end()) on.push_back(job.spec.id);
     } else if (auto it = std::find(on.begin(), on.end(), job.spec.id); it != on.end()) {

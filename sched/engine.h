@@ -95,6 +95,9 @@ class Engine {
   NodeHealth health(NodeId node) const { return health_[node.value()]; }
   // Running jobs with workers or spares on the node (a drained node is "draining" while any).
   std::span<const JobId> jobs_on(NodeId node) const { return jobs_on_[node.value()]; }
+  // Nodes whose allocations or jobs (jobs_on) the last Step changed, repeats possible: a view of
+  // the nodes refreshes these after a step instead of walking the fleet.
+  std::vector<NodeId> ChangedNodes() const;
   const std::vector<WorkerPlacement>* spares(JobId job) const;
   size_t pending_count() const { return pending_.size(); }
   size_t running_count() const { return running_.size(); }
@@ -219,6 +222,7 @@ class Engine {
   std::unordered_map<JobId, JobState> ended_;  // completed, failed, cancelled: final state only
   std::map<JobId, Job*> pending_;
   std::map<JobId, Job*> running_;
+  std::vector<NodeId> held_changed_;              // nodes whose jobs_on_ changed in this Step (ChangedNodes)
   std::set<std::pair<TimeMs, JobId>> deadlines_;  // running jobs with a time limit, by deadline
   // Per accelerator type, running jobs with an estimate or limit that hold that type, by expected
   // end: what Reserve walks to find when enough of a blocked job's types free up.

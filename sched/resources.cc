@@ -96,6 +96,7 @@ bool ClusterState::Fits(NodeId n, const TaskShape& task) const {
 
 void ClusterState::Allocate(NodeId n, const TaskShape& task, std::span<const uint32_t> devices) {
   JOULE_CHECK(devices.size() == task.gpus);
+  changed_.push_back(n);
   JOULE_CHECK(cpu_left_[n.value()] >= task.cpu && memory_left_[n.value()] >= task.memory);
   cpu_left_[n.value()] -= task.cpu;
   memory_left_[n.value()] -= task.memory;
@@ -113,6 +114,7 @@ void ClusterState::Allocate(NodeId n, const TaskShape& task, std::span<const uin
 
 void ClusterState::Release(NodeId n, const TaskShape& task, std::span<const uint32_t> devices) {
   JOULE_CHECK(devices.size() == task.gpus);
+  changed_.push_back(n);
   cpu_left_[n.value()] += task.cpu;
   memory_left_[n.value()] += task.memory;
   JOULE_CHECK(cpu_left_[n.value()] <= fleet_.node_type(n).cpu);

@@ -64,6 +64,10 @@ class ClusterState {
   // REQUIRES: the devices have room.
   void Allocate(NodeId n, const TaskShape& task, std::span<const uint32_t> devices);
   void Release(NodeId n, const TaskShape& task, std::span<const uint32_t> devices);
+  // Nodes allocated on or released since ClearChanged (repeats possible): what a view of the
+  // nodes refreshes, rather than walking the fleet.
+  const std::vector<NodeId>& changed() const { return changed_; }
+  void ClearChanged() { changed_.clear(); }
 
   MilliGpu allocated_milli() const { return allocated_milli_; }
   MilliGpu capacity_milli() const { return static_cast<MilliGpu>(gpu_left_.size()) * kMilliPerGpu; }
@@ -101,6 +105,7 @@ class ClusterState {
   std::vector<uint32_t> version_;
   MilliGpu allocated_milli_ = 0;
   std::vector<bool> schedulable_;
+  std::vector<NodeId> changed_;
   std::vector<uint32_t> free_node_, free_domain_, free_rack_, free_pod_, free_row_, free_hall_;
   std::vector<std::set<std::pair<uint32_t, uint32_t>>> by_free_;          // per accelerator type
   std::vector<std::set<std::pair<uint32_t, uint32_t>>> domains_by_free_;  // per accelerator type

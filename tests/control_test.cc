@@ -265,6 +265,17 @@ std::vector<JobRow> Rows(const control::ControlPlane& plane) {
   return rows;
 }
 
+// Every node's accelerators in use and jobs, as the API shows them.
+std::vector<std::pair<uint32_t, std::vector<JobId>>> NodeRows(const control::ControlPlane& plane) {
+  std::vector<std::pair<uint32_t, std::vector<JobId>>> rows;
+  plane.VisitNodes([&](NodeId, const control::NodeInfo& n) {
+    std::vector<JobId> jobs = n.jobs;
+    std::sort(jobs.begin(), jobs.end());
+    rows.emplace_back(n.gpus_used, std::move(jobs));
+  });
+  return rows;
+}
+
 TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
   const std::filesystem::path dir = FreshDir();
   Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir));
@@ -272,6 +283,7 @@ TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
   // A clock that moves 7 s per reading: time limits pass during the test.
   auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(7'000); };
   std::vector<JobRow> before;
+  std::vector<std::pair<uint32_t, std::vector<JobId>>> nodes_live;
   std::string snapshot;
   {
     Result<std::unique_ptr<control::ControlPlane>> plane = control::ControlPlane::Open(*config, clock);
@@ -303,6 +315,7 @@ TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     (*plane)->Stop();
     before = Rows(**plane);
+    nodes_live = NodeRows(**plane);
     snapshot = (*plane)->EncodeSnapshot();
   }
   size_t running = 0, ended = 0;
@@ -325,6 +338,11 @@ TEST(ControlPlaneTest, ReplayRebuildsEveryJobExactly) {
   ASSERT_TRUE((*restored)->RestoreSnapshot(snapshot).ok());
   EXPECT_EQ(Rows(**restored), before);
   EXPECT_EQ((*restored)->EncodeSnapshot(), snapshot);
+  // The live server refreshed only the nodes each step changed; the replay and the restore
+  // refreshed every node.
+  EXPECT_EQ(nodes_live, NodeRows(**again));
+  EXPECT_EQ(nodes_live, NodeRows(**restored));
+  EXPECT_TRUE(std::any_of(nodes_live.begin(), nodes_live.end(), [](const auto& n) { return n.first > 0; }));
   EXPECT_FALSE((*restored)->RestoreSnapshot(R"({"v": 1, "engine": {}})").ok());  // the former JSON form
   std::vector<control::AuditEntry> audit;
   (*again)->VisitAudit(0, 1000, [&](const control::AuditEntry& e) { audit.push_back(e); });

@@ -137,16 +137,24 @@ std::string ControlPlane::EncodeSnapshot() const { return TakeSnapshot().snapsho
 
 ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
   EngineState engine = engine_->Save();
-  // Copied under the lock, encoded outside it: API readers and the committer wait for the copy
-  // only, not for the encoding.
+  // Under the lock: the view's jobs and keys encoded straight into their bytes (faster than a copy
+  // of 280,000 jobs, which held requests back for hundreds of milliseconds), the rest copied.
+  // Outside it: the JSON and the history. API readers and the committer wait for the first part
+  // only.
   uint64_t seq = 0;
   JobId next_id = 0;
   TimeMs last_step = 0;
   std::vector<Input> input_copy;
-  std::map<JobId, JobInfo> job_copy;
-  std::map<std::pair<std::string, std::string>, IdempotencyEntry> key_copy;
+  std::string jobs;
+  io::ByteWriter job_writer(jobs);
   std::vector<JobId> preempting;
-  std::vector<NodeInfo> node_copy;
+  struct NodeState {
+    NodeHealth health;
+    std::string reason;
+    TimeMs since;
+    Actor actor;
+  };
+  std::vector<NodeState> node_copy;
   std::vector<TenantSpec> tenant_copy;
   RowLog audit_copy, retired_copy;
   std::map<std::string_view, uint64_t> kept;
@@ -156,10 +164,18 @@ ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
     next_id = next_id_;
     last_step = last_step_;
     input_copy = inputs_;
-    job_copy = jobs_;
-    key_copy = idempotency_;
+    job_writer.U64(jobs_.size());
+    for (const auto& [id, job] : jobs_) WriteJob(job_writer, job);
+    job_writer.U64(idempotency_.size());
+    for (const auto& [who_key, entry] : idempotency_) {
+      job_writer.Str(who_key.first);
+      job_writer.Str(who_key.second);
+      job_writer.U64(entry.job);
+      job_writer.Str(std::string_view(reinterpret_cast<const char*>(entry.request.data()), entry.request.size()));
+    }
     preempting = preempting_;
-    node_copy = nodes_;
+    node_copy.reserve(nodes_.size());
+    for (const NodeInfo& n : nodes_) node_copy.push_back({n.health, n.reason, n.since, n.actor});
     tenant_copy = tenants_;
     audit_copy = audit_;  // shares the full chunks
     retired_copy = retired_rows_;
@@ -180,7 +196,7 @@ ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
   json inputs = json::array();
   for (const Input& in : input_copy) inputs.push_back({in.seq, io::EncodeEvent({0, in.event})});
   json nodes = json::array();
-  for (const NodeInfo& n : node_copy) {
+  for (const NodeState& n : node_copy) {
     nodes.push_back({static_cast<int>(n.health), n.reason, n.since, static_cast<int>(n.actor)});
   }
   json tenants = json::array();
@@ -188,17 +204,6 @@ ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
     json reserved = json::array();
     for (const Reservation& r : t.reserved) reserved.push_back({r.type.value(), r.accelerators});
     tenants.push_back({reserved, t.borrow_limit ? json(*t.borrow_limit) : json(nullptr), t.weight});
-  }
-  std::string jobs;
-  io::ByteWriter job_writer(jobs);
-  job_writer.U64(job_copy.size());
-  for (const auto& [id, job] : job_copy) WriteJob(job_writer, job);
-  job_writer.U64(key_copy.size());
-  for (const auto& [who_key, entry] : key_copy) {
-    job_writer.Str(who_key.first);
-    job_writer.Str(who_key.second);
-    job_writer.U64(entry.job);
-    job_writer.Str(std::string_view(reinterpret_cast<const char*>(entry.request.data()), entry.request.size()));
   }
   const std::string engine_jobs = io::EncodeEngineJobs(engine.jobs);
   const std::string ended = EncodeEnded(engine.ended);

@@ -42,6 +42,7 @@ bench: release
 	@scripts/ha-bench.py build/release
 	@scripts/history-bench.sh build/release
 	@scripts/agent-latency.py build/release
+	@scripts/node-refresh-bench.sh build/release
 
 lint: debug
 	@scripts/check-format.sh

@@ -421,7 +421,8 @@ void AddAgentCommand(CLI::App& app, CommandFn& run) {
   cmd->add_option("--node", o->node, "This node's name in the server's fleet")->required();
   cmd->add_option("--workdir", o->workdir, "Where jobs run and write their output (default joule-agent/NODE)");
   cmd->add_option("--address", o->address, "This node's address for MASTER_ADDR (default 127.0.0.1)");
-  cmd->add_option("--heartbeat-seconds", o->heartbeat_s, "Between heartbeats (default 1)")
+  cmd->add_option("--heartbeat-seconds", o->heartbeat_s,
+                  "A heartbeat at least this often: its long poll waits this long for new work (default 1)")
       ->check(CLI::Range(0.05, 60.0));
   cmd->add_option("--grace-seconds", o->grace_s, "SIGTERM to SIGKILL (default 10)")->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--telemetry", o->telemetry,

@@ -19,7 +19,7 @@ import unittest
 import zlib
 
 import harness
-from harness import LAB_A, Server, call, spec, write_config
+from harness import AGENT, LAB_A, Server, call, spec, write_config
 
 MAX_BODY = 1 << 20
 
@@ -212,6 +212,35 @@ class NetworkTest(unittest.TestCase):
             self.assertLess(busy, max(50.0, 5 * quiet), f"p99 {busy:.1f} ms with 3,000 idle connections")
         finally:
             for s in idle:
+                s.close()
+
+    def test_parked_long_polls_hold_no_threads(self):
+        # 500 agents' long polls parked at once, far more than the 64 handler threads: every other
+        # client is still served, and each poll is answered when its wait ends.
+        nodes = [n["name"] for n in call(self.server.url, "GET", "/api/v1/nodes", harness.OPERATOR)[1]["nodes"]]
+        body = json.dumps({"address": "10.0.0.9", "ended": [], "running": []}).encode()
+        # A first heartbeat per node learns the version of its assignments; every poll sends it back.
+        versions = {node: call(self.server.url, "POST", f"/api/v1/agents/{node}/heartbeat", AGENT,
+                               body.decode())[1]["version"] for node in nodes}
+        polls = []
+        try:
+            for i in range(500):
+                polls.append((socket.create_connection(("127.0.0.1", self.port), timeout=15), nodes[i % len(nodes)]))
+            begin = time.time()
+            for s, node in polls:
+                s.sendall((f"POST /api/v1/agents/{node}/heartbeat?known={versions[node]}&wait_ms=2500 HTTP/1.1\r\n"
+                           f"Host: x\r\nAuthorization: Bearer {AGENT}\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+            time.sleep(0.5)
+            self.assertLess(self.latency_ms(20), 50.0)
+            for s, node in polls:
+                answer = read_answer(s)
+                self.assertIsNotNone(answer)
+                self.assertEqual((answer[0], answer[1]["version"]), (200, versions[node]), answer)
+            self.assertGreater(time.time() - begin, 2.0)  # they waited
+            self.assertLess(time.time() - begin, 10.0)
+        finally:
+            for s, _ in polls:
                 s.close()
 
     def test_connections_past_the_limit_are_closed_at_once(self):

@@ -222,6 +222,7 @@ class NetworkTest(unittest.TestCase):
         # A first heartbeat per node learns the version of its assignments; every poll sends it back.
         versions = {node: call(self.server.url, "POST", f"/api/v1/agents/{node}/heartbeat", AGENT,
                                body.decode())[1]["version"] for node in nodes}
+        quiet = self.latency_ms(20)
         polls = []
         try:
             for i in range(500):
@@ -232,7 +233,8 @@ class NetworkTest(unittest.TestCase):
                            f"Host: x\r\nAuthorization: Bearer {AGENT}\r\nContent-Type: application/json\r\n"
                            f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
             time.sleep(0.5)
-            self.assertLess(self.latency_ms(20), 50.0)
+            busy = self.latency_ms(20)
+            self.assertLess(busy, max(50.0, 5 * quiet), f"p99 {busy:.1f} ms with 500 parked long polls")
             for s, node in polls:
                 answer = read_answer(s)
                 self.assertIsNotNone(answer)

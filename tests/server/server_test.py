@@ -761,6 +761,13 @@ class PowerLimitTest(unittest.TestCase):
                 time.sleep(0.1)
             self.assertLess(capped[0], 1000)
             wait_for("dev-hgx01-k00-n00", 700 * capped[0] / 1000)  # a simulated H100's default: 700 W
+            # The other node's agent may register after the job started (nodes need no agent here):
+            # once it reports readings, they show the default limit, untouched.
+            deadline = time.time() + 30
+            while not limits("dev-hgx01-k00-n01"):
+                self.assertLess(time.time(), deadline, "the second agent never reported its GPUs")
+                time.sleep(0.1)
+            time.sleep(1)  # a few polls later: it runs the capped job's worker, and must not cap
             self.assertEqual(limits("dev-hgx01-k00-n01"), [700.0], "read only without the switch")
             self.assertEqual(call(server.url, "POST", f"/api/v1/jobs/{job['id']}/cancel", LAB_A)[0], 202)
             wait_for("dev-hgx01-k00-n00", 700.0)

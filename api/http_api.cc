@@ -146,9 +146,10 @@ struct HttpApi::Impl {
   // What an authenticated route refuses on the request's head, before its body is read: a
   // server still replaying, a missing or unknown token, an agent's token off the agent routes, a
   // change sent to a follower (307 to the leader).
-  std::optional<HttpResponse> Admit(const std::string& route, const HttpRequest& req) const {
+  // `who` is the request's token checked (plane.auth().Check).
+  std::optional<HttpResponse> Admit(const std::string& route, const HttpRequest& req,
+                                    const std::optional<Principal>& who) const {
     HttpResponse res;
-    std::optional<Principal> who = plane.auth().Check(req.get_header_value("Authorization"));
     if (!plane.loaded()) {
       res.set_header("Retry-After", "1");
       Fail(res, {503, "", "the server is starting: it is replaying its journal"});
@@ -167,23 +168,13 @@ struct HttpApi::Impl {
 
   // An authenticated route: admitted on its head, then run and counted under its template.
   void Authed(const char* method, const std::string& pattern, std::string route, Handler handler) {
-    server.Route(
-        method, pattern,
-        [this, route, handler = std::move(handler)](const HttpRequest& req, HttpResponse& res) {
-          const auto begin = std::chrono::steady_clock::now();
-          if (std::optional<HttpResponse> refused = Admit(route, req)) {  // the state may have changed since
-            res = std::move(*refused);
-          } else {
-            handler(*plane.auth().Check(req.get_header_value("Authorization")), req, res);
-          }
-          metrics.Observe(req.method, route, res.status,
-                          std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
-        },
-        [this, route](const HttpRequest& req) {
-          std::optional<HttpResponse> refused = Admit(route, req);
-          if (refused) metrics.Observe(req.method, route, refused->status, 0);
-          return refused;
-        });
+    AuthedAsync(method, pattern, std::move(route),
+                [handler = std::move(handler)](const Principal& who, const HttpRequest& req,
+                                               const HttpServer::Respond& respond) {
+                  HttpResponse res;
+                  handler(who, req, res);
+                  respond(std::move(res));
+                });
   }
   // A change sent to a follower: 307 to the leader (the method and body are sent again there),
   // or 503 while no leader is known (an election takes a lease's time at most).
@@ -198,7 +189,8 @@ struct HttpApi::Impl {
     Fail(res, {307, "", fmt::format("this server follows; send changes to the leader, {}", leader)});
   }
 
-  // The same for a handler that may answer later (a long poll), counted when it answers.
+  // The same for a handler that may answer later (a long poll), counted when it answers; Authed's
+  // handlers are these answering at once.
   using AsyncHandler = std::function<void(const Principal&, const HttpRequest&, const HttpServer::Respond&)>;
   void AuthedAsync(const char* method, const std::string& pattern, std::string route, AsyncHandler handler) {
     server.RouteAsync(
@@ -210,11 +202,14 @@ struct HttpApi::Impl {
                             std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count());
             respond(std::move(res));
           };
-          if (std::optional<HttpResponse> refused = Admit(route, req)) return counted(std::move(*refused));
-          handler(*plane.auth().Check(req.get_header_value("Authorization")), req, counted);
+          // Admitted on its head already; the server's state may have changed since.
+          const std::optional<Principal> who = plane.auth().Check(req.get_header_value("Authorization"));
+          if (std::optional<HttpResponse> refused = Admit(route, req, who)) return counted(std::move(*refused));
+          handler(*who, req, counted);
         },
         [this, route](const HttpRequest& req) {
-          std::optional<HttpResponse> refused = Admit(route, req);
+          std::optional<HttpResponse> refused =
+              Admit(route, req, plane.auth().Check(req.get_header_value("Authorization")));
           if (refused) metrics.Observe(req.method, route, refused->status, 0);
           return refused;
         });

@@ -418,6 +418,7 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
   const ::joule::Status kept = Keep(taken);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   lock.lock();
+  snapshot_busy_ = false;
   Kept(taken, kept, seconds);
 }
 
@@ -430,7 +431,6 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
 }
 
 void ControlPlane::Kept(const TakenSnapshot& taken, const ::joule::Status& kept, double seconds) {
-  snapshot_busy_ = false;
   if (!kept.ok()) {
     Log(fmt::format("a snapshot at record {} was not kept (every record still is): {}", taken.snapshot.seq,
                     kept.message()));
@@ -535,6 +535,7 @@ void ControlPlane::MaybeSnapshot(std::unique_lock<std::mutex>& lock) {
     const ::joule::Status kept = Keep(taken);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     lock.lock();
+    snapshot_busy_ = false;
     Kept(taken, kept, seconds);
     return;
   }

@@ -26,27 +26,6 @@ std::string_view RowLog::row(size_t i) const {
   return in.Str();  // written by Append: well formed
 }
 
-std::string RowLog::Encode() const {
-  std::string out;
-  size_t bytes = tail_.size();
-  for (const auto& chunk : full_) bytes += chunk->size();
-  out.reserve(bytes);
-  for (const auto& chunk : full_) out += *chunk;
-  out += tail_;
-  return out;
-}
-
-Result<RowLog> RowLog::Decode(std::string_view bytes, size_t chunk_bytes) {
-  RowLog log(chunk_bytes);
-  io::ByteReader in(bytes);
-  while (!in.done()) {
-    const std::string_view row = in.Str();
-    if (!in.ok()) return Status::Error(fmt::format("row {} (byte {}) is cut short", log.size() + 1, in.offset()));
-    log.Append(row);
-  }
-  return log;
-}
-
 bool RowLog::IndexRows(std::string_view bytes, uint32_t chunk) {
   io::ByteReader in(bytes);
   while (!in.done()) {

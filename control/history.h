@@ -28,11 +28,6 @@ class RowLog {
   void Append(std::string_view row);
   size_t size() const { return index_.size(); }
   std::string_view row(size_t i) const;
-  // Every row, length-prefixed, as one byte string: what Decode reads back.
-  std::string Encode() const;
-  // Errors name the row at fault.
-  static Result<RowLog> Decode(std::string_view bytes, size_t chunk_bytes = kChunkBytes);
-
   // The full chunks (rows, length-prefixed) and the partial last one.
   size_t full_chunks() const { return full_.size(); }
   const std::shared_ptr<const std::string>& chunk(size_t i) const { return full_[i]; }

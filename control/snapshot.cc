@@ -130,7 +130,6 @@ std::string ControlPlane::EncodeSnapshot() const { return TakeSnapshot().snapsho
   const TakenSnapshot taken = TakeSnapshot();
   const ::joule::Status kept = Keep(taken);
   std::lock_guard lock(mu_);
-  snapshot_busy_ = true;  // Kept clears it
   Kept(taken, kept, 0);
   return kept;
 }

@@ -294,31 +294,40 @@ Result<std::optional<Snapshot>> EtcdJournal::LoadSnapshot() const {
   if (std::sscanf(current->c_str(), "%lu %zu", &out.seq, &chunks) != 2) {
     return Status::Error(fmt::format("etcd: {}/snapshot: '{}' is not '<seq> <chunks>'", options_.prefix, *current));
   }
-  const std::string base = fmt::format("{}/snapshot/{:020}/", options_.prefix, out.seq);
-  size_t got = 0;
-  std::string start = base;
-  while (got < chunks) {
-    Result<std::string> page = Call("/v3/kv/range", json{{"key", Base64(start)},
-                                                         {"range_end", Base64(base.substr(0, base.size() - 1) + "0")},
-                                                         {"limit", Int(kChunksPerRange)}}
-                                                        .dump());
+  Result<std::vector<std::pair<std::string, std::string>>> pieces =
+      RangeUnder(fmt::format("{}/snapshot/{:020}/", options_.prefix, out.seq), chunks);
+  if (!pieces.ok()) return pieces.status();
+  if (pieces->size() != chunks) {
+    return Status::Error(fmt::format("etcd: snapshot {} has {} of its {} chunks", out.seq, pieces->size(), chunks));
+  }
+  for (const auto& [key, value] : *pieces) out.body += value;
+  return std::optional<Snapshot>(std::move(out));
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> EtcdJournal::RangeUnder(const std::string& prefix,
+                                                                                 size_t count) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string start = prefix;
+  const std::string end = prefix.substr(0, prefix.size() - 1) + static_cast<char>(prefix.back() + 1);
+  while (out.size() < count) {
+    Result<std::string> page =
+        Call("/v3/kv/range",
+             json{{"key", Base64(start)}, {"range_end", Base64(end)}, {"limit", Int(kChunksPerRange)}}.dump());
     if (!page.ok()) return page.status();
-    answer = json::parse(*page, nullptr, false);
+    const json answer = json::parse(*page, nullptr, false);
     if (!answer.is_object() || !answer.contains("kvs")) break;
     for (const json& kv : answer["kvs"]) {
       Result<std::string> key = Unbase64(kv.value("key", ""));
       Result<std::string> value = Unbase64(kv.value("value", ""));
       if (!key.ok()) return key.status();
       if (!value.ok()) return value.status();
-      out.body += *value;
+      if (out.size() == count) break;
       start = *key + '\0';
-      ++got;
+      out.emplace_back(std::move(*key), std::move(*value));
     }
+    if (answer["kvs"].size() < static_cast<size_t>(kChunksPerRange)) break;
   }
-  if (got != chunks) {
-    return Status::Error(fmt::format("etcd: snapshot {} has {} of its {} chunks", out.seq, got, chunks));
-  }
-  return std::optional<Snapshot>(std::move(out));
+  return out;
 }
 
 Status EtcdJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool compact) {
@@ -379,30 +388,13 @@ Status EtcdJournal::SaveChunk(std::string_view log, uint64_t index, std::string_
 }
 
 Result<std::vector<std::string>> EtcdJournal::LoadChunks(std::string_view log, uint64_t count) const {
-  std::vector<std::string> chunks;
   const std::string base = fmt::format("{}/chunk/{}/", options_.prefix, log);
-  std::string start = base;
-  while (chunks.size() < count) {
-    Result<std::string> page = Call("/v3/kv/range", json{{"key", Base64(start)},
-                                                         {"range_end", Base64(base.substr(0, base.size() - 1) + "0")},
-                                                         {"limit", Int(kChunksPerRange)}}
-                                                        .dump());
-    if (!page.ok()) return page.status();
-    const json answer = json::parse(*page, nullptr, false);
-    if (!answer.is_object() || !answer.contains("kvs")) break;
-    for (const json& kv : answer["kvs"]) {
-      Result<std::string> key = Unbase64(kv.value("key", ""));
-      Result<std::string> value = Unbase64(kv.value("value", ""));
-      if (!key.ok()) return key.status();
-      if (!value.ok()) return value.status();
-      if (chunks.size() == count) break;
-      if (*key != fmt::format("{}{:012}", base, chunks.size())) {
-        return Status::Error(fmt::format("etcd: history chunk {} {} is missing", log, chunks.size()));
-      }
-      chunks.push_back(std::move(*value));
-      start = *key + '\0';
-    }
-    if (answer["kvs"].size() < static_cast<size_t>(kChunksPerRange)) break;
+  Result<std::vector<std::pair<std::string, std::string>>> kvs = RangeUnder(base, count);
+  if (!kvs.ok()) return kvs.status();
+  std::vector<std::string> chunks;
+  for (auto& [key, value] : *kvs) {
+    if (key != fmt::format("{}{:012}", base, chunks.size())) break;
+    chunks.push_back(std::move(value));
   }
   if (chunks.size() != count) {
     return Status::Error(fmt::format("etcd: history chunk {} {} is missing", log, chunks.size()));

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -67,6 +68,9 @@ class EtcdJournal final : public Journal {
   Status ReadHead();
   // The key of the batch holding record `seq`, or of the last batch before it (none: no batch).
   Result<std::optional<std::string>> BatchHolding(uint64_t seq) const;
+  // The keys under `prefix` (which ends in '/') and their values, in key order, at most `count`,
+  // read kChunksPerRange to a request (values are up to 1 MiB).
+  Result<std::vector<std::pair<std::string, std::string>>> RangeUnder(const std::string& prefix, size_t count) const;
   void KeepAlive();  // the lease keeper's loop while leading
 
   EtcdOptions options_;

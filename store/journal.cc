@@ -130,6 +130,19 @@ SqliteJournal::~SqliteJournal() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
+Status SqliteJournal::Finish(bool ok, std::string_view what) {
+  if (!ok) {
+    Status error = Error(what);
+    (void)Exec("ROLLBACK");
+    return error;
+  }
+  if (Status s = Exec("COMMIT"); !s.ok()) {
+    (void)Exec("ROLLBACK");
+    return s;
+  }
+  return Status::Ok();
+}
+
 Status SqliteJournal::Error(std::string_view what) const {
   return Status::Error(fmt::format("{}: {}: {}", path_, what, sqlite3_errmsg(db_)));
 }
@@ -163,15 +176,7 @@ Result<uint64_t> SqliteJournal::Append(std::span<const std::string> payloads) {
     ok = sqlite3_step(insert_) == SQLITE_DONE;
   }
   sqlite3_reset(insert_);
-  if (!ok) {
-    Status error = Error("appending");
-    (void)Exec("ROLLBACK");
-    return error;
-  }
-  if (Status s = Exec("COMMIT"); !s.ok()) {
-    (void)Exec("ROLLBACK");
-    return s;
-  }
+  if (Status s = Finish(ok, "appending"); !s.ok()) return s;
   last_seq_ = seq;
   return seq;
 }
@@ -226,16 +231,7 @@ Status SqliteJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool com
            (!compact || sqlite3_step(records.get()) == SQLITE_DONE);
     }
   }
-  if (!ok) {
-    Status error = Error("saving a snapshot");
-    (void)Exec("ROLLBACK");
-    return error;
-  }
-  if (Status s = Exec("COMMIT"); !s.ok()) {
-    (void)Exec("ROLLBACK");
-    return s;
-  }
-  return Status::Ok();
+  return Finish(ok, "saving a snapshot");
 }
 
 Status SqliteJournal::SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) {

@@ -110,6 +110,8 @@ class SqliteJournal final : public Journal {
   void Disconnect();
   Status Exec(const char* sql);
   Status Error(std::string_view what) const;
+  // Ends the transaction a BEGIN opened: COMMIT when `ok`, else ROLLBACK with the error of `what`.
+  Status Finish(bool ok, std::string_view what);
 
   std::string path_;
   OpenMode mode_;

@@ -219,7 +219,7 @@ TEST(TenantUpdateTest, NewReservationMakesBorrowedWorkReclaimable) {
 
 // The history's row log: rows of every size, across chunk boundaries (a row larger than a chunk
 // gets its own), read back in place, from a copy made midway (which shares the full chunks and
-// keeps what it saw), and from its encoding; a cut encoding is refused.
+// keeps what it saw), and rebuilt from its chunks; a cut chunk is refused.
 TEST(RowLogTest, KeepsRowsAcrossChunksAndCopies) {
   control::RowLog log;
   std::vector<std::string> rows;
@@ -234,15 +234,20 @@ TEST(RowLogTest, KeepsRowsAcrossChunksAndCopies) {
   for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(log.row(i), rows[i]) << i;
   ASSERT_EQ(copy.size(), 1501u);
   for (size_t i = 0; i < copy.size(); ++i) ASSERT_EQ(copy.row(i), rows[i]) << i;
-  const std::string bytes = log.Encode();
-  Result<control::RowLog> decoded = control::RowLog::Decode(bytes);
-  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
-  ASSERT_EQ(decoded->size(), rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(decoded->row(i), rows[i]) << i;
-  EXPECT_EQ(decoded->Encode(), bytes);
-  Result<control::RowLog> cut = control::RowLog::Decode(std::string_view(bytes).substr(0, bytes.size() - 1));
+  // Rebuilt from its full chunks (as the store keeps them) and its last chunk (as a snapshot does).
+  std::vector<std::string> full;
+  for (size_t c = 0; c < log.full_chunks(); ++c) full.push_back(*log.chunk(c));
+  ASSERT_GT(full.size(), 3u);
+  Result<control::RowLog> rebuilt = control::RowLog::FromChunks(full, log.tail());
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+  ASSERT_EQ(rebuilt->size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(rebuilt->row(i), rows[i]) << i;
+  EXPECT_EQ(rebuilt->tail(), log.tail());
+  Result<control::RowLog> cut = control::RowLog::FromChunks(full, log.tail().substr(0, log.tail().size() - 1));
   ASSERT_FALSE(cut.ok());
   EXPECT_NE(cut.status().message().find("cut short"), std::string::npos) << cut.status().message();
+  full[1].pop_back();
+  EXPECT_FALSE(control::RowLog::FromChunks(full, log.tail()).ok());
 }
 
 struct JobRow {

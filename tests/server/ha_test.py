@@ -319,8 +319,10 @@ class SnapshotsOnEtcdTest(unittest.TestCase):
             servers[follower].proc.kill()
             servers[follower].proc.wait()
             servers[follower] = Server(configs[follower])
-            self.assertTrue(any("the snapshot at record" in line for line in servers[follower].log),
-                            "".join(servers[follower].log))
+            deadline = time.time() + 10  # the line follows /readyz's 200 by a moment
+            while not any("the snapshot at record" in line for line in servers[follower].log):
+                self.assertLess(time.time(), deadline, "".join(servers[follower].log))
+                time.sleep(0.05)
             deadline = time.time() + 10
             while listing(servers[follower].url) != expected:
                 self.assertLess(time.time(), deadline, "the restarted follower does not show every job")

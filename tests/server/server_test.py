@@ -879,7 +879,10 @@ class HistoryTest(unittest.TestCase):
             self.assertIn("joule_jobs_retired 3\n", metrics)
             self.assertEqual(server.stop(), 0)
             server = Server(config)
-            self.assertTrue(any("the snapshot at record" in line for line in server.log), server.log)
+            deadline = time.time() + 10  # the line follows /readyz's 200 by a moment
+            while not any("the snapshot at record" in line for line in server.log):
+                self.assertLess(time.time(), deadline, server.log)
+                time.sleep(0.05)
             self.assertEqual(call(server.url, "GET", f"/api/v1/jobs/{ids[1]}", LAB_A)[1]["retired"], True)
             self.assertEqual(listed("?history=true"), ids)
             self.assertIn("joule_jobs_retired 3\n", call(server.url, "GET", "/metrics")[1])

@@ -10,37 +10,10 @@
 #include <fmt/format.h>
 
 #include "base/check.h"
+#include "sched/engine_internal.h"
 #include "sched/placement/gang.h"
 
 namespace joule {
-namespace {
-
-constexpr TimeMs kNever = INT64_MAX;
-
-TimeMs ExpectedRuntime(const JobSpec& spec) {
-  if (spec.runtime_estimate) return *spec.runtime_estimate;
-  if (spec.time_limit) return *spec.time_limit;
-  return kNever;
-}
-
-TimeMs ExpectedEnd(TimeMs start, const JobSpec& spec) {
-  TimeMs runtime = ExpectedRuntime(spec);
-  return runtime == kNever ? kNever : start + runtime;
-}
-
-bool Overlaps(TypeSet a, TypeSet b) { return a.Any() || b.Any() || (a.mask & b.mask) != 0; }
-
-}  // namespace
-
-// A blocked job's claim on the future: at `start`, enough accelerators of `types` will be free
-// for it, with `spare` more than it needs; later jobs may use the spare without delaying it.
-struct Engine::BackfillHold {
-  JobId job = 0;
-  TenantId tenant;
-  TimeMs start = 0;
-  TypeSet types;
-  uint64_t spare = 0;
-};
 
 Engine::FleetFacts Engine::Facts(const Fleet& fleet) {
   const size_t types = fleet.catalog().accelerators().size();
@@ -126,21 +99,55 @@ Decisions Engine::Step(TimeMs now, std::span<const Event> events) {
   Decisions out;
   DecayUsage(now);
   for (const Event& e : events) Apply(now, e, out);
-  FinishPreemptions(now);
+  if (!events.empty()) pass_due_ = true;
+  if (FinishPreemptions(now)) pass_due_ = true;
   EnforceTimeLimits(now, out);
-  SchedulingPass(now, out);
-  RefillSpares(out);
-  RefillPools(out);
-  governor_.RaiseLimits();
-  ReportPowerLimits(out);
-  for (auto& [id, job] : pending_) {
-    if (job->reason != job->reported) {
-      out.pending.push_back({id, job->reason});
-      job->reported = job->reason;
+  if (!out.kills.empty()) pass_due_ = true;
+  if (!config_.skip_quiet_passes || PassDue(now)) {
+    ++passes_;
+    SchedulingPass(now, out);
+    RefillSpares(out);
+    RefillPools(out);
+    governor_.RaiseLimits();
+    ReportPowerLimits(out);
+    for (auto& [id, job] : pending_) {
+      if (job->reason != job->reported) {
+        out.pending.push_back({id, job->reason});
+        job->reported = job->reason;
+      }
     }
+    // What this step decided changes what the next pass sees (new victims, less room, other
+    // limits): it runs too. A step that decided nothing leaves the next one nothing new.
+    pass_due_ = !out.starts.empty() || !out.restarts.empty() || !out.spares_added.empty() || !out.spare_pool.empty() ||
+                !out.kills.empty() || !out.power_limits.empty() || !out.requeues.empty() || !out.ended.empty() ||
+                !out.health.empty();
   }
   if (config_.check_invariants) CheckInvariants();
   return out;
+}
+
+bool Engine::PassDue(TimeMs now) const {
+  if (pass_due_ || now >= pass_wake_) return true;
+  if (config_.order != QueueOrder::kPriorityFairShareAge) return false;
+  // Jobs of two tenants (of one priority) are ordered by their shares: the order is the same while
+  // every pair of tenants compares as it did, which neighbours in the last pass's order tell.
+  const std::vector<double> now_shares = Shares();
+  std::vector<uint32_t> by_share(tenants_.size());
+  for (uint32_t t = 0; t < by_share.size(); ++t) by_share[t] = t;
+  std::sort(by_share.begin(), by_share.end(),
+            [&](uint32_t a, uint32_t b) { return std::tie(pass_shares_[a], a) < std::tie(pass_shares_[b], b); });
+  auto compare = [](double a, double b) { return (a > b) - (a < b); };
+  for (size_t i = 1; i < by_share.size(); ++i) {
+    const uint32_t a = by_share[i - 1], b = by_share[i];
+    if (compare(pass_shares_[a], pass_shares_[b]) != compare(now_shares[a], now_shares[b])) return true;
+  }
+  return false;
+}
+
+std::vector<double> Engine::Shares() const {
+  std::vector<double> share(tenants_.size());
+  for (size_t t = 0; t < tenants_.size(); ++t) share[t] = decayed_usage_[t] / tenants_[t].weight;
+  return share;
 }
 
 // Limits changed in this step: a job started in it carries its final limit in its start; the others
@@ -292,7 +299,11 @@ void Engine::Stop(Job& job, JobState end_state) {
   job.workers.clear();
   job.spares.clear();
   short_of_spares_.erase(job.spec.id);
-  running_.erase(job.spec.id);
+  if (running_.erase(job.spec.id)) {
+    auto& level = running_by_priority_[job.spec.priority];
+    level.erase(job.spec.id);
+    if (level.empty()) running_by_priority_.erase(job.spec.priority);
+  }
   if (job.spec.time_limit) deadlines_.erase({job.start + *job.spec.time_limit, job.spec.id});
   if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) {
     for (uint32_t t = 0; t < ends_by_type_.size(); ++t) {
@@ -323,474 +334,6 @@ void Engine::DecayUsage(TimeMs now) {
     decayed_usage_[t] = decayed_usage_[t] * factor + static_cast<double>(milli) / kMilliPerGpu * dt;
   }
   last_decay_ = now;
-}
-
-// ---- The pass ----
-
-std::vector<Engine::Job*> Engine::OrderedPending() {
-  std::vector<Job*> order;
-  order.reserve(pending_.size());
-  for (auto& [id, job] : pending_) order.push_back(job);
-  std::vector<double> share(tenants_.size());
-  for (size_t t = 0; t < tenants_.size(); ++t) share[t] = decayed_usage_[t] / tenants_[t].weight;
-  // Jobs with neither an estimate nor a time limit sort last under shortest-first.
-  auto expected = [](const Job* j) {
-    return j->spec.runtime_estimate.value_or(j->spec.time_limit.value_or(std::numeric_limits<TimeMs>::max()));
-  };
-  auto key = [&](const Job* j) {
-    const JobSpec& s = j->spec;
-    switch (config_.order) {
-      case QueueOrder::kFifo:
-        return std::make_tuple(int32_t{0}, 0.0, TimeMs{0}, s.submit_time, s.id);
-      case QueueOrder::kShortestFirst:
-        return std::make_tuple(int32_t{0}, 0.0, expected(j), s.submit_time, s.id);
-      case QueueOrder::kPriorityFairShareAge:
-        break;
-    }
-    return std::make_tuple(-s.priority, share[s.tenant.value()], TimeMs{0}, s.submit_time, s.id);
-  };
-  // pending_ is in id order, which is nearly submit order: a merge sort makes short work of it.
-  std::stable_sort(order.begin(), order.end(), [&](const Job* a, const Job* b) { return key(a) < key(b); });
-  return order;
-}
-
-std::optional<double> Engine::ForecastMean(TimeMs from, TimeMs to) const {
-  const TimeMs end = forecast_.start + forecast_.step * static_cast<TimeMs>(forecast_.values.size());
-  if (from < forecast_.start || to > end || to <= from) return std::nullopt;
-  auto integral = [&](TimeMs t) {
-    const size_t i = static_cast<size_t>((t - forecast_.start) / forecast_.step);
-    if (i >= forecast_.values.size()) return forecast_sum_.back();
-    return forecast_sum_[i] +
-           forecast_.values[i] * static_cast<double>(t - forecast_.start - static_cast<TimeMs>(i) * forecast_.step);
-  };
-  return (integral(to) - integral(from)) / static_cast<double>(to - from);
-}
-
-// Starts considered: now and every forecast step boundary up to the middle of the slack (the time
-// between submission and the latest start that meets the deadline), each by the forecast's mean
-// over the run. Returns the start to wait for, or nullopt to queue now.
-std::optional<TimeMs> Engine::LowCarbonStart(TimeMs now, const Job& job) const {
-  const JobSpec& s = job.spec;
-  if (!s.flexible || !s.deadline || forecast_.values.empty()) return std::nullopt;
-  const std::optional<TimeMs> runtime = s.runtime_estimate ? s.runtime_estimate : s.time_limit;
-  if (!runtime) return std::nullopt;
-  // Shift within the first half of the slack; the second half is kept for the queue (the tenant
-  // may be at its quota, the campus full, when the window comes).
-  const TimeMs latest = s.submit_time + (*s.deadline - *runtime - s.submit_time) / 2;
-  if (now >= latest) return std::nullopt;
-  const std::optional<double> here = ForecastMean(now, now + *runtime);
-  if (!here) return std::nullopt;
-  std::vector<std::pair<TimeMs, double>> starts = {{now, *here}};
-  const TimeMs step = forecast_.step;
-  for (TimeMs t = forecast_.start + ((now - forecast_.start) / step + 1) * step; t <= latest; t += step) {
-    const std::optional<double> later = ForecastMean(t, t + *runtime);
-    if (!later) break;
-    starts.emplace_back(t, *later);
-  }
-  double best = *here;
-  for (auto [t, v] : starts) best = std::min(best, v);
-  // Starting now is as good as any: do. Otherwise jobs spread over the windows within 2% of the
-  // best by id, so that they do not all wait for the same hour.
-  auto near = [&](double v) { return v <= best + 0.02 * std::abs(best); };
-  if (near(*here)) return std::nullopt;
-  std::vector<TimeMs> windows;
-  for (auto [t, v] : starts) {
-    if (near(v)) windows.push_back(t);
-  }
-  return windows[s.id % windows.size()];
-}
-
-bool Engine::DependenciesMet(Job& job) {
-  for (JobId dep : job.spec.after_ok) {
-    JobState s = *state(dep);
-    if (s == JobState::kCompleted) continue;
-    bool never = s == JobState::kFailed || s == JobState::kCancelled || s == JobState::kRejected;
-    job.reason = never ? PendingReason::kDependencyNeverSatisfied : PendingReason::kDependency;
-    return false;
-  }
-  return true;
-}
-
-uint64_t Engine::Accelerators(const Job& job) const {
-  const TaskShape& w = job.spec.worker;
-  const uint64_t places = job.spec.workers + job.spec.spare_nodes;
-  return (static_cast<uint64_t>(w.TotalMilliGpu()) * places + kMilliPerGpu - 1) / kMilliPerGpu;
-}
-
-// Within quota when some allowed type leaves the tenant's borrowing (use beyond its reservations,
-// in accelerators, summed over types) within its borrowing limit.
-bool Engine::WithinQuota(const Job& job, bool owed) const {
-  const uint32_t u = job.spec.tenant.value();
-  const TenantSpec& tenant = tenants_[u];
-  if (!tenant.borrow_limit) return true;
-  // A job bound to one type that fits in its tenant's reservation of it is owed, whatever the
-  // tenant borrows elsewhere. (A job open to several types is not: it may land where its tenant
-  // borrows, and owing it would let two tenants reclaim from each other in turn.)
-  if (owed) return true;
-  const std::vector<uint64_t>& use = in_use_[u];
-  // Accelerators borrowed beyond the reservation of type t when holding `milli` of it.
-  auto beyond = [&](uint32_t t, uint64_t milli) {
-    const uint64_t reserved = reserved_milli_[u][t] / kMilliPerGpu;
-    const uint64_t accelerators = (milli + kMilliPerGpu - 1) / kMilliPerGpu;
-    return accelerators > reserved ? accelerators - reserved : 0;
-  };
-  uint64_t total = 0;
-  for (uint32_t t = 0; t < use.size(); ++t) total += beyond(t, use[t]);
-  const uint64_t milli =
-      static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * (job.spec.workers + job.spec.spare_nodes);
-  for (uint32_t t = 0; t < use.size(); ++t) {
-    if (!job.spec.worker.types.Allows(AcceleratorTypeId(t))) continue;
-    if (total - beyond(t, use[t]) + beyond(t, use[t] + milli) <= *tenant.borrow_limit) return true;
-  }
-  return false;
-}
-
-// Walks running jobs by expected end, adding what each frees of the job's types, until enough.
-std::optional<Engine::BackfillHold> Engine::Reserve(TimeMs now, const Job& job) const {
-  const TypeSet types = job.spec.worker.types;
-  const uint64_t need = Accelerators(job);
-  uint64_t free = 0;
-  for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
-    if (types.Allows(AcceleratorTypeId(t))) free += cluster_.free_whole(AcceleratorTypeId(t));
-  }
-  // Merge the allowed types' end lists in time order (a job on several types is counted once
-  // per type, for its workers of that type).
-  using EndIt = std::set<std::tuple<TimeMs, JobId, const Job*>>::const_iterator;
-  std::vector<std::pair<EndIt, uint32_t>> heads;  // (next entry, type)
-  for (uint32_t t = 0; t < ends_by_type_.size(); ++t) {
-    if (types.Allows(AcceleratorTypeId(t)) && !ends_by_type_[t].empty())
-      heads.emplace_back(ends_by_type_[t].begin(), t);
-  }
-  TimeMs start = now;
-  while (free < need && !heads.empty()) {
-    size_t next = 0;
-    for (size_t i = 1; i < heads.size(); ++i) {
-      if (*heads[i].first < *heads[next].first) next = i;
-    }
-    auto& [it, type] = heads[next];
-    const auto& [end, id, running] = *it;
-    for (const WorkerPlacement& p : running->workers) {
-      if (cluster_.accelerator_type(p.node) == AcceleratorTypeId(type) && cluster_.schedulable(p.node)) {
-        free += running->spec.worker.gpus;
-      }
-    }
-    start = std::max(end, now);
-    if (++it == ends_by_type_[type].end()) heads.erase(heads.begin() + static_cast<std::ptrdiff_t>(next));
-  }
-  if (free < need) return std::nullopt;
-  return BackfillHold{job.spec.id, job.spec.tenant, start, types, free - need};
-}
-
-bool Engine::BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const {
-  const TimeMs end = ExpectedEnd(now, job.spec);
-  const uint64_t need = Accelerators(job);
-  // Reserved capacity belongs to its owner: another tenant's hold does not keep it waiting.
-  for (const BackfillHold& r : holds) {
-    if (!Overlaps(r.types, job.spec.worker.types)) continue;
-    if (owed && r.tenant != job.spec.tenant) continue;
-    if (end <= r.start) continue;
-    if (need > r.spare) return false;
-  }
-  return true;
-}
-
-void Engine::SchedulingPass(TimeMs now, Decisions& out) {
-  std::vector<BackfillHold> holds;
-  uint32_t preemption_tries = 0, reclaim_tries = 0;
-  pass_candidates_.clear();
-  shared_placer_.reset();
-  governor_.BeginPass();
-  // Shapes that found no room this pass: the state only fills up during a pass, so an identical
-  // request would fail again.
-  std::set<std::tuple<uint32_t, uint32_t, MilliGpu, Millicores, MiB, uint64_t, int, uint64_t, uint64_t>> failed;
-  for (Job* job : OrderedPending()) {
-    if (!DependenciesMet(*job)) continue;
-    if (now < job->eligible_at) {
-      job->reason = PendingReason::kBeginTime;
-      continue;
-    }
-    // Decided once: a flexible job waits for the window it chose, then queues like any other;
-    // should it not start then (its tenant at its quota, the campus full), waiting for another
-    // window would risk its deadline.
-    if (job->spec.flexible && !job->window) job->window = LowCarbonStart(now, *job).value_or(now);
-    if (job->window && now < *job->window) {
-      job->reason = PendingReason::kLowCarbonWait;
-      continue;
-    }
-    const bool owed = OwedOneType(*job);
-    if (!WithinQuota(*job, owed)) {
-      job->reason = PendingReason::kQuotaExceeded;
-      continue;
-    }
-    if (!BackfillAllowed(now, *job, owed, holds)) {
-      job->reason = PendingReason::kPriority;
-      continue;
-    }
-    if (governor_.CampusHeld() && !owed && job->spec.worker.gpus > 0) {
-      job->reason = PendingReason::kPowerCap;
-      continue;
-    }
-    const TaskShape& w = job->spec.worker;
-    auto key = std::make_tuple(job->spec.workers + job->spec.spare_nodes, w.gpus, w.milli_per_gpu, w.cpu, w.memory,
-                               w.types.mask, static_cast<int>(job->spec.topology), w.halls, w.node_types);
-    GangResult result;
-    if (failed.count(key)) {
-      result.reason = job->reason == PendingReason::kNone ? PendingReason::kResources : job->reason;
-    } else {
-      result = job->spec.spare_nodes > 0 ? PlaceGang(cluster_, GangSpec(job->spec))
-                                         : PlaceGang(cluster_, job->spec, w.Shared() ? SharedPlacer() : nullptr);
-    }
-    if (result.placed()) {
-      std::vector<WorkerPlacement> spares = TakeSpares(job->spec, result.workers);
-      const std::optional<uint32_t> limit = AdmitPower(*job, result.workers, spares, owed);
-      if (!limit) continue;
-      const uint64_t need = Accelerators(*job);
-      const TimeMs end = ExpectedEnd(now, job->spec);
-      for (BackfillHold& r : holds) {
-        if (Overlaps(r.types, w.types) && end > r.start) r.spare -= std::min(r.spare, need);
-      }
-      Started(now, *job, std::move(result.workers), std::move(spares), *limit, out);
-      continue;
-    }
-    failed.insert(key);
-    job->reason = result.reason;
-    std::erase_if(job->waiting_for, [&](JobId v) {
-      auto it = jobs_.find(v);
-      return it == jobs_.end() || !it->second.preempt_at;
-    });
-    if (!job->waiting_for.empty()) {
-      job->reason = PendingReason::kPreempting;  // its victims are still leaving
-    } else if (config_.preemption) {
-      // Reclaim has its own budget, so higher-priority work queued ahead cannot use up the tries
-      // a reservation is owed; other preemption shares `preemption_depth` tries per pass.
-      const bool reclaim = FitsInReservation(*job) && OthersBorrow(*job);
-      uint32_t& tries = reclaim ? reclaim_tries : preemption_tries;
-      if (tries < (reclaim ? config_.reclaim_depth : config_.preemption_depth)) {
-        ++tries;
-        if (TryPreempt(now, *job, out)) continue;
-      }
-    }
-    if (holds.size() < config_.backfill_depth) {
-      if (std::optional<BackfillHold> r = Reserve(now, *job)) holds.push_back(*r);
-    }
-  }
-}
-
-// The typical tasks are the worker shapes of everything queued or running now: the workload the
-// fleet must keep room for.
-Placer* Engine::SharedPlacer() {
-  if (!shared_placer_) {
-    std::vector<TaskShape> workload;
-    workload.reserve(pending_.size() + running_.size());
-    for (const auto& [id, job] : pending_) workload.push_back(job->spec.worker);
-    for (const auto& [id, job] : running_) workload.push_back(job->spec.worker);
-    shared_placer_ = std::make_unique<Placer>(cluster_, config_.shared_policy, TypicalTasks(workload, 0.95),
-                                              shared_rng_, /*shapes=*/0);
-  }
-  return shared_placer_.get();
-}
-
-// ---- Preemption ----
-
-void Engine::FinishPreemptions(TimeMs now) {
-  while (!preempting_.empty() && preempting_.begin()->first <= now) {
-    Job& victim = jobs_.at(preempting_.begin()->second);
-    Stop(victim, JobState::kPending);
-    victim.preemptions++;
-    victim.reason = PendingReason::kNone;
-    pending_[victim.spec.id] = &victim;
-  }
-}
-
-bool Engine::OwedOneType(const Job& job) const {
-  return std::popcount(job.spec.worker.types.mask) == 1 && FitsInReservation(job);
-}
-
-bool Engine::FitsInReservation(const Job& job) const {
-  const uint32_t u = job.spec.tenant.value();
-  const uint64_t milli =
-      static_cast<uint64_t>(job.spec.worker.TotalMilliGpu()) * (job.spec.workers + job.spec.spare_nodes);
-  for (uint32_t t = 0; t < reserved_milli_[u].size(); ++t) {
-    const uint64_t reserved = reserved_milli_[u][t];
-    if (reserved > 0 && job.spec.worker.types.Allows(AcceleratorTypeId(t)) && in_use_[u][t] + milli <= reserved) {
-      return true;
-    }
-  }
-  return false;
-}
-
-// Whether another tenant uses more than its reservation of a type the job may run on: only then
-// can reclaim find victims.
-bool Engine::OthersBorrow(const Job& job) const {
-  for (uint32_t u = 0; u < tenants_.size(); ++u) {
-    if (u == job.spec.tenant.value()) continue;
-    for (uint32_t t = 0; t < in_use_[u].size(); ++t) {
-      if (job.spec.worker.types.Allows(AcceleratorTypeId(t)) && BorrowingOn(u, t)) return true;
-    }
-  }
-  return false;
-}
-
-// Running jobs this job may evict: its own tenant's jobs of lower priority; other tenants' jobs
-// only while those tenants run beyond their reservation, and then when of lower priority or when
-// the job reclaims its own reservation. In running-job order (by id); TryPreempt ranks them.
-std::vector<Engine::Candidate> Engine::VictimCandidates(TimeMs now, const Job& job) const {
-  const bool reclaim = FitsInReservation(job);
-  // Node types that could hold one worker of the job when empty: a victim elsewhere cannot help.
-  uint64_t hostable = 0;
-  const TaskShape& w = job.spec.worker;
-  for (NodeTypeId id : facts_.node_types) {
-    const NodeType& t = fleet_.catalog().node(id);
-    const bool type_ok = w.gpus == 0 || (t.accelerator && w.types.Allows(*t.accelerator));
-    const bool selected = w.node_types == 0 || ((w.node_types >> id.value()) & 1);
-    if (type_ok && selected && t.accelerators >= w.gpus && t.cpu >= w.cpu && t.memory >= w.memory) {
-      hostable |= id.value() < 64 ? uint64_t{1} << id.value() : ~uint64_t{0};
-    }
-  }
-  std::vector<Candidate> candidates;
-  for (const auto& [id, k] : running_) {
-    if (k->preempt_at || (!reclaim && k->spec.priority >= job.spec.priority)) continue;
-    if ((k->used_node_types & hostable) == 0) continue;
-    const uint64_t held = k->used_types.mask;
-    const uint64_t wanted = job.spec.worker.types.Any() ? ~uint64_t{0} : job.spec.worker.types.mask;
-    const bool useful = job.spec.worker.gpus == 0 || (held & wanted) != 0;
-    // Another tenant's job is fair game only while that tenant runs beyond its reservation on the
-    // victim's types: work inside a reservation is guaranteed against other tenants.
-    const bool other_tenant = k->spec.tenant != job.spec.tenant;
-    bool borrowed = false;
-    if (other_tenant) {
-      for (uint64_t bits = held; bits != 0 && !borrowed; bits &= bits - 1) {
-        borrowed = BorrowingOn(k->spec.tenant.value(), static_cast<uint32_t>(std::countr_zero(bits)));
-      }
-    }
-    const bool lower = k->spec.priority < job.spec.priority;
-    const bool eligible = other_tenant ? borrowed && (lower || reclaim) : lower;
-    if (!useful || !eligible) continue;
-    const TimeMs elapsed = now - k->start;
-    const TimeMs since_checkpoint = k->spec.checkpoint_interval ? elapsed % *k->spec.checkpoint_interval : elapsed;
-    const int64_t size = static_cast<int64_t>(Accelerators(*k));
-    candidates.push_back({k, !borrowed, since_checkpoint * size, size});
-  }
-  return candidates;
-}
-
-// Victim choice (docs/decisions/0002): the lowest priority ceiling that makes room — never
-// evict higher-priority work to spare lower — then the fewest victims, then the least work lost,
-// borrowed capacity first. Within a ceiling: one victim if one suffices (the best by borrowed,
-// then least work lost), else victims borrowed first and largest first until the job fits, then
-// victims the job can do without are spared. The cluster state is restored exactly: victims
-// keep their resources through the grace period.
-bool Engine::TryPreempt(TimeMs now, Job& job, Decisions& out) {
-  // A victim frees its spares too.
-  auto release = [&](const Job* v) {
-    ReleaseGang(cluster_, v->spec, v->workers);
-    ReleaseGang(cluster_, v->spec, v->spares);
-  };
-  auto restore = [&](const Job* v) {
-    for (const WorkerPlacement& p : v->workers) cluster_.Allocate(p.node, v->spec.worker, p.devices);
-    for (const WorkerPlacement& p : v->spares) cluster_.Allocate(p.node, v->spec.worker, p.devices);
-  };
-  const JobSpec gang = GangSpec(job.spec);
-  auto job_fits = [&] {
-    GangResult r = PlaceGang(cluster_, gang);
-    if (r.placed()) ReleaseGang(cluster_, gang, r.workers);
-    return r.placed();
-  };
-  constexpr size_t kSingleProbes = 64;
-  constexpr size_t kSparingProbes = 16;
-  const CandidateKey key{job.spec.priority, job.spec.tenant.value(), job.spec.worker.types.mask,
-                         job.spec.worker.gpus == 0};
-  auto cached = pass_candidates_.find(key);
-  if (cached == pass_candidates_.end()) {
-    cached = pass_candidates_.emplace(key, VictimCandidates(now, job)).first;
-  } else {
-    std::erase_if(cached->second,
-                  [](const Candidate& c) { return c.job->preempt_at || c.job->state != JobState::kRunning; });
-  }
-  const std::vector<Candidate>& all = cached->second;
-  // Counting before probing: a fit test costs a placement, a count costs nothing.
-  uint64_t free = 0;
-  for (uint32_t t = 0; t < fleet_.catalog().accelerators().size(); ++t) {
-    if (job.spec.worker.types.Allows(AcceleratorTypeId(t))) free += cluster_.free_whole(AcceleratorTypeId(t));
-  }
-  const uint64_t need = Accelerators(job);
-  const uint64_t shortfall = need > free ? need - free : 0;
-  std::vector<int32_t> ceilings;  // distinct priorities: a handful
-  for (const Candidate& c : all) {
-    if (std::find(ceilings.begin(), ceilings.end(), c.job->spec.priority) == ceilings.end()) {
-      ceilings.push_back(c.job->spec.priority);
-    }
-  }
-  std::sort(ceilings.begin(), ceilings.end());
-
-  std::vector<Job*> victims;
-  for (int32_t ceiling : ceilings) {
-    // One victim: the best few that could cover the shortfall alone.
-    std::vector<const Candidate*> singles;
-    for (const Candidate& c : all) {
-      if (c.job->spec.priority <= ceiling && static_cast<uint64_t>(c.size) >= shortfall) singles.push_back(&c);
-    }
-    auto better = [](const Candidate* a, const Candidate* b) {
-      return std::tie(a->not_borrowed, a->lost, a->job->spec.id) < std::tie(b->not_borrowed, b->lost, b->job->spec.id);
-    };
-    const size_t probes = std::min(singles.size(), kSingleProbes);
-    std::partial_sort(singles.begin(), singles.begin() + static_cast<std::ptrdiff_t>(probes), singles.end(), better);
-    for (size_t i = 0; i < probes && victims.empty(); ++i) {
-      release(singles[i]->job);
-      if (job_fits()) victims.push_back(singles[i]->job);
-      restore(singles[i]->job);
-    }
-    if (!victims.empty()) break;
-    // Several: borrowed first, largest first (bucketed by size: sizes are few), id order within.
-    std::map<std::pair<bool, int64_t>, std::vector<Job*>> buckets;
-    for (const Candidate& c : all) {
-      if (c.job->spec.priority <= ceiling) buckets[{c.not_borrowed, -c.size}].push_back(c.job);
-    }
-    bool fits = false;
-    uint64_t freed = 0;
-    for (auto& [key, jobs] : buckets) {
-      for (Job* v : jobs) {
-        release(v);
-        victims.push_back(v);
-        freed += static_cast<uint64_t>(-key.second);
-        if (freed >= shortfall && (fits = job_fits())) break;
-      }
-      if (fits) break;
-    }
-    if (fits) {
-      for (size_t i = victims.size(), tries = 0; i-- > 0 && tries < kSparingProbes; ++tries) {
-        restore(victims[i]);
-        if (job_fits()) {
-          victims.erase(victims.begin() + static_cast<std::ptrdiff_t>(i));
-        } else {
-          release(victims[i]);
-        }
-      }
-      for (Job* v : victims) restore(v);
-      break;
-    }
-    for (Job* v : victims) restore(v);
-    victims.clear();
-  }
-  if (victims.empty()) return false;
-  const TimeMs deadline = now + config_.preemption_grace;
-  for (Job* v : victims) {
-    v->preempt_at = deadline;
-    preempting_.insert({deadline, v->spec.id});
-    out.kills.push_back({v->spec.id, KillReason::kPreempted, deadline});
-    job.waiting_for.push_back(v->spec.id);
-  }
-  job.reason = PendingReason::kPreempting;
-  if (config_.preemption_grace > 0) return true;
-  FinishPreemptions(now);
-  job.waiting_for.clear();
-  GangResult r = PlaceGang(cluster_, gang);
-  JOULE_CHECK(r.placed());
-  std::vector<WorkerPlacement> spares = TakeSpares(job.spec, r.workers);
-  if (std::optional<uint32_t> limit = AdmitPower(job, r.workers, spares, OwedOneType(job))) {
-    Started(now, job, std::move(r.workers), std::move(spares), *limit, out);
-  }
-  return true;
 }
 
 // Adds (sign +1) or removes (-1) the places' share of the tenant's use and the node index.
@@ -838,6 +381,7 @@ void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers,
 
 void Engine::IndexRunning(Job& job) {
   running_[job.spec.id] = &job;
+  running_by_priority_[job.spec.priority][job.spec.id] = &job;
   if (job.spec.time_limit) deadlines_.insert({job.start + *job.spec.time_limit, job.spec.id});
   if (TimeMs end = ExpectedEnd(job.start, job.spec); end != kNever) {
     for (uint32_t t = 0; t < ends_by_type_.size(); ++t) {
@@ -850,6 +394,12 @@ void Engine::IndexRunning(Job& job) {
 // likewise CPU and memory per node; no device is over-committed.
 void Engine::CheckInvariants() const {
   governor_.CheckInvariants();
+  size_t by_priority = 0;
+  for (const auto& [priority, level] : running_by_priority_) {
+    for (const auto& [id, job] : level) JOULE_CHECK(running_.count(id) && job->spec.priority == priority);
+    by_priority += level.size();
+  }
+  JOULE_CHECK(by_priority == running_.size());
   std::vector<int64_t> held(fleet_.accelerator_count(), 0);
   std::vector<Millicores> cpu(fleet_.nodes().size(), 0);
   std::vector<MiB> mem(fleet_.nodes().size(), 0);

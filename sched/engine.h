@@ -31,6 +31,11 @@
 //             PowerCap and holds the budgets it lacks for the rest of the pass. After the pass,
 //             room left by ended jobs raises capped limits (sched/power_governor.h);
 //   commit  — decisions, and an invariant check of the cluster state when enabled.
+// Work proportional to change: a step runs the pass only when its outcome may differ from the last
+// one's — an event arrived, the last step decided something (a start, a kill, spares...), a
+// preemption's grace or a time limit ran out, a held job's begin time or low-carbon window came, or
+// the tenants' fair-share order changed. Otherwise the pass would decide nothing, and is skipped:
+// a server's backstop tick over a queue of 100,000 that cannot start costs next to nothing.
 // Failures (docs/decisions/0006-failures.md): node health changes arrive as events and follow a
 // state machine; a job on a node that goes down restarts on its hot spares when it holds enough,
 // else goes back to the queue under its failure policy (restart limit, backoff), or fails.
@@ -72,6 +77,9 @@ struct EngineConfig {
   uint32_t preemption_depth = 2;     // blocked jobs per pass that may look for victims
   uint32_t reclaim_depth = 2;        // and, separately, jobs reclaiming their tenant's reservation
   bool check_invariants = false;     // full consistency check after every pass (tests, debug)
+  // Skip a step's pass when it would decide nothing new (see Engine). false: every step runs it —
+  // the reference the tests compare the skipping engine with.
+  bool skip_quiet_passes = true;
   // How shared fractions of an accelerator are placed: a fragmentation-gradient scorer over the
   // typical tasks of the queued and running work. Joule's (FGD's gradient, ties to the busiest
   // node) leaves less capacity stranded than FGD on all ten openb lists (docs/decisions/0003).
@@ -101,6 +109,7 @@ class Engine {
   const std::vector<WorkerPlacement>* spares(JobId job) const;
   size_t pending_count() const { return pending_.size(); }
   size_t running_count() const { return running_.size(); }
+  uint64_t passes() const { return passes_; }  // steps that ran the scheduling pass
 
   // The whole state (sched/engine_state.h), and an engine made to continue from one
   // (sched/engine_snapshot.cc). REQUIRES for Restore: a fresh engine over the same fleet, the
@@ -160,6 +169,10 @@ class Engine {
   void EnforceTimeLimits(TimeMs now, Decisions& out);
   void DecayUsage(TimeMs now);
   void SchedulingPass(TimeMs now, Decisions& out);
+  // Whether the pass may decide anything the last one did not (see the header's comment).
+  bool PassDue(TimeMs now) const;
+  // The tenants' fair-share ratios now (decayed usage / weight).
+  std::vector<double> Shares() const;
   std::vector<Job*> OrderedPending();
   bool DependenciesMet(Job& job);
   // The job as placed: its workers and its spares, one gang.
@@ -169,7 +182,7 @@ class Engine {
   std::optional<double> ForecastMean(TimeMs from, TimeMs to) const;
   bool WithinQuota(const Job& job, bool owed) const;
   std::optional<BackfillHold> Reserve(TimeMs now, const Job& job) const;
-  bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds) const;
+  bool BackfillAllowed(TimeMs now, const Job& job, bool owed, std::vector<BackfillHold>& holds);
   // A running job (start set) in running_, deadlines_ and ends_by_type_.
   void IndexRunning(Job& job);
   void Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers, std::vector<WorkerPlacement> spares,
@@ -178,7 +191,7 @@ class Engine {
   std::optional<uint32_t> AdmitPower(Job& job, const std::vector<WorkerPlacement>& workers,
                                      const std::vector<WorkerPlacement>& spares, bool owed);
   void ReportPowerLimits(Decisions& out);
-  void FinishPreemptions(TimeMs now);
+  bool FinishPreemptions(TimeMs now);  // whether any victim left
   bool TryPreempt(TimeMs now, Job& job, Decisions& out);
   struct Candidate {
     Job* job;
@@ -222,6 +235,9 @@ class Engine {
   std::unordered_map<JobId, JobState> ended_;  // completed, failed, cancelled: final state only
   std::map<JobId, Job*> pending_;
   std::map<JobId, Job*> running_;
+  // The same, by priority: a victim search for a job outside its reservation walks only the
+  // levels below its own.
+  std::map<int32_t, std::map<JobId, Job*>> running_by_priority_;
   std::vector<NodeId> held_changed_;              // nodes whose jobs_on_ changed in this Step (ChangedNodes)
   std::set<std::pair<TimeMs, JobId>> deadlines_;  // running jobs with a time limit, by deadline
   // Per accelerator type, running jobs with an estimate or limit that hold that type, by expected
@@ -236,6 +252,13 @@ class Engine {
   GridForecast forecast_;
   std::vector<double> forecast_sum_;  // forecast_sum_[i]: intensity x ms over the first i steps
   TimeMs last_decay_ = 0;
+  // The quiet-pass skip: pass_due_ is set by whatever the pass depends on besides time and fair
+  // share; pass_wake_ is the earliest begin time or window a held job waits for; pass_shares_ the
+  // ratios the last pass ordered by.
+  bool pass_due_ = true;
+  TimeMs pass_wake_ = 0;
+  std::vector<double> pass_shares_;
+  uint64_t passes_ = 0;
   std::vector<NodeHealth> health_;                  // per node
   std::vector<std::vector<JobId>> jobs_on_;         // per node: running jobs holding a place there
   std::set<JobId> short_of_spares_;                 // running jobs holding fewer spares than they asked

@@ -32,7 +32,7 @@ using nlohmann::json;
 struct AgentOptions {
   std::optional<std::string> server, token;
   std::string node, workdir, address = "127.0.0.1";
-  double heartbeat_s = 1, grace_s = 10;
+  double heartbeat_s = 30, grace_s = 10;  // heartbeat: docs/decisions/0012
   std::string telemetry = "auto", nvml_library = "libnvidia-ml.so.1", accelerator_type = "h100-sxm";
   uint32_t accelerators = 0;
   std::string metrics_listen;
@@ -422,7 +422,8 @@ void AddAgentCommand(CLI::App& app, CommandFn& run) {
   cmd->add_option("--workdir", o->workdir, "Where jobs run and write their output (default joule-agent/NODE)");
   cmd->add_option("--address", o->address, "This node's address for MASTER_ADDR (default 127.0.0.1)");
   cmd->add_option("--heartbeat-seconds", o->heartbeat_s,
-                  "A heartbeat at least this often: its long poll waits this long for new work (default 1)")
+                  "A heartbeat, with the GPUs' readings, at least this often: its long poll waits this long for new "
+                  "work (default 30)")
       ->check(CLI::Range(0.05, 60.0));
   cmd->add_option("--grace-seconds", o->grace_s, "SIGTERM to SIGKILL (default 10)")->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--telemetry", o->telemetry,

@@ -468,6 +468,7 @@ class ControlPlane {
   static constexpr int kPassBatchMs = 10;  // a pass on events waits this long for more
   std::optional<TimeMs> first_tick_;       // agents_required: registrations counted from it
   bool registrations_checked_ = false;
+  TimeMs next_silence_check_ = 0;  // CheckAgents' sweep, at most once a second
   std::thread committer_, ticker_;
 };
 

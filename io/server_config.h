@@ -68,7 +68,7 @@ struct ServerConfig {
   TimeMs tick_ms = 1000;                 // one scheduling pass per tick
   uint32_t http_threads = 64;            // requests handled at once (connections cost no thread)
   HttpSpec http;
-  TimeMs agent_timeout_ms = 15'000;  // a node whose agent is silent this long is marked down
+  TimeMs agent_timeout_ms = 90'000;  // a node whose agent is silent this long is marked down (3 heartbeats)
   bool agents_required = false;      // nodes with no agent after agent_timeout_ms are marked down
   // A snapshot after this many records (0: never; unset: ControlPlane::kSnapshotRecords). A
   // restart loads the newest and replays the records after it.

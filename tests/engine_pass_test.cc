@@ -46,11 +46,13 @@ std::string Describe(const Decisions& d) {
     o << '\n';
   }
   for (const SparePoolChange& c : d.spare_pool) o << "pool " << c.tenant.value() << ' ' << c.node.value() << c.added;
-  for (const KillJob& k : d.kills) o << "kill " << k.job << ' ' << static_cast<int>(k.reason) << ' ' << k.deadline << '\n';
+  for (const KillJob& k : d.kills)
+    o << "kill " << k.job << ' ' << static_cast<int>(k.reason) << ' ' << k.deadline << '\n';
   for (const Rejection& r : d.rejections) o << "reject " << r.job << ' ' << r.reason << '\n';
   for (const PowerLimit& p : d.power_limits) o << "limit " << p.job << ' ' << p.permille << '\n';
   for (const Requeue& r : d.requeues) o << "requeue " << r.job << ' ' << r.eligible_at << '\n';
-  for (const JobEnded& e : d.ended) o << "ended " << e.job << ' ' << static_cast<int>(e.state) << ' ' << e.reason << '\n';
+  for (const JobEnded& e : d.ended)
+    o << "ended " << e.job << ' ' << static_cast<int>(e.state) << ' ' << e.reason << '\n';
   for (const HealthTransition& h : d.health) o << "health " << h.node.value() << ' ' << static_cast<int>(h.to) << '\n';
   return o.str();
 }

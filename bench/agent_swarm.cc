@@ -35,12 +35,12 @@
 #include <utility>  // before Boost.Asio 1.74, which uses std::exchange without it
 #include <vector>
 
+#include <fmt/format.h>
+#include <sys/resource.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <sys/resource.h>
 
 #include "io/scenario.h"
 
@@ -57,8 +57,8 @@ using nlohmann::json;
 struct Options {
   std::string host = "127.0.0.1", token, scenario, stats;
   uint16_t port = 0;
-  uint32_t nodes = 0;                      // 0: all of the fleet's
-  uint32_t parked = 0xffffffff;            // agents holding a long poll (the others poll)
+  uint32_t nodes = 0;            // 0: all of the fleet's
+  uint32_t parked = 0xffffffff;  // agents holding a long poll (the others poll)
   double heartbeat_s = 10, mean_s = 60, seconds = 60;
   uint32_t pool_connections = 256, connect_rate = 5'000, source_addresses = 8;
 };
@@ -266,8 +266,7 @@ class Swarm {
 
   Clock::duration Duration(uint64_t job, uint32_t run, const json& x) {
     const json& command = x["command"];
-    if (command.is_array() && !command.empty() && command[0] == "sleep" && x["args"].is_array() &&
-        !x["args"].empty()) {
+    if (command.is_array() && !command.empty() && command[0] == "sleep" && x["args"].is_array() && !x["args"].empty()) {
       return std::chrono::duration_cast<Clock::duration>(
           std::chrono::duration<double>(std::atof(x["args"][0].get<std::string>().c_str())));
     }
@@ -325,7 +324,8 @@ class Swarm {
       const Send send = queue_.front();
       queue_.pop_front();
       Agent& a = agents_[send.agent];
-      if (!send.heartbeat && std::none_of(a.workers.begin(), a.workers.end(), [](const Worker& w) { return !w.ended; })) {
+      if (!send.heartbeat &&
+          std::none_of(a.workers.begin(), a.workers.end(), [](const Worker& w) { return !w.ended; })) {
         a.idle_since = send.due;
       }
       c->Send(fmt::format("/api/v1/agents/{}/heartbeat", a.name), Body(a, send.heartbeat),

@@ -287,7 +287,7 @@ void Engine::Submit(TimeMs now, const JobSpec& spec, Decisions& out) {
   job.spec = spec;
   job.spec.submit_time = spec.submit_time ? spec.submit_time : now;
   job.state = JobState::kPending;
-  pending_[spec.id] = &job;
+  AddPending(job);
 }
 
 void Engine::Stop(Job& job, JobState end_state) {
@@ -374,7 +374,7 @@ void Engine::Started(TimeMs now, Job& job, std::vector<WorkerPlacement> workers,
   job.reason = PendingReason::kNone;
   job.reported = PendingReason::kNone;
   job.start = now;
-  pending_.erase(job.spec.id);
+  RemovePending(job);
   IndexRunning(job);
   out.starts.push_back({job.spec.id, job.workers, limit, job.spares});
 }
@@ -400,6 +400,12 @@ void Engine::CheckInvariants() const {
     by_priority += level.size();
   }
   JOULE_CHECK(by_priority == running_.size());
+  size_t queued = 0;
+  for (const auto& [bucket, entries] : queue_) {
+    for (const QueueEntry& e : entries) JOULE_CHECK(pending_.count(std::get<JobId>(e)));
+    queued += entries.size();
+  }
+  JOULE_CHECK(queued == pending_.size());
   std::vector<int64_t> held(fleet_.accelerator_count(), 0);
   std::vector<Millicores> cpu(fleet_.nodes().size(), 0);
   std::vector<MiB> mem(fleet_.nodes().size(), 0);

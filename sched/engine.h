@@ -234,6 +234,15 @@ class Engine {
   std::map<JobId, Job> jobs_;                  // pending and running (and being preempted)
   std::unordered_map<JobId, JobState> ended_;  // completed, failed, cancelled: final state only
   std::map<JobId, Job*> pending_;
+  // The pending jobs kept in queue order (the order stage): per bucket — (priority, tenant) under
+  // fair share, one bucket under FIFO and shortest-first — by (expected run time under
+  // shortest-first, submit time, id). A pass merges the buckets by the tenants' shares instead of
+  // sorting the queue.
+  using QueueEntry = std::tuple<TimeMs, TimeMs, JobId, Job*>;
+  std::map<std::pair<int32_t, uint32_t>, std::set<QueueEntry>> queue_;
+  std::pair<std::pair<int32_t, uint32_t>, QueueEntry> QueuePlace(Job& job) const;
+  void AddPending(Job& job);
+  void RemovePending(Job& job);
   std::map<JobId, Job*> running_;
   // The same, by priority: a victim search for a job outside its reservation walks only the
   // levels below its own.

@@ -273,7 +273,7 @@ void Engine::Requeue(TimeMs now, Job& job, const std::string& why, Decisions& ou
   }
   job.eligible_at = now + backoff;
   job.reason = backoff > 0 ? PendingReason::kBeginTime : PendingReason::kNone;
-  pending_[job.spec.id] = &job;
+  AddPending(job);
   out.requeues.push_back({job.spec.id, job.restarts, job.eligible_at, why});
 }
 
@@ -281,7 +281,7 @@ void Engine::End(Job& job, JobState state, std::string reason, Decisions& out) {
   if (job.state == JobState::kRunning) {
     Stop(job, state);
   } else {
-    pending_.erase(job.spec.id);
+    RemovePending(job);
     job.state = state;
   }
   const JobId id = job.spec.id;

@@ -17,30 +17,71 @@
 namespace joule {
 // ---- The pass ----
 
+std::pair<std::pair<int32_t, uint32_t>, Engine::QueueEntry> Engine::QueuePlace(Job& job) const {
+  const JobSpec& s = job.spec;
+  switch (config_.order) {
+    case QueueOrder::kFifo:
+      return {{0, 0}, {0, s.submit_time, s.id, &job}};
+    case QueueOrder::kShortestFirst:
+      // Jobs with neither an estimate nor a time limit sort last under shortest-first.
+      return {{0, 0},
+              {s.runtime_estimate.value_or(s.time_limit.value_or(std::numeric_limits<TimeMs>::max())), s.submit_time,
+               s.id, &job}};
+    case QueueOrder::kPriorityFairShareAge:
+      break;
+  }
+  return {{-s.priority, s.tenant.value()}, {0, s.submit_time, s.id, &job}};
+}
+
+void Engine::AddPending(Job& job) {
+  pending_[job.spec.id] = &job;
+  auto [bucket, entry] = QueuePlace(job);
+  queue_[bucket].insert(entry);
+}
+
+void Engine::RemovePending(Job& job) {
+  if (!pending_.erase(job.spec.id)) return;
+  auto [bucket, entry] = QueuePlace(job);
+  auto it = queue_.find(bucket);
+  it->second.erase(entry);
+  if (it->second.empty()) queue_.erase(it);
+}
+
+// Priority (high first), then fair share (the tenant's decayed usage / weight, low first), then
+// submit time, then id: each (priority, tenant) bucket is in (submit, id) order already, so the
+// buckets of one priority are merged by their heads.
 std::vector<Engine::Job*> Engine::OrderedPending() {
   std::vector<Job*> order;
   order.reserve(pending_.size());
-  for (auto& [id, job] : pending_) order.push_back(job);
   pass_shares_ = Shares();
-  const std::vector<double>& share = pass_shares_;
-  // Jobs with neither an estimate nor a time limit sort last under shortest-first.
-  auto expected = [](const Job* j) {
-    return j->spec.runtime_estimate.value_or(j->spec.time_limit.value_or(std::numeric_limits<TimeMs>::max()));
+  using It = std::set<QueueEntry>::const_iterator;
+  struct Head {
+    It at, end;
+    double share;
   };
-  auto key = [&](const Job* j) {
-    const JobSpec& s = j->spec;
-    switch (config_.order) {
-      case QueueOrder::kFifo:
-        return std::make_tuple(int32_t{0}, 0.0, TimeMs{0}, s.submit_time, s.id);
-      case QueueOrder::kShortestFirst:
-        return std::make_tuple(int32_t{0}, 0.0, expected(j), s.submit_time, s.id);
-      case QueueOrder::kPriorityFairShareAge:
-        break;
+  std::vector<Head> heads;
+  for (auto level = queue_.begin(); level != queue_.end();) {
+    heads.clear();
+    const int32_t priority = level->first.first;
+    for (; level != queue_.end() && level->first.first == priority; ++level) {
+      const double share = config_.order == QueueOrder::kPriorityFairShareAge ? pass_shares_[level->first.second] : 0;
+      heads.push_back({level->second.begin(), level->second.end(), share});
     }
-    return std::make_tuple(-s.priority, share[s.tenant.value()], TimeMs{0}, s.submit_time, s.id);
-  };
-  // pending_ is in id order, which is nearly submit order: a merge sort makes short work of it.
-  std::stable_sort(order.begin(), order.end(), [&](const Job* a, const Job* b) { return key(a) < key(b); });
+    if (heads.size() == 1) {
+      for (It it = heads[0].at; it != heads[0].end; ++it) order.push_back(std::get<Job*>(*it));
+      continue;
+    }
+    while (!heads.empty()) {
+      size_t best = 0;
+      for (size_t i = 1; i < heads.size(); ++i) {
+        const auto& [e1, t1, id1, j1] = *heads[i].at;
+        const auto& [e0, t0, id0, j0] = *heads[best].at;
+        if (std::tie(heads[i].share, t1, id1) < std::tie(heads[best].share, t0, id0)) best = i;
+      }
+      order.push_back(std::get<Job*>(*heads[best].at));
+      if (++heads[best].at == heads[best].end) heads.erase(heads.begin() + static_cast<std::ptrdiff_t>(best));
+    }
+  }
   return order;
 }
 

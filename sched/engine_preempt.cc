@@ -24,7 +24,7 @@ bool Engine::FinishPreemptions(TimeMs now) {
     Stop(victim, JobState::kPending);
     victim.preemptions++;
     victim.reason = PendingReason::kNone;
-    pending_[victim.spec.id] = &victim;
+    AddPending(victim);
   }
   return any;
 }

@@ -101,7 +101,7 @@ Status Engine::Restore(const EngineState& s) {
     job.restarts = saved.restarts;
     job.eligible_at = saved.eligible_at;
     if (job.state == JobState::kPending) {
-      pending_[job.spec.id] = &job;
+      AddPending(job);
       continue;
     }
     // Running: its places held as Started holds them, its deadline, expected end and power.

@@ -138,7 +138,9 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
   Single(out, "joule_elections_won_total", "counter", "Times this server became the leader.", c.elections_won);
   Single(out, "joule_journal_last_sequence", "gauge", "Sequence number of the last durable journal record.",
          s.journal_seq);
-  Single(out, "joule_engine_steps_total", "counter", "Scheduling passes run since the server started.", c.steps);
+  Single(out, "joule_engine_steps_total", "counter", "Engine steps run since the server started.", c.steps);
+  Single(out, "joule_engine_passes_total", "counter",
+         "Steps that ran a scheduling pass (the others had nothing new to decide).", c.passes);
   Single(out, "joule_engine_step_seconds_total", "counter", "Time spent in scheduling passes.", c.step_seconds_sum);
   Single(out, "joule_engine_step_max_seconds", "gauge", "Longest scheduling pass since the server started.",
          c.step_seconds_max);

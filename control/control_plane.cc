@@ -473,7 +473,9 @@ void ControlPlane::TickLoop() {
     Expect(Enqueue(step), step_wake_, step_outcome);
     lock.unlock();
     const auto begin = std::chrono::steady_clock::now();
+    const uint64_t passes_before = engine_->passes();
     const Decisions d = RunStep(now, step->through);
+    const uint64_t passes_run = engine_->passes() - passes_before;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
     lock.lock();
     // Decisions are shown only once the step that made them is durable: a restart re-makes them.
@@ -482,6 +484,7 @@ void ControlPlane::TickLoop() {
     if (step_outcome != Ack::kDurable) continue;
     ApplyDecisions(now, d);
     counters_.steps++;
+    counters_.passes += passes_run;
     counters_.step_seconds_sum += seconds;
     counters_.step_seconds_max = std::max(counters_.step_seconds_max, seconds);
     last_pass_seconds_ = seconds;

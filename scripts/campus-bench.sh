@@ -73,6 +73,7 @@ sleep 10
 echo "campus-bench: measuring for $measure s"
 cpu0=$(cpu_s)
 steps0=$(metric joule_engine_steps_total)
+passes0=$(metric joule_engine_passes_total)
 : >"$work/measure.log"
 tail -n0 -f "$work/swarm.log" >"$work/measure.log" &
 tailer=$!
@@ -83,6 +84,7 @@ cat "$work/measure.log"
 echo "  submits at 50/s: $(cat "$work/submits.txt")"
 echo "  server CPU: $(python3 -c "import sys; print(f'{(float(sys.argv[2]) - float(sys.argv[1])) / float(sys.argv[3]):.2f}')" "$cpu0" "$cpu1" "$measure") cores on average"
 echo "  server memory: $(grep -E 'VmRSS|VmHWM' "/proc/$server/status" | tr -s ' ' | paste -sd' ')"
-echo "  passes: $(( $(metric joule_engine_steps_total) - steps0 )), longest $(metric joule_engine_step_max_seconds) s;" \
+echo "  steps: $(( $(metric joule_engine_steps_total) - steps0 )), $(( $(metric joule_engine_passes_total) - passes0 )) with a pass;" \
+  "longest since start $(metric joule_engine_step_max_seconds) s;" \
   "$(metric 'joule_jobs{state="running"}') running, $(waiting) pending; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-curl -s "$url/metrics" | grep -E "^joule_http_(connections_open|requests_total|timeouts_total)" || true
+curl -s "$url/metrics" | grep -E "^joule_http_(connections_open|requests_total|timeouts_total)|^joule_snapshot|^joule_journal_(commits|records)_total" || true

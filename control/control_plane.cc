@@ -355,10 +355,13 @@ void ControlPlane::CommitLoop() {
   std::unique_lock lock(mu_);
   while (true) {
     commit_wake_.wait(lock, [&] { return !queue_.empty() || snapshot_due_ || stopping_; });
-    if (snapshot_due_) {
+    // A snapshot kept in pieces takes turns with the appends: one piece, then what queued meanwhile.
+    if (snapshot_due_ && (queue_.empty() || snapshot_turn_ || !journal_->snapshot_pieces())) {
+      snapshot_turn_ = false;
       KeepSnapshot(lock);
       continue;
     }
+    snapshot_turn_ = true;
     if (queue_.empty()) return;  // stopping, nothing left
     // Nothing is written while the journal is broken: the ticker rebuilds the view first.
     if (broken_) {
@@ -407,19 +410,57 @@ void ControlPlane::CommitLoop() {
 // REQUIRES: `lock` holds mu_; the committer. Keeps the snapshot the ticker made (not while the
 // journal is broken: the view it was taken from is being rebuilt).
 void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
-  TakenSnapshot taken = std::move(*snapshot_due_);
-  snapshot_due_.reset();
   if (broken_) {
+    snapshot_due_.reset();
+    keep_step_ = 0;
     snapshot_busy_ = false;
     return;
   }
+  if (!journal_->snapshot_pieces()) {
+    TakenSnapshot taken = std::move(*snapshot_due_);
+    snapshot_due_.reset();
+    lock.unlock();
+    const auto begin = std::chrono::steady_clock::now();
+    const ::joule::Status kept = Keep(taken);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    lock.lock();
+    snapshot_busy_ = false;
+    Kept(taken, kept, seconds);
+    return;
+  }
+  // One step: a history chunk, a piece of the body, or the snapshot itself once all are kept. The
+  // taken snapshot stays put meanwhile: only this thread clears it, and the ticker takes no other
+  // while snapshot_busy_.
+  const TakenSnapshot& taken = *snapshot_due_;
+  const std::string& body = taken.snapshot.body;
+  const size_t pieces = (body.size() + config_.snapshot_piece_bytes - 1) / config_.snapshot_piece_bytes;
+  const size_t step = keep_step_;
   lock.unlock();
   const auto begin = std::chrono::steady_clock::now();
-  const ::joule::Status kept = Keep(taken);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  ::joule::Status kept = ::joule::Status::Ok();
+  bool done = false;
+  if (step < taken.chunks.size()) {
+    const TakenSnapshot::Chunk& chunk = taken.chunks[step];
+    kept = journal_->SaveChunk(chunk.log, chunk.index, *chunk.bytes);
+  } else if (const size_t piece = step - taken.chunks.size(); piece < pieces) {
+    kept = journal_->SaveSnapshotPiece(
+        taken.snapshot.seq, static_cast<uint32_t>(piece),
+        std::string_view(body).substr(piece * config_.snapshot_piece_bytes, config_.snapshot_piece_bytes));
+  } else {
+    kept = journal_->SaveSnapshot(taken.snapshot.seq, "", config_.etcd.has_value() || config_.compact_journal);
+    done = true;
+  }
+  keep_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   lock.lock();
+  if (!done && kept.ok()) {
+    keep_step_++;
+    return;
+  }
+  Kept(taken, kept, keep_seconds_);
+  snapshot_due_.reset();
+  keep_step_ = 0;
+  keep_seconds_ = 0;
   snapshot_busy_ = false;
-  Kept(taken, kept, seconds);
 }
 
 ::joule::Status ControlPlane::Keep(const TakenSnapshot& taken) {

@@ -349,7 +349,12 @@ class ControlPlane {
   ::joule::Status Keep(const TakenSnapshot& taken);  // the new chunks, then the snapshot; without mu_
   // The ticker, leading, after a step: a snapshot for the committer to keep when one is due.
   void MaybeSnapshot(std::unique_lock<std::mutex>& lock);
+  // The committer: keeps the snapshot due, whole, or one step of it when the journal keeps
+  // snapshots in pieces (SQLite), between appends.
   void KeepSnapshot(std::unique_lock<std::mutex>& lock);
+  size_t keep_step_ = 0;        // the snapshot due: chunks, then pieces, kept so far
+  double keep_seconds_ = 0;     // and the time its steps took
+  bool snapshot_turn_ = false;  // the committer's next turn is the snapshot's
   // REQUIRES: mu_ held. Counts a snapshot kept (or logs why it was not).
   void Kept(const TakenSnapshot& taken, const ::joule::Status& kept, double seconds);
   // REQUIRES: mu_ held. Returns the record's ticket.

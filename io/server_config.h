@@ -77,7 +77,8 @@ struct ServerConfig {
   // An ended job stays in the view (lists, its events, its spec) this long, then is retired to
   // the history: still found by id, listed on request, its row compact (Slurm's MinJobAge).
   TimeMs job_retention_ms = 300'000;
-  size_t history_chunk_bytes = size_t{1} << 20;  // the history's chunks (control/history.h); tests make them small
+  size_t history_chunk_bytes = size_t{1} << 20;   // the history's chunks (control/history.h); tests make them small
+  size_t snapshot_piece_bytes = size_t{1} << 20;  // a snapshot kept in pieces between appends (SQLite); the same
   std::vector<TokenSpec> tokens;
   std::vector<QueueSpec> queues;  // the first is the default
   std::vector<PriorityClassSpec> priority_classes;

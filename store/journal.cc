@@ -99,7 +99,10 @@ Status SqliteJournal::Connect() {
                             "CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL)",
                             "CREATE TABLE IF NOT EXISTS snapshot (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)",
                             "CREATE TABLE IF NOT EXISTS chunk (log TEXT NOT NULL, idx INTEGER NOT NULL, "
-                            "bytes BLOB NOT NULL, PRIMARY KEY (log, idx))"}) {
+                            "bytes BLOB NOT NULL, PRIMARY KEY (log, idx))",
+                            // A snapshot kept in pieces: its row's body is empty.
+                            "CREATE TABLE IF NOT EXISTS snapshot_piece (seq INTEGER NOT NULL, idx INTEGER NOT NULL, "
+                            "bytes BLOB NOT NULL, PRIMARY KEY (seq, idx))"}) {
       if (Status s = Exec(sql); !s.ok()) return s;
     }
   }
@@ -209,6 +212,18 @@ Result<std::optional<Snapshot>> SqliteJournal::LoadSnapshot() const {
   out.seq = static_cast<uint64_t>(sqlite3_column_int64(select.get(), 0));
   const auto* bytes = static_cast<const char*>(sqlite3_column_blob(select.get(), 1));
   out.body.assign(bytes ? bytes : "", static_cast<size_t>(sqlite3_column_bytes(select.get(), 1)));
+  if (out.body.empty() && HasTable(db_, "snapshot_piece")) {
+    // Kept in pieces; a piece missing or out of place shows in the snapshot's checksum.
+    Statement pieces(db_, "SELECT bytes FROM snapshot_piece WHERE seq = ? ORDER BY idx");
+    if (!pieces.ok()) return Error("reading the snapshot's pieces");
+    sqlite3_bind_int64(pieces.get(), 1, static_cast<sqlite3_int64>(out.seq));
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(pieces.get())) == SQLITE_ROW) {
+      const auto* piece = static_cast<const char*>(sqlite3_column_blob(pieces.get(), 0));
+      out.body.append(piece ? piece : "", static_cast<size_t>(sqlite3_column_bytes(pieces.get(), 0)));
+    }
+    if (rc != SQLITE_DONE) return Error("reading the snapshot's pieces");
+  }
   return std::optional<Snapshot>(std::move(out));
 }
 
@@ -220,18 +235,32 @@ Status SqliteJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool com
   {
     Statement insert(db_, "INSERT OR REPLACE INTO snapshot (seq, body) VALUES (?, ?)");
     Statement older(db_, "DELETE FROM snapshot WHERE seq < ?");
+    // Older snapshots' pieces, and those of one never finished (a crash between its pieces).
+    Statement older_pieces(db_, "DELETE FROM snapshot_piece WHERE seq < ?");
     Statement records(db_, "DELETE FROM journal WHERE seq <= ?");
-    ok = insert.ok() && older.ok() && records.ok();
+    ok = insert.ok() && older.ok() && older_pieces.ok() && records.ok();
     if (ok) {
       sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(seq));
       sqlite3_bind_blob(insert.get(), 2, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
       sqlite3_bind_int64(older.get(), 1, static_cast<sqlite3_int64>(seq));
+      sqlite3_bind_int64(older_pieces.get(), 1, static_cast<sqlite3_int64>(seq));
       sqlite3_bind_int64(records.get(), 1, static_cast<sqlite3_int64>(seq));
       ok = sqlite3_step(insert.get()) == SQLITE_DONE && sqlite3_step(older.get()) == SQLITE_DONE &&
-           (!compact || sqlite3_step(records.get()) == SQLITE_DONE);
+           sqlite3_step(older_pieces.get()) == SQLITE_DONE && (!compact || sqlite3_step(records.get()) == SQLITE_DONE);
     }
   }
   return Finish(ok, "saving a snapshot");
+}
+
+Status SqliteJournal::SaveSnapshotPiece(uint64_t seq, uint32_t index, std::string_view bytes) {
+  JOULE_CHECK(mode_ == OpenMode::kWriter);
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
+  Statement insert(db_, "INSERT OR REPLACE INTO snapshot_piece (seq, idx, bytes) VALUES (?, ?, ?)");
+  if (!insert.ok()) return Error("saving a snapshot's piece");
+  sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(seq));
+  sqlite3_bind_int64(insert.get(), 2, index);
+  sqlite3_bind_blob(insert.get(), 3, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
+  return sqlite3_step(insert.get()) == SQLITE_DONE ? Status::Ok() : Error("saving a snapshot's piece");
 }
 
 Status SqliteJournal::SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) {

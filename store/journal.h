@@ -78,6 +78,14 @@ class Journal {
   virtual void Resign() {}
   // Whether SaveSnapshot may run on another thread than the appends (the journal is thread-safe).
   virtual bool concurrent_snapshots() const { return false; }
+  // Whether a snapshot may be kept in pieces between appends instead: each SaveSnapshotPiece
+  // (index 0, 1, ... of the body cut in order) is durable on its own, and SaveSnapshot(seq, "",
+  // compact) then makes them the snapshot. A large snapshot never holds the appends back for long.
+  virtual bool snapshot_pieces() const { return false; }
+  virtual Status SaveSnapshotPiece(uint64_t seq, uint32_t index, std::string_view bytes) {
+    (void)seq, (void)index, (void)bytes;
+    return Status::Error("this journal keeps snapshots whole");
+  }
 };
 
 enum class OpenMode {
@@ -102,6 +110,8 @@ class SqliteJournal final : public Journal {
   Status SaveSnapshot(uint64_t seq, std::string_view body, bool compact) override;
   Status SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) override;
   Result<std::vector<std::string>> LoadChunks(std::string_view log, uint64_t count) const override;
+  bool snapshot_pieces() const override { return true; }
+  Status SaveSnapshotPiece(uint64_t seq, uint32_t index, std::string_view bytes) override;
 
  private:
   SqliteJournal(std::string path, OpenMode mode, int lock_fd)

@@ -659,7 +659,8 @@ TEST(ControlPlaneTest, RestartFromASnapshotShowsEveryJobAsBefore) {
   Result<io::ServerConfig> config =
       io::LoadServerConfig(Config(dir, "snapshot_records: 25\ncompact_journal: true\njob_retention_seconds: 30\n"));
   ASSERT_TRUE(config.ok()) << config.status().message();
-  config->history_chunk_bytes = 300;  // the history in many chunks, kept as the snapshots go
+  config->history_chunk_bytes = 300;    // the history in many chunks, kept as the snapshots go
+  config->snapshot_piece_bytes = 1000;  // and each snapshot in many pieces between appends
   auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(3'000); };
   std::vector<JobRow> before;
   std::string snapshot;

@@ -93,6 +93,39 @@ TEST(JournalTest, SnapshotsReplaceOlderOnesAndCompactWhatTheyCover) {
   EXPECT_EQ((*(*reader)->LoadSnapshot())->seq, 3u);
 }
 
+// A snapshot kept in pieces between appends: read back whole; a later one never finished (a
+// crash between its pieces) leaves the finished one in place; the next finished one drops the
+// older pieces.
+TEST(JournalTest, SnapshotsKeptInPiecesBetweenAppends) {
+  const std::string path = FreshPath("pieces.db");
+  Result<std::unique_ptr<store::SqliteJournal>> j = store::SqliteJournal::Open(path);
+  ASSERT_TRUE(j.ok());
+  ASSERT_TRUE((*j)->snapshot_pieces());
+  ASSERT_TRUE((*j)->Append(std::vector<std::string>{"a", "b"}).ok());
+  ASSERT_TRUE((*j)->SaveSnapshotPiece(2, 0, std::string("one\0", 4)).ok());
+  ASSERT_TRUE((*j)->Append(std::vector<std::string>{"c"}).ok());  // an append between pieces
+  ASSERT_TRUE((*j)->SaveSnapshotPiece(2, 1, "two").ok());
+  EXPECT_FALSE((*j)->LoadSnapshot()->has_value());  // not a snapshot until finished
+  ASSERT_TRUE((*j)->SaveSnapshot(2, "", /*compact=*/true).ok());
+  EXPECT_EQ((*(*j)->LoadSnapshot())->body, std::string("one\0two", 7));
+  EXPECT_EQ(ReadAll(**j).size(), 1u);  // record 3 stays
+  ASSERT_TRUE((*j)->SaveSnapshotPiece(3, 0, "half of a later one").ok());
+  j->reset();
+  Result<std::unique_ptr<store::SqliteJournal>> again = store::SqliteJournal::Open(path);
+  ASSERT_TRUE(again.ok());
+  std::optional<store::Snapshot> kept = *(*again)->LoadSnapshot();
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->seq, 2u);
+  EXPECT_EQ(kept->body, std::string("one\0two", 7));
+  ASSERT_TRUE((*again)->Append(std::vector<std::string>{"d"}).ok());
+  ASSERT_TRUE((*again)->SaveSnapshotPiece(4, 0, "four").ok());
+  ASSERT_TRUE((*again)->SaveSnapshot(4, "", /*compact=*/false).ok());
+  EXPECT_EQ((*(*again)->LoadSnapshot())->body, "four");
+  Result<std::unique_ptr<store::SqliteJournal>> reader = store::SqliteJournal::Open(path, store::OpenMode::kReader);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ((*(*reader)->LoadSnapshot())->body, "four");
+}
+
 // The history's chunks (control/history.h) on one store: written once each, read back in order,
 // written again with the same bytes harmlessly, a missing one named.
 void ChunksRoundTrip(store::Journal& journal) {

@@ -36,6 +36,9 @@
 // preemption's grace or a time limit ran out, a held job's begin time or low-carbon window came, or
 // the tenants' fair-share order changed. Otherwise the pass would decide nothing, and is skipped:
 // a server's backstop tick over a queue of 100,000 that cannot start costs next to nothing.
+// Decisions are exactly those of an engine that runs every pass (tests/engine_pass_test.cc); a
+// pending reason may lag until the next pass runs (time only tightens backfill holds, so a job a
+// skipped pass would call Priority may still read Resources).
 // Failures (docs/decisions/0006-failures.md): node health changes arrive as events and follow a
 // state machine; a job on a node that goes down restarts on its hot spares when it holds enough,
 // else goes back to the queue under its failure policy (restart limit, backoff), or fails.

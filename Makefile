@@ -45,6 +45,7 @@ bench: release
 	@scripts/node-refresh-bench.sh build/release
 	@scripts/parked-memory.py build/release
 	@scripts/campus-bench.sh build/release
+	@scripts/slurm-compare.sh build/release
 
 lint: debug
 	@scripts/check-format.sh

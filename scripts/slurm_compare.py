@@ -69,6 +69,19 @@ def figures(rows, starts, ends, release, cpu):
             "controller CPU (s)": cpu}
 
 
+def stop_all(procs, grace=15):
+    """SIGTERM to every process, SIGKILL to those still there after `grace` seconds in all."""
+    for p in reversed(procs):
+        p.send_signal(signal.SIGTERM)
+    deadline = time.time() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 # ---- Slurm ----
 
 class Slurm:
@@ -156,14 +169,11 @@ PartitionName=all Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         raise SystemExit(f"slurm-compare: only some of {self.nodes} slurmd became idle: {out}")
 
     def stop(self):
-        for p in reversed(self.procs):
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(self.procs)
         self.procs = []
+        # Steps of cancelled jobs the daemons left behind, and their processes.
+        subprocess.run(["pkill", "-KILL", "-f", os.path.join(self.dir, "bin", "slurmstepd")])
+        subprocess.run(["pkill", "-KILL", "slurmstepd"])
 
     def measure(self, rows):
         self.run("scontrol", "update", "partitionname=all", "state=down")
@@ -208,8 +218,12 @@ PartitionName=all Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             time.sleep(0.5)
         cpu = cpu_seconds(self.ctld.pid) - cpu0
         if long_jobs:
-            self.run("scancel", "--state=RUNNING", check=False)
             self.run("scancel", "--state=PENDING", check=False)
+            self.run("scancel", "--state=RUNNING", check=False)
+            for _ in range(60):  # until the nodes have stopped them
+                if not self.run("squeue", "-h", check=False).stdout.strip():
+                    break
+                time.sleep(1)
         return figures(rows, starts, ends, release, cpu), rss_mib(self.ctld.pid)
 
 
@@ -289,13 +303,7 @@ tokens:
         raise SystemExit("slurm-compare: not every joule agent registered")
 
     def stop(self):
-        for p in reversed(self.procs):
-            p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(self.procs)
         self.procs = []
 
     def measure(self, rows):
@@ -337,7 +345,12 @@ tokens:
                 break
             time.sleep(1)
         cpu = cpu_seconds(self.server.pid) - cpu0
-        return figures(rows, starts, ends, release, cpu), rss_mib(self.server.pid)
+        rss = rss_mib(self.server.pid)
+        if long_jobs:  # the agents stop their workers when told, not when they stop themselves
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda job: call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", self.tokens["ops"]), ids))
+            time.sleep(5)
+        return figures(rows, starts, ends, release, cpu), rss
 
 
 def main():

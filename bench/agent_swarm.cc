@@ -191,8 +191,8 @@ class Swarm {
     std::string body = fmt::format(R"({{"address":"10.{}.{}.{}","ended":[{}],"running":[{}])", 0, 0, 1, ended, running);
     if (with_gpus && a.gpus > 0) {
       std::string devices;
+      const bool busy = std::any_of(a.workers.begin(), a.workers.end(), [](const Worker& w) { return !w.ended; });
       for (uint32_t g = 0; g < a.gpus; ++g) {
-        const bool busy = std::any_of(a.workers.begin(), a.workers.end(), [](const Worker& w) { return !w.ended; });
         devices += fmt::format(
             R"({}{{"index":{},"uuid":"GPU-swarm-{}","model":"simulated","memory_mib":81920,"power_watts":{},)"
             R"("energy_joules":{},"temperature_c":{},"utilization_percent":{},"memory_used_mib":0,)"

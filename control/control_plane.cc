@@ -355,8 +355,8 @@ void ControlPlane::CommitLoop() {
   std::unique_lock lock(mu_);
   while (true) {
     commit_wake_.wait(lock, [&] { return !queue_.empty() || snapshot_due_ || stopping_; });
-    // A snapshot kept in pieces takes turns with the appends: one piece, then what queued meanwhile.
-    if (snapshot_due_ && (queue_.empty() || snapshot_turn_ || !journal_->snapshot_pieces())) {
+    // A snapshot takes turns with the appends: one step of it, then what queued meanwhile.
+    if (snapshot_due_ && (queue_.empty() || snapshot_turn_)) {
       snapshot_turn_ = false;
       KeepSnapshot(lock);
       continue;
@@ -416,24 +416,13 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
     snapshot_busy_ = false;
     return;
   }
-  if (!journal_->snapshot_pieces()) {
-    TakenSnapshot taken = std::move(*snapshot_due_);
-    snapshot_due_.reset();
-    lock.unlock();
-    const auto begin = std::chrono::steady_clock::now();
-    const ::joule::Status kept = Keep(taken);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-    lock.lock();
-    snapshot_busy_ = false;
-    Kept(taken, kept, seconds);
-    return;
-  }
-  // One step: a history chunk, a piece of the body, or the snapshot itself once all are kept. The
-  // taken snapshot stays put meanwhile: only this thread clears it, and the ticker takes no other
-  // while snapshot_busy_.
+  // One step: a history chunk, a piece of the body, or the snapshot itself once all are kept (the
+  // whole body then, where the journal keeps no pieces). The taken snapshot stays put meanwhile:
+  // only this thread clears it, and the ticker takes no other while snapshot_busy_.
   const TakenSnapshot& taken = *snapshot_due_;
   const std::string& body = taken.snapshot.body;
-  const size_t pieces = (body.size() + config_.snapshot_piece_bytes - 1) / config_.snapshot_piece_bytes;
+  const size_t pieces =
+      journal_->snapshot_pieces() ? (body.size() + config_.snapshot_piece_bytes - 1) / config_.snapshot_piece_bytes : 0;
   const size_t step = keep_step_;
   lock.unlock();
   const auto begin = std::chrono::steady_clock::now();
@@ -447,7 +436,8 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
         taken.snapshot.seq, static_cast<uint32_t>(piece),
         std::string_view(body).substr(piece * config_.snapshot_piece_bytes, config_.snapshot_piece_bytes));
   } else {
-    kept = journal_->SaveSnapshot(taken.snapshot.seq, "", config_.etcd.has_value() || config_.compact_journal);
+    kept = journal_->SaveSnapshot(taken.snapshot.seq, pieces > 0 ? std::string_view() : std::string_view(body),
+                                  config_.etcd.has_value() || config_.compact_journal);
     done = true;
   }
   keep_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();

@@ -349,8 +349,8 @@ class ControlPlane {
   ::joule::Status Keep(const TakenSnapshot& taken);  // the new chunks, then the snapshot; without mu_
   // The ticker, leading, after a step: a snapshot for the committer to keep when one is due.
   void MaybeSnapshot(std::unique_lock<std::mutex>& lock);
-  // The committer: keeps the snapshot due, whole, or one step of it when the journal keeps
-  // snapshots in pieces (SQLite), between appends.
+  // The committer: keeps one step of the snapshot due (a history chunk, a piece of it where the
+  // journal keeps pieces, or the snapshot), between appends.
   void KeepSnapshot(std::unique_lock<std::mutex>& lock);
   size_t keep_step_ = 0;        // the snapshot due: chunks, then pieces, kept so far
   double keep_seconds_ = 0;     // and the time its steps took

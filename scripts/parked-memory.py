@@ -19,12 +19,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
 import harness  # noqa: E402
-from harness import AGENT, OPERATOR, Server, call, write_config  # noqa: E402
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+from harness import AGENT, OPERATOR, Server, call, rss_kib, write_config  # noqa: E402
 
 
 def body():

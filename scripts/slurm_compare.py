@@ -14,7 +14,6 @@ Usage: slurm_compare.py BUILD_DIR [--nodes N] [--workload mix|backlog] [--runs R
 import argparse
 import csv
 import datetime
-import json
 import os
 import random
 import re
@@ -23,12 +22,13 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
+from harness import call, rss_kib  # noqa: E402
 TAU = 10.0  # bounded slowdown's threshold, seconds
 
 
@@ -49,11 +49,6 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
 def figures(rows, starts, ends, release, cpu):
@@ -144,6 +139,10 @@ PartitionName=all Nodes=ALL Default=YES MaxTime=INFINITE State=UP
         if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
             os.makedirs("/run/munge", exist_ok=True)
             subprocess.run(["munged", "--force"], check=True)
+            for _ in range(50):  # its socket answers
+                if subprocess.run(["munge", "-n"], capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.1)
         shutil.rmtree(os.path.join(self.dir, "state"), ignore_errors=True)
         os.makedirs(os.path.join(self.dir, "state"))
         for p in ("slurmctld.log", "jobcomp.txt"):
@@ -224,21 +223,10 @@ PartitionName=all Nodes=ALL Default=YES MaxTime=INFINITE State=UP
                 if not self.run("squeue", "-h", check=False).stdout.strip():
                     break
                 time.sleep(1)
-        return figures(rows, starts, ends, release, cpu), rss_mib(self.ctld.pid)
+        return figures(rows, starts, ends, release, cpu), rss_kib(self.ctld.pid) / 1024
 
 
 # ---- Joule ----
-
-def call(url, method, path, token, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url + path, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
 
 class Joule:
     def __init__(self, build, folder, nodes):
@@ -288,7 +276,7 @@ tokens:
                 break
             time.sleep(0.1)
         self.url = re.search(r"http://127\.0\.0\.1:\d+", text).group(0)
-        _, listing = call(self.url, "GET", "/api/v1/nodes", self.tokens["ops"])
+        _, listing, _ = call(self.url, "GET", "/api/v1/nodes", self.tokens["ops"])
         for n in listing["nodes"]:
             self.procs.append(subprocess.Popen(
                 [self.joule, "agent", "--server", self.url, "--node", n["name"], "--token", self.tokens["agents"],
@@ -311,7 +299,7 @@ tokens:
             gpus, seconds = rows[i]
             spec = {"name": f"c{i}", "workers": max(1, gpus // 8), "resources": {"gpus": min(gpus, 8)},
                     "time_limit": 60 * max(1, (seconds + 59) // 60 + 1), "command": ["sleep", str(seconds)]}
-            status, job = call(self.url, "POST", "/api/v1/jobs", self.tokens["bench"], spec)
+            status, job, _ = call(self.url, "POST", "/api/v1/jobs", self.tokens["bench"], spec)
             assert status == 201, job
             return job["id"]
 
@@ -320,7 +308,7 @@ tokens:
         index = {job: i for i, job in enumerate(ids)}
         cpu0 = cpu_seconds(self.server.pid)
         release = time.time()
-        status, answer = call(self.url, "PATCH", "/api/v1/tenants/bench", self.tokens["ops"], {"borrow_limit": None})
+        status, answer, _ = call(self.url, "PATCH", "/api/v1/tenants/bench", self.tokens["ops"], {"borrow_limit": None})
         assert status in (200, 202), answer
         long_jobs = all(s >= 600 for _, s in rows)
         deadline = time.time() + 1800
@@ -331,7 +319,7 @@ tokens:
         while time.time() < deadline:
             after = 0
             while True:
-                _, page = call(self.url, "GET", f"/api/v1/jobs?limit=1000&after={after}&fields=id,started_at,ended_at",
+                _, page, _ = call(self.url, "GET", f"/api/v1/jobs?limit=1000&after={after}&fields=id,started_at,ended_at",
                                self.tokens["ops"])
                 for j in page["jobs"]:
                     if j["id"] in index and j["started_at"]:
@@ -345,7 +333,7 @@ tokens:
                 break
             time.sleep(1)
         cpu = cpu_seconds(self.server.pid) - cpu0
-        rss = rss_mib(self.server.pid)
+        rss = rss_kib(self.server.pid) / 1024
         if long_jobs:  # the agents stop their workers when told, not when they stop themselves
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda job: call(self.url, "POST", f"/api/v1/jobs/{job}/cancel", self.tokens["ops"]), ids))

@@ -241,7 +241,8 @@ Status SqliteJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool com
     ok = insert.ok() && older.ok() && older_pieces.ok() && records.ok();
     if (ok) {
       sqlite3_bind_int64(insert.get(), 1, static_cast<sqlite3_int64>(seq));
-      sqlite3_bind_blob(insert.get(), 2, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+      // An empty body (kept in pieces) is an empty blob, not NULL: a null pointer would bind NULL.
+      sqlite3_bind_blob(insert.get(), 2, body.empty() ? "" : body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
       sqlite3_bind_int64(older.get(), 1, static_cast<sqlite3_int64>(seq));
       sqlite3_bind_int64(older_pieces.get(), 1, static_cast<sqlite3_int64>(seq));
       sqlite3_bind_int64(records.get(), 1, static_cast<sqlite3_int64>(seq));

@@ -115,6 +115,15 @@ def call(url, method, path, token=None, body=None, content_type="application/jso
         return status, raw, hdrs
 
 
+def rss_kib(pid):
+    """The process's resident memory, KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def spec(name="job", gpus=8, workers=1, **extra):
     s = {"name": name, "workers": workers, "resources": {"gpus": gpus}, "time_limit": 3600}
     s.update(extra)

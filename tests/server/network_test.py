@@ -19,17 +19,9 @@ import unittest
 import zlib
 
 import harness
-from harness import AGENT, LAB_A, Server, call, spec, write_config
+from harness import AGENT, LAB_A, Server, call, rss_kib, spec, write_config
 
 MAX_BODY = 1 << 20
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def raw(port, data, read=True, timeout=10):

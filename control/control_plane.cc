@@ -529,7 +529,9 @@ void ControlPlane::TickLoop() {
 // Between passes: the next is due a tick after this one, or sooner once inputs were committed
 // (pass_wanted_): not sooner than twice the last pass's duration after it (passes over a large
 // queue take at most a third of the time) and kPassBatchMs after it is wanted (inputs arriving
-// together share one pass). Long-polling agents whose wait ended are answered meanwhile.
+// together share one pass). Long-polling agents whose wait ended are answered every
+// kWatchersEvery meanwhile. Inputs arriving during a wait end it, so that the next wait is for
+// `earliest`: waiting on for the other deadlines held a backlog's release up to 250 ms.
 void ControlPlane::WaitForPass(std::unique_lock<std::mutex>& lock) {
   using Steady = std::chrono::steady_clock;
   const Steady::time_point begin = Steady::now();
@@ -537,6 +539,7 @@ void ControlPlane::WaitForPass(std::unique_lock<std::mutex>& lock) {
   const Steady::time_point earliest =
       begin + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(2 * last_pass_seconds_));
   constexpr auto kWatchersEvery = std::chrono::milliseconds(250);
+  Steady::time_point watchers_due = begin + kWatchersEvery;
   while (!stopping_) {
     const Steady::time_point now = Steady::now();
     if (now >= tick) break;
@@ -544,11 +547,16 @@ void ControlPlane::WaitForPass(std::unique_lock<std::mutex>& lock) {
       tick_wake_.wait_for(lock, std::chrono::milliseconds(kPassBatchMs), [&] { return stopping_; });
       break;
     }
+    if (!watchers_.empty() && now >= watchers_due) {
+      NotifyWatchers(lock, /*all=*/false);
+      watchers_due = now + kWatchersEvery;
+      continue;
+    }
     Steady::time_point until = tick;
     if (pass_wanted_) until = std::min(until, earliest);
-    if (!watchers_.empty()) until = std::min(until, now + kWatchersEvery);
-    tick_wake_.wait_until(lock, until, [&] { return stopping_ || (pass_wanted_ && Steady::now() >= earliest); });
-    if (!watchers_.empty()) NotifyWatchers(lock, /*all=*/false);
+    if (!watchers_.empty()) until = std::min(until, watchers_due);
+    const bool wanted = pass_wanted_;
+    tick_wake_.wait_until(lock, until, [&] { return stopping_ || pass_wanted_ != wanted; });
   }
   pass_wanted_ = false;
 }

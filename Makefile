@@ -43,6 +43,7 @@ bench: release
 	@scripts/history-bench.sh build/release
 	@scripts/agent-latency.py build/release
 	@scripts/node-refresh-bench.sh build/release
+	@scripts/heartbeat-cost.sh build/release
 	@scripts/parked-memory.py build/release
 	@scripts/campus-bench.sh build/release
 	@scripts/slurm-compare.sh build/release

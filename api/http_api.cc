@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -192,9 +193,11 @@ struct HttpApi::Impl {
   // The same for a handler that may answer later (a long poll), counted when it answers; Authed's
   // handlers are these answering at once.
   using AsyncHandler = std::function<void(const Principal&, const HttpRequest&, const HttpServer::Respond&)>;
-  void AuthedAsync(const char* method, const std::string& pattern, std::string route, AsyncHandler handler) {
-    server.RouteAsync(
-        method, pattern,
+  // on_io: the handler does not wait, or offloads what does (HttpServer::RouteOnIo).
+  void AuthedAsync(const char* method, const std::string& pattern, std::string route, AsyncHandler handler,
+                   bool on_io = false) {
+    std::invoke(
+        on_io ? &HttpServer::RouteOnIo : &HttpServer::RouteAsync, server, method, pattern,
         [this, route, handler = std::move(handler)](const HttpRequest& req, const HttpServer::Respond& respond) {
           const auto begin = std::chrono::steady_clock::now();
           HttpServer::Respond counted = [this, route, method = req.method, begin, respond](HttpResponse res) {
@@ -736,13 +739,24 @@ struct HttpApi::Impl {
         return respond(std::move(res));
       }
     }
-    std::variant<control::AgentReport, control::ApiError> report = ParseAgentReport(req.body);
-    if (auto* bad = std::get_if<control::ApiError>(&report)) {
+    std::variant<control::AgentReport, control::ApiError> parsed = ParseAgentReport(req.body);
+    if (auto* bad = std::get_if<control::ApiError>(&parsed)) {
       Fail(res, *bad);
       return respond(std::move(res));
     }
-    control::Outcome<control::NodeAssignments> r =
-        plane.AgentHeartbeat(who, req.matches[1], std::move(std::get<control::AgentReport>(report)));
+    // Runs on the I/O thread (the route's): a report of ended workers waits for the journal, so it
+    // goes on on the handlers' pool. (A node back from down waits for one commit here: rare.)
+    auto report = std::make_shared<control::AgentReport>(std::move(std::get<control::AgentReport>(parsed)));
+    if (report->ended.empty()) return HeartbeatReported(who, req, known, wait_ms, std::move(*report), respond);
+    server.Offload([this, who, &req, known, wait_ms, report, respond] {  // respond keeps the connection
+      HeartbeatReported(who, req, known, wait_ms, std::move(*report), respond);
+    });
+  }
+
+  void HeartbeatReported(const Principal& who, const HttpRequest& req, uint64_t known, uint64_t wait_ms,
+                         control::AgentReport report, const HttpServer::Respond& respond) {
+    HttpResponse res;
+    control::Outcome<control::NodeAssignments> r = plane.AgentHeartbeat(who, req.matches[1], std::move(report));
     if (!r.ok()) {
       Fail(res, r.error);
       return respond(std::move(res));
@@ -807,10 +821,12 @@ struct HttpApi::Impl {
     Authed("GET", "/api/v1/queues", "/api/v1/queues", bind(&Impl::ListQueues));
     Authed("GET", "/api/v1/fleet", "/api/v1/fleet", bind(&Impl::FleetView));
     Authed("GET", "/api/v1/audit", "/api/v1/audit", bind(&Impl::AuditLog));
-    AuthedAsync("POST", R"(/api/v1/agents/([^/]+)/heartbeat)", "/api/v1/agents/{node}/heartbeat",
-                [this](const Principal& who, const HttpRequest& req, const HttpServer::Respond& respond) {
-                  Heartbeat(who, req, respond);
-                });
+    AuthedAsync(
+        "POST", R"(/api/v1/agents/([^/]+)/heartbeat)", "/api/v1/agents/{node}/heartbeat",
+        [this](const Principal& who, const HttpRequest& req, const HttpServer::Respond& respond) {
+          Heartbeat(who, req, respond);
+        },
+        /*on_io=*/true);
   }
 };
 

@@ -94,6 +94,7 @@ struct RouteEntry {
   std::regex pattern;
   HttpServer::AsyncHandler handler;
   HttpServer::Admit admit;
+  bool on_io = false;  // the handler runs on the I/O thread (RouteOnIo)
 };
 
 struct HttpServer::Impl {
@@ -252,21 +253,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } else {
       request_.body = std::move(body);
     }
-    // Handlers may wait for the journal: they run on the pool, never on the I/O threads. The
-    // answer goes back to the connection's strand whenever and from wherever it comes.
-    net::post(server_.handlers, [self = shared_from_this()] {
-      HttpServer::Respond respond = [self](HttpResponse response) {
-        net::post(self->stream_.get_executor(),
-                  [self, response = std::move(response)]() mutable { self->Write(std::move(response)); });
-      };
-      try {
-        self->route_->handler(self->request_, respond);
-      } catch (const std::exception& e) {
-        HttpResponse response;
-        self->server_.refuse(response, 500, "", fmt::format("the server failed: {}", e.what()));
-        respond(std::move(response));
-      }
-    });
+    // Handlers may wait for the journal: they run on the pool, never on the I/O threads, unless
+    // their route says they do not wait. The answer goes back to the connection's strand
+    // whenever and from wherever it comes.
+    if (route_->on_io) return Handle(shared_from_this());
+    net::post(server_.handlers, [self = shared_from_this()] { Handle(self); });
+  }
+
+  static void Handle(const std::shared_ptr<Connection>& self) {
+    // On the connection's strand already (a route on the I/O thread answering at once), the
+    // answer is written at once: a post would wake the other I/O thread for it.
+    HttpServer::Respond respond = [self](HttpResponse response) {
+      net::dispatch(self->stream_.get_executor(),
+                    [self, response = std::move(response)]() mutable { self->Write(std::move(response)); });
+    };
+    try {
+      self->route_->handler(self->request_, respond);
+    } catch (const std::exception& e) {
+      HttpResponse response;
+      self->server_.refuse(response, 500, "", fmt::format("the server failed: {}", e.what()));
+      respond(std::move(response));
+    }
   }
 
   // A refusal by the server itself: answered, then the connection closed (what is left of the
@@ -376,6 +383,12 @@ void HttpServer::Route(std::string method, const std::string& pattern, Handler h
 void HttpServer::RouteAsync(std::string method, const std::string& pattern, AsyncHandler handler, Admit admit) {
   impl_->routes.push_back({std::move(method), std::regex(pattern), std::move(handler), std::move(admit)});
 }
+
+void HttpServer::RouteOnIo(std::string method, const std::string& pattern, AsyncHandler handler, Admit admit) {
+  impl_->routes.push_back({std::move(method), std::regex(pattern), std::move(handler), std::move(admit), true});
+}
+
+void HttpServer::Offload(std::function<void()> work) { net::post(impl_->handlers, std::move(work)); }
 
 Result<int> HttpServer::Bind(const std::string& host, int port) {
   beast::error_code ec;

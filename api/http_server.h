@@ -1,6 +1,7 @@
 // An event-driven HTTP/1.1 server (Boost.Beast over Boost.Asio, Debian's libboost-dev) for the
 // control plane's API: a connection costs memory, not a thread. A few I/O threads read and write
-// every connection; handlers, which may wait for the journal, run on a pool of `handler_threads`.
+// every connection; handlers, which may wait for the journal, run on a pool of `handler_threads`
+// (a route that never waits may run on the I/O thread instead: RouteOnIo).
 // What a busy campus and an attacker do to it is bounded while reading, before any buffering:
 //   - the request head has `head_timeout` from its first byte, its body `body_timeout`, and an
 //     idle keep-alive connection `idle_timeout` before a request: a trickle of bytes extends none
@@ -93,6 +94,12 @@ class HttpServer {
   // `pattern` matches the whole path; its groups become HttpRequest::matches. First match wins.
   void Route(std::string method, const std::string& pattern, Handler handler, Admit admit = {});
   void RouteAsync(std::string method, const std::string& pattern, AsyncHandler handler, Admit admit = {});
+  // As RouteAsync, but the handler runs on the I/O thread that read the request, sparing the two
+  // hand-offs between threads (a third of a heartbeat's cost): it must not wait for the journal,
+  // and passes what may wait to Offload.
+  void RouteOnIo(std::string method, const std::string& pattern, AsyncHandler handler, Admit admit = {});
+  // Runs `work` on the handlers' pool.
+  void Offload(std::function<void()> work);
   // Binds the listening socket (SO_REUSEADDR only, backlog SOMAXCONN); port 0 takes any free
   // port. Returns the port bound.
   Result<int> Bind(const std::string& host, int port);

@@ -77,10 +77,21 @@ passes0=$(metric joule_engine_passes_total)
 : >"$work/measure.log"
 tail -n0 -f "$work/swarm.log" >"$work/measure.log" &
 tailer=$!
+# Every 10 s: the accelerators healthy and idle while jobs wait, and why the 1,000 oldest waiting
+# jobs wait (what keeps freed nodes idle, if anything does).
+(while sleep 10; do
+  m=$(curl -s "$url/metrics")
+  idle=$(awk '$1 == "joule_accelerators" {t = $2} $1 == "joule_accelerators_allocated" {a = $2}
+              $1 == "joule_accelerators_out_of_service" {o = $2} END {print t - a - o}' <<<"$m")
+  reasons=$(curl -s -H "Authorization: Bearer $token" "$url/api/v1/jobs?state=pending&limit=1000&fields=reason" |
+    python3 -c "import json, sys, collections; print(dict(collections.Counter(j['reason'] for j in json.load(sys.stdin)['jobs'])))")
+  echo "  idle accelerators $idle; the 1,000 oldest waiting: $reasons"
+done) >"$work/idle.log" 2>&1 &
+sampler=$!
 "$load" "$url" "$token" --connections 8 --seconds "$measure" --rate 50 >"$work/submits.txt" || true
-kill $tailer
+kill $tailer $sampler
 cpu1=$(cpu_s)
-cat "$work/measure.log"
+cat "$work/measure.log" "$work/idle.log"
 echo "  submits at 50/s: $(cat "$work/submits.txt")"
 echo "  server CPU: $(python3 -c "import sys; print(f'{(float(sys.argv[2]) - float(sys.argv[1])) / float(sys.argv[3]):.2f}')" "$cpu0" "$cpu1" "$measure") cores on average"
 echo "  server memory: $(grep -E 'VmRSS|VmHWM' "/proc/$server/status" | tr -s ' ' | paste -sd' ')"

@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev
   etcd-server               # high availability: the tests run a 3-member etcd cluster
   libboost-dev zlib1g-dev    # the control plane's event-driven HTTP server (Beast); compressed bodies
+  libsimdjson-dev            # the agents' heartbeats, read at campus rates
   libcpp-httplib-dev libssl-dev   # the HTTP clients (CLI, agents, etcd's gateway); SHA-256 of tokens
   prometheus                # promtool checks the server's /metrics in the tests
   clang libclang-rt-14-dev  # libFuzzer targets for the job spec and batch script parsers

@@ -6,7 +6,7 @@
 # Usage: scripts/heartbeat-cost.sh [BUILD_DIR]   (env: RATE, SECONDS_RUN)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="${1:-$root/build/release}"
+build="$(cd "${1:-$root/build/release}" && pwd)"
 joule="$build/apps/joule"
 load="$build/bench/joule_server_load"
 rate="${RATE:-4000}"

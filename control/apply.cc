@@ -260,15 +260,6 @@ void ControlPlane::RefreshNodes(bool all) {
     const std::span<const JobId> on = engine_->jobs_on(NodeId(n));
     info.jobs.assign(on.begin(), on.end());
   }
-  for (auto& per_type : tenant_use_) std::fill(per_type.begin(), per_type.end(), 0);
-  for (JobId id : running_jobs_) {
-    const JobInfo& j = jobs_.at(id);
-    for (NodeId n : j.nodes) {
-      if (std::optional<AcceleratorTypeId> t = fleet.node_type(n).accelerator) {
-        tenant_use_[j.tenant.value()][t->value()] += j.spec.gpus;
-      }
-    }
-  }
 }
 
 }  // namespace joule::control

@@ -154,7 +154,6 @@ void ControlPlane::ResetView() {
   preempting_.clear();
   nodes_.assign(fleet.nodes().size(), NodeInfo{});
   tenants_ = scenario_.tenants;
-  tenant_use_.assign(scenario_.tenants.size(), std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0));
   budgets_.clear();
   audit_ = RowLog(config_.history_chunk_bytes);
   retired_rows_ = RowLog(config_.history_chunk_bytes);
@@ -417,8 +416,8 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
     return;
   }
   // One step: a history chunk, a piece of the body, or the snapshot itself once all are kept (the
-  // whole body then, where the journal keeps no pieces). The taken snapshot stays put meanwhile:
-  // only this thread clears it, and the ticker takes no other while snapshot_busy_.
+  // whole body then, where the journal keeps no pieces), then one older piece dropped. The taken snapshot stays put
+  // meanwhile: only this thread clears it, and the ticker takes no other while snapshot_busy_.
   const TakenSnapshot& taken = *snapshot_due_;
   const std::string& body = taken.snapshot.body;
   const size_t pieces =
@@ -435,10 +434,15 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
     kept = journal_->SaveSnapshotPiece(
         taken.snapshot.seq, static_cast<uint32_t>(piece),
         std::string_view(body).substr(piece * config_.snapshot_piece_bytes, config_.snapshot_piece_bytes));
-  } else {
+  } else if (step == taken.chunks.size() + pieces) {
     kept = journal_->SaveSnapshot(taken.snapshot.seq, pieces > 0 ? std::string_view() : std::string_view(body),
                                   config_.etcd.has_value() || config_.compact_journal);
-    done = true;
+    done = pieces == 0;
+  } else {
+    // Then the older snapshots' pieces, one a step; should that fail, the next snapshot drops them.
+    Result<bool> more = journal_->DropOlderSnapshotPiece(taken.snapshot.seq);
+    if (!more.ok()) Log(fmt::format("older snapshot pieces were left in the journal: {}", more.status().message()));
+    done = !more.ok() || !*more;
   }
   keep_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   lock.lock();

@@ -439,7 +439,6 @@ class ControlPlane {
   std::unordered_map<std::string_view, NodeId> node_by_name_;  // views into the fleet's names
   std::vector<uint32_t> largest_node_;                         // per accelerator type: most per node
   std::vector<TenantSpec> tenants_;                            // as changed by quota changes
-  std::vector<std::vector<uint64_t>> tenant_use_;              // per tenant and accelerator type, running
   std::vector<PowerGovernor::Budget> budgets_;
   RowLog audit_;                              // AuditEntry rows, by seq
   RowLog retired_rows_;                       // retired jobs' rows, in the order they retired

@@ -80,7 +80,20 @@ void ControlPlane::VisitNodes(const std::function<void(NodeId, const NodeInfo&)>
 void ControlPlane::VisitTenants(
     const std::function<void(TenantId, const TenantSpec&, const std::vector<uint64_t>&)>& visit) const {
   std::lock_guard lock(mu_);
-  for (uint32_t t = 0; t < tenants_.size(); ++t) visit(TenantId(t), tenants_[t], tenant_use_[t]);
+  // Counted here, for the reader, not kept up to date at every step: at campus scale walking the
+  // 60,000 running jobs took 30 ms of every step, under the lock that submits wait for.
+  const Fleet& fleet = scenario_.fleet;
+  std::vector<std::vector<uint64_t>> use(tenants_.size(),
+                                         std::vector<uint64_t>(fleet.catalog().accelerators().size(), 0));
+  for (JobId id : running_jobs_) {
+    const JobInfo& j = jobs_.at(id);
+    for (NodeId n : j.nodes) {
+      if (std::optional<AcceleratorTypeId> t = fleet.node_type(n).accelerator) {
+        use[j.tenant.value()][t->value()] += j.spec.gpus;
+      }
+    }
+  }
+  for (uint32_t t = 0; t < tenants_.size(); ++t) visit(TenantId(t), tenants_[t], use[t]);
 }
 
 void ControlPlane::VisitAudit(uint64_t after, uint32_t limit,

@@ -235,7 +235,8 @@ Status SqliteJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool com
   {
     Statement insert(db_, "INSERT OR REPLACE INTO snapshot (seq, body) VALUES (?, ?)");
     Statement older(db_, "DELETE FROM snapshot WHERE seq < ?");
-    // Older snapshots' pieces, and those of one never finished (a crash between its pieces).
+    // Older snapshots' pieces, and those of one never finished (a crash between its pieces): at
+    // once after a whole body; one by one after pieces (DropOlderSnapshotPiece).
     Statement older_pieces(db_, "DELETE FROM snapshot_piece WHERE seq < ?");
     Statement records(db_, "DELETE FROM journal WHERE seq <= ?");
     ok = insert.ok() && older.ok() && older_pieces.ok() && records.ok();
@@ -247,7 +248,8 @@ Status SqliteJournal::SaveSnapshot(uint64_t seq, std::string_view body, bool com
       sqlite3_bind_int64(older_pieces.get(), 1, static_cast<sqlite3_int64>(seq));
       sqlite3_bind_int64(records.get(), 1, static_cast<sqlite3_int64>(seq));
       ok = sqlite3_step(insert.get()) == SQLITE_DONE && sqlite3_step(older.get()) == SQLITE_DONE &&
-           sqlite3_step(older_pieces.get()) == SQLITE_DONE && (!compact || sqlite3_step(records.get()) == SQLITE_DONE);
+           (body.empty() || sqlite3_step(older_pieces.get()) == SQLITE_DONE) &&
+           (!compact || sqlite3_step(records.get()) == SQLITE_DONE);
     }
   }
   return Finish(ok, "saving a snapshot");
@@ -262,6 +264,17 @@ Status SqliteJournal::SaveSnapshotPiece(uint64_t seq, uint32_t index, std::strin
   sqlite3_bind_int64(insert.get(), 2, index);
   sqlite3_bind_blob(insert.get(), 3, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
   return sqlite3_step(insert.get()) == SQLITE_DONE ? Status::Ok() : Error("saving a snapshot's piece");
+}
+
+Result<bool> SqliteJournal::DropOlderSnapshotPiece(uint64_t seq) {
+  JOULE_CHECK(mode_ == OpenMode::kWriter);
+  if (db_ == nullptr) return Status::Error(fmt::format("{}: the journal is closed after a failure", path_));
+  Statement drop(db_,
+                 "DELETE FROM snapshot_piece WHERE rowid = (SELECT rowid FROM snapshot_piece WHERE seq < ? LIMIT 1)");
+  if (!drop.ok()) return Error("dropping an older snapshot's piece");
+  sqlite3_bind_int64(drop.get(), 1, static_cast<sqlite3_int64>(seq));
+  if (sqlite3_step(drop.get()) != SQLITE_DONE) return Error("dropping an older snapshot's piece");
+  return sqlite3_changes(db_) > 0;
 }
 
 Status SqliteJournal::SaveChunk(std::string_view log, uint64_t index, std::string_view bytes) {

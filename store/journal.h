@@ -86,6 +86,13 @@ class Journal {
     (void)seq, (void)index, (void)bytes;
     return Status::Error("this journal keeps snapshots whole");
   }
+  // Once the snapshot at `seq` is saved from pieces, the older ones' pieces are no longer read:
+  // each call drops one of them (dropping all at once held the appends back 0.2 s on a campus);
+  // true while some are left.
+  virtual Result<bool> DropOlderSnapshotPiece(uint64_t seq) {
+    (void)seq;
+    return false;
+  }
 };
 
 enum class OpenMode {
@@ -112,6 +119,7 @@ class SqliteJournal final : public Journal {
   Result<std::vector<std::string>> LoadChunks(std::string_view log, uint64_t count) const override;
   bool snapshot_pieces() const override { return true; }
   Status SaveSnapshotPiece(uint64_t seq, uint32_t index, std::string_view bytes) override;
+  Result<bool> DropOlderSnapshotPiece(uint64_t seq) override;
 
  private:
   SqliteJournal(std::string path, OpenMode mode, int lock_fd)

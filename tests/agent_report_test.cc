@@ -37,11 +37,11 @@ std::string Device(int index, const std::string& extra = "") {
 }
 
 TEST(AgentReport, ReadsEveryField) {
-  const control::AgentReport r = Read(
-      R"({"address":"10.1.2.3","ended":[{"job":7,"rank":1,"run":2,"exit_code":-9,"energy_joules":12.5}],)"
-      R"("running":[{"job":8,"rank":0,"run":1,"energy_joules":3}],)"
-      R"("gpus":{"source":"nvml","count":2,"driver_version":"550.54","devices":[)" +
-      Device(0) + "," + Device(1) + "]}}");
+  const control::AgentReport r =
+      Read(R"({"address":"10.1.2.3","ended":[{"job":7,"rank":1,"run":2,"exit_code":-9,"energy_joules":12.5}],)"
+           R"("running":[{"job":8,"rank":0,"run":1,"energy_joules":3}],)"
+           R"("gpus":{"source":"nvml","count":2,"driver_version":"550.54","devices":[)" +
+           Device(0) + "," + Device(1) + "]}}");
   EXPECT_EQ(r.address, "10.1.2.3");
   ASSERT_EQ(r.ended.size(), 1u);
   EXPECT_EQ(r.ended[0].job, 7u);

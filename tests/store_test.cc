@@ -94,8 +94,8 @@ TEST(JournalTest, SnapshotsReplaceOlderOnesAndCompactWhatTheyCover) {
 }
 
 // A snapshot kept in pieces between appends: read back whole; a later one never finished (a
-// crash between its pieces) leaves the finished one in place; the next finished one drops the
-// older pieces.
+// crash between its pieces) leaves the finished one in place; once the next is finished, the
+// older pieces are dropped one by one.
 TEST(JournalTest, SnapshotsKeptInPiecesBetweenAppends) {
   const std::string path = FreshPath("pieces.db");
   Result<std::unique_ptr<store::SqliteJournal>> j = store::SqliteJournal::Open(path);
@@ -121,6 +121,14 @@ TEST(JournalTest, SnapshotsKeptInPiecesBetweenAppends) {
   ASSERT_TRUE((*again)->SaveSnapshotPiece(4, 0, "four").ok());
   ASSERT_TRUE((*again)->SaveSnapshot(4, "", /*compact=*/false).ok());
   EXPECT_EQ((*(*again)->LoadSnapshot())->body, "four");
+  // The older pieces (two of the finished snapshot, one of the unfinished) go one a call.
+  for (int left = 3; left > 0; --left) {
+    Result<bool> more = (*again)->DropOlderSnapshotPiece(4);
+    ASSERT_TRUE(more.ok());
+    EXPECT_TRUE(*more) << left;
+    EXPECT_EQ((*(*again)->LoadSnapshot())->body, "four");
+  }
+  EXPECT_FALSE(*(*again)->DropOlderSnapshotPiece(4));
   Result<std::unique_ptr<store::SqliteJournal>> reader = store::SqliteJournal::Open(path, store::OpenMode::kReader);
   ASSERT_TRUE(reader.ok());
   EXPECT_EQ((*(*reader)->LoadSnapshot())->body, "four");

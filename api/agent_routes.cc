@@ -48,12 +48,15 @@ void HttpApi::Impl::Heartbeat(const Principal& who, const HttpRequest& req, cons
     Fail(res, *bad);
     return respond(std::move(res));
   }
-  // Runs on the I/O thread (the route's): a report of ended workers waits for the journal, so it
-  // goes on on the handlers' pool. (A node back from down waits for one commit here: rare.)
-  auto report = std::make_shared<control::AgentReport>(std::move(std::get<control::AgentReport>(parsed)));
-  if (report->ended.empty()) return HeartbeatReported(who, req, known, wait_ms, std::move(*report), respond);
-  server.Offload([this, who, &req, known, wait_ms, report, respond] {  // respond keeps the connection
-    HeartbeatReported(who, req, known, wait_ms, std::move(*report), respond);
+  // Runs on the I/O thread (the route's): a heartbeat that waits for the journal (ended workers,
+  // a node back from down: thousands at once after a partition) goes on on the handlers' pool.
+  control::AgentReport& report = std::get<control::AgentReport>(parsed);
+  if (!plane.AgentHeartbeatWaits(req.matches[1], report)) {
+    return HeartbeatReported(who, req, known, wait_ms, std::move(report), respond);
+  }
+  // `respond` keeps the connection, and with it `req`, until it is called.
+  server.Offload([this, who, &req, known, wait_ms, report = std::move(report), respond]() mutable {
+    HeartbeatReported(who, req, known, wait_ms, std::move(report), respond);
   });
 }
 

@@ -68,6 +68,17 @@ std::optional<uint64_t> ControlPlane::JournalEnergy(JobInfo& job, const WorkerEx
   return Enqueue(record);
 }
 
+bool ControlPlane::AgentHeartbeatWaits(std::string_view name, const AgentReport& report) const {
+  if (!report.ended.empty()) return true;
+  std::lock_guard lock(mu_);
+  const std::optional<NodeId> node = FindNode(name);
+  if (!node) return false;
+  const NodeInfo& info = nodes_[node->value()];
+  const auto marked = agent_marked_down_.find(node->value());
+  return (marked != agent_marked_down_.end() && marked->second) ||
+         (info.health == NodeHealth::kDown && info.actor == Actor::kAgent);
+}
+
 Outcome<NodeAssignments> ControlPlane::AgentHeartbeat(const Principal& who, std::string_view name, AgentReport report) {
   if (!who.agent && !who.operator_role()) return ApiError{403, "", "only agents report for nodes"};
   std::unique_lock lock(mu_);

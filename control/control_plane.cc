@@ -415,9 +415,10 @@ void ControlPlane::KeepSnapshot(std::unique_lock<std::mutex>& lock) {
     snapshot_busy_ = false;
     return;
   }
-  // One step: a history chunk, a piece of the body, or the snapshot itself once all are kept (the
-  // whole body then, where the journal keeps no pieces), then one older piece dropped. The taken snapshot stays put
-  // meanwhile: only this thread clears it, and the ticker takes no other while snapshot_busy_.
+  // One step: a history chunk, a piece of the body, the snapshot itself once all are kept (the
+  // whole body, where the journal keeps no pieces), then one of the older pieces dropped. The
+  // taken snapshot stays put meanwhile: only this thread clears it, and the ticker takes no other
+  // while snapshot_busy_.
   const TakenSnapshot& taken = *snapshot_due_;
   const std::string& body = taken.snapshot.body;
   const size_t pieces =

@@ -275,6 +275,9 @@ class ControlPlane {
   // when the agent has fewer accelerators than the fleet gives the node.
   // A report without GPU readings (an agent telling a worker's end at once) keeps the last ones.
   Outcome<NodeAssignments> AgentHeartbeat(const Principal& who, std::string_view node, AgentReport report);
+  // Whether AgentHeartbeat would wait for the journal: the report tells ended workers, or the
+  // node comes back from down. The API answers the other heartbeats on its I/O threads.
+  bool AgentHeartbeatWaits(std::string_view node, const AgentReport& report) const;
   // Calls `notify` once: with the node's assignments as soon as their version differs from
   // `known` (at once if it already does, or when this server stops leading), else with the same
   // ones once `wait` has passed. From the ticker's thread or the caller's, under no lock of the

@@ -639,6 +639,12 @@ TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
                [&] { return node(**plane, "dev-hgx01-k00-n01").health == NodeHealth::kDown; });
     EXPECT_EQ(node(**plane, "dev-hgx01-k00-n01").reason, "no agent registered within 0.5 s");
     EXPECT_EQ(node(**plane, "dev-hgx01-k00-n00").health, NodeHealth::kHealthy);
+    // What the API answers off its I/O threads: a heartbeat bringing a node back, or telling ends.
+    EXPECT_TRUE((*plane)->AgentHeartbeatWaits("dev-hgx01-k00-n01", {}));
+    EXPECT_FALSE((*plane)->AgentHeartbeatWaits("dev-hgx01-k00-n00", {}));
+    control::AgentReport ends;
+    ends.ended.push_back({1, 0, 0, 1, std::nullopt});
+    EXPECT_TRUE((*plane)->AgentHeartbeatWaits("dev-hgx01-k00-n00", ends));
     (*plane)->Stop();
   }
   config->agents_required = false;
@@ -646,8 +652,10 @@ TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
   ASSERT_TRUE(again.ok());
   (*again)->Start();
   EXPECT_EQ(node(**again, "dev-hgx01-k00-n01").health, NodeHealth::kDown);
+  EXPECT_TRUE((*again)->AgentHeartbeatWaits("dev-hgx01-k00-n01", {}));  // down as the journal says
   beat_until(**again, "dev-hgx01-k00-n01",
              [&] { return node(**again, "dev-hgx01-k00-n01").health == NodeHealth::kHealthy; });
+  EXPECT_FALSE((*again)->AgentHeartbeatWaits("dev-hgx01-k00-n01", {}));
   (*again)->Stop();
 }
 

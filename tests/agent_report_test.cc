@@ -132,6 +132,17 @@ TEST(AgentReport, RefusalsNameTheFieldAndTheRule) {
   }
 }
 
+// What a forged or broken agent might send: nesting past any depth a parser allows, a number past
+// 64 bits, a NUL in a key. Each is a 400, never a crash.
+TEST(AgentReport, HostileBodiesAreRefused) {
+  const std::string deep = R"({"address":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
+  EXPECT_EQ(Refused(deep).status, 400);
+  EXPECT_EQ(Refused(R"({"ended":[{"job":123456789012345678901234567890,"rank":0,"run":1,"exit_code":0}]})").status,
+            400);
+  constexpr char kNulInKey[] = "{\"addr\0ess\":\"x\"}";
+  EXPECT_EQ(Refused(std::string(kNulInKey, sizeof kNulInKey - 1)).status, 400);
+}
+
 TEST(AgentReport, TooManyDevicesAndALargeBodyAreRefusedOrRead) {
   std::string devices;
   for (int i = 0; i < 1025; ++i) {

@@ -7,14 +7,13 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-
-extern char** environ;
 
 namespace joule::agent {
 namespace {
@@ -29,8 +28,8 @@ struct Prepared {
   std::vector<char*> argv, envp;
 };
 
-Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::filesystem::path& dir,
-                 const std::filesystem::path& exit_file) {
+Prepared Prepare(const std::string& joule, const std::map<std::string, std::string>& base_env, const WorkerLaunch& l,
+                 const std::filesystem::path& dir, const std::filesystem::path& exit_file) {
   Prepared p;
   p.joule = joule;
   const uint32_t tasks = std::max<uint32_t>(1, l.tasks);
@@ -48,12 +47,9 @@ Prepared Prepare(const std::string& joule, const WorkerLaunch& l, const std::fil
   } else {
     p.words.push_back("/bin/true");
   }
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string_view kv(*e);
-    const size_t eq = kv.find('=');
-    if (eq != std::string_view::npos) env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-  }
+  // Never the agent's own environment (its credential, its operator's secrets): the documented
+  // base (docs/agent.md), then the job's, then what the agent sets.
+  std::map<std::string, std::string> env = base_env;
   for (const auto& [k, v] : l.env) env[k] = v;
   std::string devices;
   for (uint32_t d : l.devices) devices += fmt::format("{}{}", devices.empty() ? "" : ",", d);
@@ -123,7 +119,19 @@ bool GroupAlive(pid_t pgid) { return pgid > 1 && (SignalGroup(pgid, 0) == 0 || e
 
 }  // namespace
 
-Result<std::unique_ptr<Supervisor>> Supervisor::Open(std::filesystem::path workdir, std::string joule) {
+std::map<std::string, std::string> WorkerBaseEnv(const std::vector<std::string>& pass) {
+  std::map<std::string, std::string> env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"LANG", "C.UTF-8"}};
+  for (const char* name : {"HOME", "USER", "LOGNAME"}) {
+    if (const char* value = std::getenv(name)) env[name] = value;
+  }
+  for (const std::string& name : pass) {
+    if (const char* value = std::getenv(name.c_str())) env[name] = value;
+  }
+  return env;
+}
+
+Result<std::unique_ptr<Supervisor>> Supervisor::Open(std::filesystem::path workdir, std::string joule,
+                                                     std::map<std::string, std::string> base_env) {
   std::error_code ec;
   std::filesystem::create_directories(workdir, ec);
   if (ec) return Status::Error(fmt::format("{}: {}", workdir.string(), ec.message()));
@@ -131,6 +139,7 @@ Result<std::unique_ptr<Supervisor>> Supervisor::Open(std::filesystem::path workd
   if (joule.empty()) joule = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   if (ec) return Status::Error(fmt::format("cannot find the joule binary: {}", ec.message()));
   std::unique_ptr<Supervisor> s(new Supervisor(std::move(workdir), std::move(joule)));
+  s->base_env_ = std::move(base_env);
   s->boot_id_ = BootId();
   if (Status loaded = s->Load(); !loaded.ok()) return loaded;
   return s;
@@ -160,7 +169,7 @@ Status Supervisor::Start(const WorkerLaunch& l) {
     script << l.script;
     if (!script.flush()) return Status::Error(fmt::format("{}: cannot write", (dir / "script.sh").string()));
   }
-  const Prepared p = Prepare(joule_, l, dir, ExitFile(l.key));
+  const Prepared p = Prepare(joule_, base_env_, l, dir, ExitFile(l.key));
   // A close-on-exec pipe tells when the child has its own session and has become the shim (the
   // pipe closes) or why it could not (an errno arrives): a stop never signals a group not made yet.
   int exec_pipe[2];

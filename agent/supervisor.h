@@ -60,11 +60,19 @@ struct Worker {
   bool metered_to_end = false;  // ended, and the reading interval it ended in is counted
 };
 
+// The environment a worker starts from, before its job's `env` and what the agent sets
+// (CUDA_VISIBLE_DEVICES, RANK, ...): PATH=/usr/local/bin:/usr/bin:/bin, LANG=C.UTF-8, the agent's
+// HOME, USER and LOGNAME, and the agent's variables named in `pass` (--worker-env). Nothing else
+// of the agent's environment reaches a worker: not its credential, not its operator's secrets.
+std::map<std::string, std::string> WorkerBaseEnv(const std::vector<std::string>& pass = {});
+
 class Supervisor {
  public:
   // Opens (creating) `workdir` and takes over what an earlier agent left in workers.json.
-  // `joule` is the binary whose `agent-shim` runs each worker (default: this process's own).
-  static Result<std::unique_ptr<Supervisor>> Open(std::filesystem::path workdir, std::string joule = "");
+  // `joule` is the binary whose `agent-shim` runs each worker (default: this process's own);
+  // workers start from `base_env` (WorkerBaseEnv).
+  static Result<std::unique_ptr<Supervisor>> Open(std::filesystem::path workdir, std::string joule = "",
+                                                  std::map<std::string, std::string> base_env = WorkerBaseEnv());
 
   // Starts a worker in WORKDIR/job-ID: output appended to rank-R.out and rank-R.err.
   Status Start(const WorkerLaunch& launch);
@@ -92,6 +100,7 @@ class Supervisor {
 
   std::filesystem::path workdir_;
   std::string joule_;
+  std::map<std::string, std::string> base_env_;
   std::string boot_id_;  // saved with the workers: a list from another boot is not adopted
   std::map<WorkerKey, Worker> workers_;
   std::vector<std::optional<uint64_t>> last_energy_mj_;  // per device: the previous reading

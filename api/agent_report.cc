@@ -157,14 +157,11 @@ control::AgentReport Parse(const element& body) {
     for (const element e : List(*v, "ended")) {
       const std::string at = fmt::format("ended[{}]", i++);
       const object o = Shape(e, at, {"job", "rank", "run", "exit_code"}, {"energy_joules"});
-      const element code = *Find(o, "exit_code");
-      if (code.type() != element_type::INT64 && code.type() != element_type::UINT64) {
-        throw Bad{at + ".exit_code", "must be a whole number"};
-      }
+      // A process's exit status, as the shim writes it (128 + the signal for a killed one): 0 to 255.
+      const uint64_t code = Unsigned<uint64_t>(*Find(o, "exit_code"), at, "exit_code");
+      if (code > 255) throw Bad{at + ".exit_code", "must be an exit status, 0 to 255"};
       control::WorkerExit exit{Unsigned<JobId>(*Find(o, "job"), at, "job"),
-                               Unsigned<uint32_t>(*Find(o, "rank"), at, "rank"),
-                               code.type() == element_type::INT64 ? static_cast<int>(code.get_int64().value_unsafe())
-                                                                  : static_cast<int>(code.get_uint64().value_unsafe()),
+                               Unsigned<uint32_t>(*Find(o, "rank"), at, "rank"), static_cast<int>(code),
                                Unsigned<uint32_t>(*Find(o, "run"), at, "run"), std::nullopt};
       if (std::optional<element> j = Find(o, "energy_joules")) exit.energy_j = NonNegative(*j, at, "energy_joules");
       r.ended.push_back(exit);

@@ -42,7 +42,8 @@ void AppendTime(std::string& out, TimeMs ms) {
 
 void Reply(HttpResponse& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Never throws: a byte that is not UTF-8 (none should reach here) is written as U+FFFD.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void Fail(HttpResponse& res, const ApiError& e) {

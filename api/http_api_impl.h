@@ -68,8 +68,8 @@ struct HttpApi::Impl {
   using Handler = std::function<void(const Principal&, const HttpRequest&, HttpResponse&)>;
 
   // What an authenticated route refuses on the request's head, before its body is read: a
-  // server still replaying, a missing or unknown token, an agent's token off the agent routes, a
-  // change sent to a follower (307 to the leader).
+  // server still replaying, a missing or unknown token, a node's credential off its agent's route
+  // or anyone else's on it, a change sent to a follower (307 to the leader).
   // `who` is the request's token checked (plane.auth().Check).
   std::optional<HttpResponse> Admit(const std::string& route, const HttpRequest& req,
                                     const std::optional<Principal>& who) const {
@@ -80,8 +80,13 @@ struct HttpApi::Impl {
     } else if (!who) {
       res.set_header("WWW-Authenticate", "Bearer");
       Fail(res, {401, "Authorization", "a valid bearer token is required"});
-    } else if (who->agent && !route.starts_with("/api/v1/agents/")) {
-      Fail(res, {403, "Authorization", "an agent's token is for the agent routes only"});
+    } else if (who->agent() && !route.starts_with("/api/v1/agents/")) {
+      Fail(res, {403, "Authorization", "a node's credential is for its agent's route only"});
+    } else if (route.starts_with("/api/v1/agents/") && !who->agent()) {
+      Fail(res, {403, "Authorization", "only a node's agent reports for it, with its credential (`joule node-token`)"});
+    } else if (route.starts_with("/api/v1/agents/") && (req.matches.size() < 2 || req.matches[1] != who->node)) {
+      Fail(res, {403, "Authorization",
+                 fmt::format("this credential is node {}'s: it reports for that node only", who->node)});
     } else if (req.method != "GET" && !plane.leading()) {
       ToLeader(req, res);
     } else {

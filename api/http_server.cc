@@ -14,6 +14,8 @@
 #include <memory>
 #include <thread>
 
+#include "base/text.h"
+
 namespace joule::api {
 namespace {
 
@@ -160,6 +162,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Refuse(413, "body",
                     fmt::format("the body is larger than the server's limit of {} bytes", limits().max_body_bytes));
     }
+    // A head the parser refuses (a NUL or a bare CR in a field, two different Content-Lengths, a
+    // bad chunk size, ...) is a client's error: 400, and the connection closed.
+    if (ec.category() == http::make_error_code(http::error::bad_value).category() && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
+      return Refuse(400, "", fmt::format("a malformed request: {}", ec.message()));
+    }
     if (ec) return Ended(ec);  // a timeout too: the stream closed the socket (nginx closes it too)
     const auto& head = parser_->get();
     request_ = HttpRequest{};
@@ -186,6 +194,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     request_.remote_addr = remote_;
     keep_alive_ = head.keep_alive();
+    // Text the handlers read, and may echo in an error, is UTF-8: what is not is refused here.
+    if (!IsUtf8(request_.path)) return Refuse(400, "path", "is not valid UTF-8 (after percent-decoding)");
+    for (const auto& [name, value] : request_.params) {
+      if (!IsUtf8(name)) return Refuse(400, "query", "a parameter's name is not valid UTF-8");
+      if (!IsUtf8(value)) return Refuse(400, name, "is not valid UTF-8 (after percent-decoding)");
+    }
     // The route: the first whose pattern matches the whole path with this method.
     route_ = nullptr;
     bool path_known = false;
@@ -198,10 +212,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       request_.matches.assign(m.begin(), m.end());
       break;
     }
-    if (route_ == nullptr) {
-      return Refuse(path_known ? 405 : 404, "",
-                    fmt::format("{} {} {}", path_known ? "no method" : "no route for", request_.method, request_.path));
+    if (route_ == nullptr && path_known) {
+      // RFC 9110: a 405 lists the methods the resource takes.
+      std::string allow;
+      for (const RouteEntry& r : server_.routes) {
+        if (std::regex_match(request_.path, r.pattern) && allow.find(r.method) == std::string::npos) {
+          allow += (allow.empty() ? "" : ", ") + r.method;
+        }
+      }
+      return Refuse(405, "", fmt::format("no method {} for {}; it takes {}", request_.method, request_.path, allow),
+                    {{"Allow", allow}});
     }
+    if (route_ == nullptr) return Refuse(404, "", fmt::format("no route for {} {}", request_.method, request_.path));
     const std::string encoding = request_.get_header_value("Content-Encoding");
     if (!encoding.empty() && encoding != "identity" && encoding != "gzip" && encoding != "deflate") {
       return Refuse(415, "Content-Encoding", "must be gzip, deflate or identity");
@@ -253,6 +275,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } else {
       request_.body = std::move(body);
     }
+    if (const std::optional<size_t> at = InvalidUtf8At(request_.body)) {
+      return Refuse(400, "body", fmt::format("is not valid UTF-8 (byte {})", *at));
+    }
     // Handlers may wait for the journal: they run on the pool, never on the I/O threads, unless
     // their route says they do not wait. The answer goes back to the connection's strand
     // whenever and from wherever it comes.
@@ -278,10 +303,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // A refusal by the server itself: answered, then the connection closed (what is left of the
   // request is not read).
-  void Refuse(int status, std::string_view field, std::string_view rule) {
+  void Refuse(int status, std::string_view field, std::string_view rule,
+              std::vector<std::pair<std::string, std::string>> headers = {}) {
     server_.counters.refused_requests++;
     HttpResponse response;
     server_.refuse(response, status, field, rule);
+    for (auto& [name, value] : headers) response.set_header(std::move(name), std::move(value));
     keep_alive_ = false;
     linger_ = true;
     Write(std::move(response));

@@ -8,6 +8,9 @@ void HttpApi::Impl::SubmitJob(const Principal& who, const HttpRequest& req, Http
   if (key.size() > kMaxIdempotencyKey) {
     return Fail(res, {400, "Idempotency-Key", fmt::format("at most {} characters", kMaxIdempotencyKey)});
   }
+  if (std::any_of(key.begin(), key.end(), [](char c) { return c < 0x21 || c > 0x7e; })) {
+    return Fail(res, {400, "Idempotency-Key", "must be printable ASCII without spaces (a UUID, say)"});
+  }
   const std::string type = req.get_header_value("Content-Type");
   io::SubmitSpec spec;
   if (type.starts_with("text/x-shellscript") || req.body.starts_with("#!")) {

@@ -1,4 +1,4 @@
-// `joule agent --server URL --node NAME --token T`: the node agent (docs/agent.md). Every
+// `joule agent --server URL --node NAME --token-file F`: the node agent (docs/agent.md). Every
 // heartbeat it tells the server it is alive, what its accelerators read (NVML, or simulated), how
 // much energy each running worker used, and which workers ended (with their exit codes); the
 // answer lists the workers the node must run. It starts each new one as a real process
@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -30,7 +31,8 @@ using agent::WorkerKey;
 using nlohmann::json;
 
 struct AgentOptions {
-  std::optional<std::string> server, token;
+  std::optional<std::string> server, token, token_file;
+  std::vector<std::string> worker_env;  // the agent's variables its workers get (--worker-env)
   std::string node, workdir, address = "127.0.0.1";
   double heartbeat_s = 30, grace_s = 10;  // heartbeat: docs/decisions/0012
   std::string telemetry = "auto", nvml_library = "libnvidia-ml.so.1", accelerator_type = "h100-sxm";
@@ -375,11 +377,25 @@ class Agent {
 };
 
 int RunAgent(AgentOptions& o) {
-  Result<ClientConfig> config = ResolveClientConfig(o.server, o.token);
+  if (o.token) {
+    fmt::print(stderr,
+               "joule agent: --token would show the node's credential to every user of the machine (ps): give "
+               "--token-file FILE or JOULE_TOKEN\n");
+    return kExitBadInput;
+  }
+  for (const std::string& name : o.worker_env) {
+    if (name.empty() || name.find('=') != std::string::npos || name.starts_with("JOULE_")) {
+      fmt::print(stderr, "joule agent: --worker-env {}: must name a variable, not one of the agent's own (JOULE_*)\n",
+                 name);
+      return kExitBadInput;
+    }
+  }
+  Result<ClientConfig> config = ResolveClientConfig(o.server, std::nullopt, o.token_file);
   if (!config.ok()) {
     fmt::print(stderr, "joule agent: {}\n", config.status().message());
     return kExitBadInput;
   }
+  unsetenv("JOULE_TOKEN");  // the agent holds it; nothing it starts needs to see it
   if (!o.metrics_listen.empty()) {
     Result<io::HostPort> listen = io::ParseHostPort(o.metrics_listen);
     if (!listen.ok()) {
@@ -391,7 +407,8 @@ int RunAgent(AgentOptions& o) {
   }
   const std::filesystem::path workdir =
       o.workdir.empty() ? std::filesystem::path("joule-agent") / o.node : std::filesystem::path(o.workdir);
-  Result<std::unique_ptr<agent::Supervisor>> workers = agent::Supervisor::Open(workdir);
+  Result<std::unique_ptr<agent::Supervisor>> workers =
+      agent::Supervisor::Open(workdir, "", agent::WorkerBaseEnv(o.worker_env));
   if (!workers.ok()) {
     fmt::print(stderr, "joule agent: --workdir {}\n", workers.status().message());
     return kExitBadInput;
@@ -417,7 +434,14 @@ void AddAgentCommand(CLI::App& app, CommandFn& run) {
   auto o = std::make_shared<AgentOptions>();
   CLI::App* cmd = app.add_subcommand("agent", "Run a node's workers for a joule server (the node agent)");
   cmd->add_option("--server", o->server, "Server URL (else JOULE_SERVER, the client config)");
-  cmd->add_option("--token", o->token, "The agents' bearer token (else JOULE_TOKEN, the client config)");
+  cmd->add_option("--token-file", o->token_file,
+                  "A file (mode 0600) holding this node's credential (`joule node-token`); else JOULE_TOKEN, the "
+                  "client config");
+  cmd->add_option("--token", o->token, "Refused: a credential in the command line is visible in ps")
+      ->group("");  // kept only to say why it is refused
+  cmd->add_option("--worker-env", o->worker_env,
+                  "An environment variable of the agent's that workers get too (repeatable; e.g. LD_LIBRARY_PATH); "
+                  "workers otherwise start from a clean environment (docs/agent.md)");
   cmd->add_option("--node", o->node, "This node's name in the server's fleet")->required();
   cmd->add_option("--workdir", o->workdir, "Where jobs run and write their output (default joule-agent/NODE)");
   cmd->add_option("--address", o->address, "This node's address for MASTER_ADDR (default 127.0.0.1)");

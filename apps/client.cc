@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -14,8 +15,25 @@
 
 namespace joule::apps {
 
+Result<std::string> ReadTokenFile(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::is_regular_file(status)) return Status::Error(fmt::format("{}: no such file", path));
+  using std::filesystem::perms;
+  if ((status.permissions() & (perms::group_all | perms::others_all)) != perms::none) {
+    return Status::Error(fmt::format("{}: others may read or write it: chmod 600 it", path));
+  }
+  std::ifstream in(path);
+  std::string token;
+  if (!std::getline(in, token)) return Status::Error(fmt::format("{}: cannot read a token from it", path));
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
+  if (token.empty()) return Status::Error(fmt::format("{}: its first line is empty", path));
+  return token;
+}
+
 Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& server,
-                                         const std::optional<std::string>& token) {
+                                         const std::optional<std::string>& token,
+                                         const std::optional<std::string>& token_file) {
   ClientConfig config;
   std::string path;
   if (const char* env = std::getenv("JOULE_CONFIG")) {
@@ -45,6 +63,11 @@ Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& serve
   if (const char* env = std::getenv("JOULE_TOKEN")) config.token = env;
   if (server) config.server = *server;
   if (token) config.token = *token;
+  if (token_file) {
+    Result<std::string> read = ReadTokenFile(*token_file);
+    if (!read.ok()) return Status::Error(fmt::format("--token-file {}", read.status().message()));
+    config.token = std::move(*read);
+  }
   for (const std::string& url : SplitServers(config.server)) {
     if (!url.starts_with("http://") || url.size() <= 7) {
       return Status::Error(

@@ -1,5 +1,5 @@
-// The CLI's side of the HTTP API: where the server is and which token to present, from flags,
-// then the environment (JOULE_SERVER, JOULE_TOKEN), then a config file (JOULE_CONFIG, else
+// The CLI's side of the HTTP API: where the server is and which token to present, from flags
+// (--token-file, --token), then the environment (JOULE_SERVER, JOULE_TOKEN), then a config file (JOULE_CONFIG, else
 // ~/.config/joule/client.yaml: `server:` and `token:`), else http://127.0.0.1:6820 without a token.
 // Thread-safety: one client per thread.
 #pragma once
@@ -23,8 +23,12 @@ struct ClientConfig {
 
 std::vector<std::string> SplitServers(const std::string& servers);
 
+// `token_file` (--token-file), when given, wins over `token` (--token), JOULE_TOKEN and the config.
 Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& server,
-                                         const std::optional<std::string>& token);
+                                         const std::optional<std::string>& token,
+                                         const std::optional<std::string>& token_file = std::nullopt);
+// A token file's first line; errors name the file: missing, empty, or readable by others.
+Result<std::string> ReadTokenFile(const std::string& path);
 
 struct HttpReply {
   int status = 0;  // 0: no answer (the error says why)

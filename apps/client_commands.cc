@@ -29,13 +29,16 @@ namespace {
 using nlohmann::json;
 
 struct Common {
-  std::optional<std::string> server, token;
+  std::optional<std::string> server, token, token_file;
   std::string output = "text";
 };
 
 void AddCommon(CLI::App* cmd, Common& c) {
   cmd->add_option("--server", c.server, "Server URL (else JOULE_SERVER, the client config, http://127.0.0.1:6820)");
-  cmd->add_option("--token", c.token, "Bearer token (else JOULE_TOKEN, the client config)");
+  cmd->add_option("--token", c.token,
+                  "Bearer token (else JOULE_TOKEN, the client config); visible to other users in ps: prefer "
+                  "--token-file");
+  cmd->add_option("--token-file", c.token_file, "A file (mode 0600) whose first line is the bearer token");
   cmd->add_option("-o,--output", c.output, "Output: text, json or yaml")
       ->check(CLI::IsMember({"text", "json", "yaml"}));
 }
@@ -76,7 +79,7 @@ bool PrintStructured(const Common& c, const json& j) {
 // Runs `body` with a client, turning configuration problems and refusals into exit codes.
 int WithClient(const std::string& command, const Common& c,
                const std::function<int(ApiClient&, const std::function<int(const HttpReply&)>&)>& body) {
-  Result<ClientConfig> config = ResolveClientConfig(c.server, c.token);
+  Result<ClientConfig> config = ResolveClientConfig(c.server, c.token, c.token_file);
   if (!config.ok()) {
     fmt::print(stderr, "joule {}: {}\n", command, config.status().message());
     return kExitBadInput;

@@ -20,6 +20,7 @@ void AddPlaceCommand(CLI::App& app, CommandFn& run);
 void AddScheduleCommand(CLI::App& app, CommandFn& run);
 void AddSimCommand(CLI::App& app, CommandFn& run);
 void AddServerCommand(CLI::App& app, CommandFn& run);  // server and token
+void AddNodeTokenCommand(CLI::App& app, CommandFn& run);
 void AddClientCommands(CLI::App& app, CommandFn& run);
 void AddAgentCommand(CLI::App& app, CommandFn& run);  // submit, queue, nodes, cancel, drain, resume, show
 

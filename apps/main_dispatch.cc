@@ -17,6 +17,7 @@ int Main(int argc, char** argv) {
   AddScheduleCommand(app, run);
   AddSimCommand(app, run);
   AddServerCommand(app, run);
+  AddNodeTokenCommand(app, run);
   AddClientCommands(app, run);
   AddAgentCommand(app, run);
   try {

@@ -80,7 +80,11 @@ bool ControlPlane::AgentHeartbeatWaits(std::string_view name, const AgentReport&
 }
 
 Outcome<NodeAssignments> ControlPlane::AgentHeartbeat(const Principal& who, std::string_view name, AgentReport report) {
-  if (!who.agent && !who.operator_role()) return ApiError{403, "", "only agents report for nodes"};
+  if (!who.agent()) return ApiError{403, "Authorization", "only a node's agent reports for it, with its credential"};
+  if (who.node != name) {
+    return ApiError{403, "Authorization",
+                    fmt::format("this credential is node {}'s: it reports for that node only", who.node)};
+  }
   std::unique_lock lock(mu_);
   if (!Accepting()) return NotAccepting();
   const std::optional<NodeId> node = FindNode(name);

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "base/check.h"
@@ -42,10 +43,37 @@ std::string NewToken() {
   return Hex(bytes);
 }
 
+namespace {
+constexpr std::string_view kNodePrefix = "jn1.";
+}
+
+std::string NodeToken(std::string_view key, std::string_view node) {
+  const std::string message = "joule node credential\n" + std::string(node);
+  Digest mac{};
+  unsigned int size = 0;
+  JOULE_CHECK(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+                   reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac.data(),
+                   &size) != nullptr);
+  JOULE_CHECK(size == mac.size());
+  return std::string(kNodePrefix) + std::string(node) + "." + Hex(mac);
+}
+
 std::optional<Principal> Authenticator::Check(std::string_view authorization) const {
   constexpr std::string_view kScheme = "Bearer ";
   if (authorization.size() <= kScheme.size() || authorization.substr(0, kScheme.size()) != kScheme) return std::nullopt;
-  const Digest presented = Sha256(authorization.substr(kScheme.size()));
+  const std::string_view token = authorization.substr(kScheme.size());
+  if (token.starts_with(kNodePrefix)) {
+    // "jn1.NODE.MAC": the node is what the MAC covers; a name with dots ends at the last one.
+    const size_t dot = token.rfind('.');
+    if (node_key_.empty() || dot <= kNodePrefix.size()) return std::nullopt;
+    const std::string_view node = token.substr(kNodePrefix.size(), dot - kNodePrefix.size());
+    const std::string expected = NodeToken(node_key_, node);
+    if (expected.size() != token.size() || CRYPTO_memcmp(expected.data(), token.data(), token.size()) != 0) {
+      return std::nullopt;
+    }
+    return Principal{.name = "node:" + std::string(node), .tenant = std::nullopt, .node = std::string(node)};
+  }
+  const Digest presented = Sha256(token);
   // Every digest is compared, whichever matches.
   const Entry* match = nullptr;
   for (const Entry& e : entries_) {

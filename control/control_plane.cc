@@ -33,21 +33,24 @@ ControlPlane::ControlPlane(io::ServerConfig config, io::Scenario scenario, std::
       journal_(std::move(journal)) {
   ResetView();
   for (const io::TokenSpec& t : config_.tokens) {
-    Principal p{t.name, std::nullopt, t.agent};
+    Principal p{t.name, std::nullopt};
     if (t.tenant) p.tenant = FindTenant(*t.tenant);
     auth_.Add(std::move(p), FromHex(t.sha256));
   }
+  auth_.SetNodeKey(config_.node_key);
   // Indexes the request paths use, built once: node names, and per accelerator type the most a
   // node of the fleet holds (what a worker may ask for).
   const Fleet& fleet = scenario_.fleet;
   node_by_name_.reserve(fleet.nodes().size());
   largest_node_.assign(fleet.catalog().accelerators().size(), 0);
+  fleet_accelerators_.assign(fleet.catalog().accelerators().size(), 0);
   for (uint32_t n = 0; n < fleet.nodes().size(); ++n) {
     node_by_name_.emplace(fleet.NodeName(NodeId(n)), NodeId(n));
     const NodeType& type = fleet.node_type(NodeId(n));
     if (type.accelerator) {
       uint32_t& largest = largest_node_[type.accelerator->value()];
       largest = std::max(largest, type.accelerators);
+      fleet_accelerators_[type.accelerator->value()] += type.accelerators;
     }
   }
 }

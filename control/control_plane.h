@@ -441,6 +441,7 @@ class ControlPlane {
   std::vector<NodeInfo> nodes_;
   std::unordered_map<std::string_view, NodeId> node_by_name_;  // views into the fleet's names
   std::vector<uint32_t> largest_node_;                         // per accelerator type: most per node
+  std::vector<uint64_t> fleet_accelerators_;                   // per accelerator type: the fleet's
   std::vector<TenantSpec> tenants_;                            // as changed by quota changes
   std::vector<PowerGovernor::Budget> budgets_;
   RowLog audit_;                              // AuditEntry rows, by seq

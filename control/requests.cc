@@ -180,6 +180,23 @@ Outcome<TenantId> ControlPlane::ChangeQuota(const Principal& who, std::string_vi
   const std::optional<TenantId> tenant = FindTenant(name);
   if (!tenant) return ApiError{404, "name", fmt::format("tenant {} does not exist", name)};
   const TenantSpec& now = tenants_[tenant->value()];
+  // As the scenario's reservations are checked at start: all tenants' together within the fleet.
+  if (change.reserved) {
+    std::vector<uint64_t> reserved(fleet_accelerators_.size(), 0);
+    for (size_t t = 0; t < tenants_.size(); ++t) {
+      for (const Reservation& r : t == tenant->value() ? *change.reserved : tenants_[t].reserved) {
+        reserved[r.type.value()] += r.accelerators;
+      }
+    }
+    for (const Reservation& r : *change.reserved) {
+      const std::string& type = scenario_.fleet.catalog().accelerator(r.type).name;
+      if (reserved[r.type.value()] > fleet_accelerators_[r.type.value()]) {
+        return ApiError{400, "reserved." + type,
+                        fmt::format("reservations of {} would total {} but the fleet has {}", type,
+                                    reserved[r.type.value()], fleet_accelerators_[r.type.value()])};
+      }
+    }
+  }
   TenantUpdate update{*tenant, change.reserved.value_or(now.reserved), change.borrow_limit.value_or(now.borrow_limit),
                       change.weight.value_or(now.weight)};
   auto record = std::make_shared<Record>();

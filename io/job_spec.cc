@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
+#include "base/text.h"
 #include "io/sbatch.h"
 #include "io/yaml_fields.h"
 
@@ -268,51 +269,18 @@ Result<SubmitSpec> ParseJobSpec(const std::string& text, const std::string& sour
   return ParseJobSpecYaml(text, source);
 }
 
-namespace {
-
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = 0;  // continuation bytes
-    if (c >= 0x80) {
-      if ((c >> 5) == 0x6) {
-        n = 1;
-      } else if ((c >> 4) == 0xe) {
-        n = 2;
-      } else if ((c >> 3) == 0x1e) {
-        n = 3;
-      } else {
-        return false;
-      }
-    }
-    if (i + n >= s.size() && n > 0) return false;
-    uint32_t cp = n == 0 ? c : c & (0x3f >> n);
-    for (size_t k = 1; k <= n; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d >> 6) != 0x2) return false;
-      cp = cp << 6 | (d & 0x3f);
-    }
-    // Overlong forms, surrogates and values beyond Unicode are not UTF-8.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
-}  // namespace
-
 std::optional<SpecProblem> CheckSpec(const SubmitSpec& s) {
   if (s.name.empty() || s.name.size() > kMaxNameLength) {
     return SpecProblem{"name", fmt::format("must be 1 to {} characters", kMaxNameLength)};
   }
   auto text = [](const std::string& value) { return IsUtf8(value); };
   if (!text(s.name)) return SpecProblem{"name", "must be UTF-8"};
-  for (const auto* o : {&s.tenant, &s.queue, &s.priority_class, &s.gpu_type}) {
-    if (*o && !text(**o)) return SpecProblem{"", "names must be UTF-8"};
+  // Names are printed on operators' terminals (`joule queue`): no escape sequences in them.
+  if (HasControl(s.name)) return SpecProblem{"name", "must not hold control characters"};
+  for (const auto& [field, o] : {std::pair{"tenant", &s.tenant}, std::pair{"queue", &s.queue},
+                                 std::pair{"priority_class", &s.priority_class}, std::pair{"gpu_type", &s.gpu_type}}) {
+    if (*o && !text(**o)) return SpecProblem{field, "must be UTF-8"};
+    if (*o && HasControl(**o)) return SpecProblem{field, "must not hold control characters"};
   }
   if (s.workers < 1 || s.workers > 1'000'000) return SpecProblem{"workers", "must be 1 to 1000000"};
   if (s.gpus > 1024) return SpecProblem{"resources.gpus", "must be 0 to 1024"};

@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -68,19 +70,25 @@ void Tokens(const Fields& f, ServerConfig& c) {
   std::set<std::string> names;
   for (size_t i = 0; i < list.size(); ++i) {
     Fields t(list[i], fmt::format("tokens[{}]", i), {"name", "tenant", "sha256", "agent"});
-    TokenSpec spec{t.String("name"), t.OptString("tenant"), t.String("sha256")};
     if (t.Has("agent")) {
-      const std::string agent = t.String("agent");
-      if (agent != "true" && agent != "false") t.Fail("agent", "must be true or false");
-      spec.agent = agent == "true";
-      if (spec.agent && spec.tenant) t.Fail("agent", "an agent's token acts for no tenant");
+      t.Fail("agent",
+             "one token for every node's agent is no longer accepted: each agent presents its own node's "
+             "credential (node_key_file:, then `joule node-token`; docs/security.md)");
     }
+    TokenSpec spec{t.String("name"), t.OptString("tenant"), t.String("sha256")};
     if (!names.insert(spec.name).second) t.Fail("name", "is used by an earlier token");
     if (!IsSha256Hex(spec.sha256)) {
       t.Fail("sha256", "must be 64 lowercase hex digits: the SHA-256 of the token (`joule token` makes one)");
     }
     c.tokens.push_back(std::move(spec));
   }
+}
+
+void NodeKey(const Fields& f, ServerConfig& c, const std::string& config_path) {
+  c.node_key_file = Resolve(config_path, f.String("node_key_file"));
+  Result<std::string> key = ReadNodeKey(c.node_key_file);
+  if (!key.ok()) f.Fail("node_key_file", key.status().message());
+  c.node_key = std::move(*key);
 }
 
 void Queues(const Fields& f, ServerConfig& c) {
@@ -138,7 +146,7 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   Fields f(root, "",
            {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads", "http",
             "agent_timeout_seconds", "agents_required", "snapshot_records", "compact_journal", "job_retention_seconds",
-            "tokens", "queues", "priority_classes", "limits"});
+            "tokens", "node_key_file", "queues", "priority_classes", "limits"});
   ServerConfig c;
   c.scenario = Resolve(path, f.String("scenario"));
   if (f.Has("listen")) Listen(f, c);
@@ -187,6 +195,7 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
     c.agents_required = required == "true";
   }
   Tokens(f, c);
+  if (f.Has("node_key_file")) NodeKey(f, c, path);
   if (f.Has("queues")) {
     Queues(f, c);
   } else {
@@ -204,6 +213,30 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
 }
 
 }  // namespace
+
+// A secret file: as ssh refuses a private key others may read, so does the server.
+Result<std::string> ReadNodeKey(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::is_regular_file(status)) {
+    return Status::Error(fmt::format("{}: no such file (`joule node-token --new-key FILE` makes one)", path));
+  }
+  using std::filesystem::perms;
+  if ((status.permissions() & (perms::group_all | perms::others_all)) != perms::none) {
+    return Status::Error(fmt::format("{}: others may read or write it: chmod 600 it", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) return Status::Error(fmt::format("{}: cannot read it", path));
+  std::string key = bytes.str();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  if (key.size() < kMinNodeKeyBytes) {
+    return Status::Error(
+        fmt::format("{}: holds {} bytes; a node key has at least {}", path, key.size(), kMinNodeKeyBytes));
+  }
+  return key;
+}
 
 Result<ServerConfig> LoadServerConfig(const std::string& path) {
   return ParseYamlFile<ServerConfig>(path, "server config", [&](const YAML::Node& root) { return Parse(root, path); });

@@ -1,7 +1,7 @@
 // The control plane's configuration file (`joule server --config FILE`, docs/server.md): the
 // scenario whose fleet and tenants it serves, where it listens and keeps its state, who may call
-// it (bearer tokens, stored as SHA-256 hashes), its queues (Slurm's partitions) and priority
-// classes (Slurm's QOS), and the API's limits. Errors are "file:line:column: path: why".
+// it (bearer tokens, stored as SHA-256 hashes; nodes' agents by the node key's credentials), its queues (Slurm's
+// partitions) and priority classes (Slurm's QOS), and the API's limits. Errors are "file:line:column: path: why".
 // Thread-safety: stateless; call from any thread.
 #pragma once
 
@@ -18,9 +18,8 @@ namespace joule::io {
 // A caller: an operator (acts on everything) or one tenant (sees and acts on its own jobs only).
 struct TokenSpec {
   std::string name;                   // who, in the audit log
-  std::optional<std::string> tenant;  // empty: an operator (or an agent)
+  std::optional<std::string> tenant;  // empty: an operator
   std::string sha256;                 // hex digest of the token; the token itself is never stored
-  bool agent = false;                 // a node agent's token: registers nodes, reports workers
 };
 
 struct QueueSpec {
@@ -80,6 +79,9 @@ struct ServerConfig {
   size_t history_chunk_bytes = size_t{1} << 20;   // the history's chunks (control/history.h); tests make them small
   size_t snapshot_piece_bytes = size_t{1} << 20;  // a snapshot kept in pieces between appends (SQLite); the same
   std::vector<TokenSpec> tokens;
+  // The key nodes' credentials are made with (control/auth.h), read from node_key_file: at least
+  // 32 bytes, in a file only its owner may read. Empty: no agent is admitted.
+  std::string node_key_file, node_key;
   std::vector<QueueSpec> queues;  // the first is the default
   std::vector<PriorityClassSpec> priority_classes;
   std::string default_priority_class;
@@ -87,5 +89,10 @@ struct ServerConfig {
 };
 
 Result<ServerConfig> LoadServerConfig(const std::string& path);
+
+// The node key in `path`, without a trailing newline; errors name the file: missing, readable or
+// writable by others than its owner, or shorter than kMinNodeKeyBytes.
+constexpr size_t kMinNodeKeyBytes = 32;
+Result<std::string> ReadNodeKey(const std::string& path);
 
 }  // namespace joule::io

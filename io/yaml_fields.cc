@@ -84,8 +84,16 @@ std::optional<std::string> Fields::OptString(std::string_view key) const {
   return String(key);
 }
 
+// A quoted scalar ("8") is a string, as in JSON: numbers are written bare.
+void Fields::NotQuoted(std::string_view key, const YAML::Node& value) const {
+  if (value.IsScalar() && value.Tag() == "!") {
+    Fail(key, fmt::format("must be a number, not the string \"{}\"", value.Scalar()));
+  }
+}
+
 uint32_t Fields::Count(std::string_view key) const {
   YAML::Node value = Required(key);
+  NotQuoted(key, value);
   int64_t n = 0;
   if (!value.IsScalar() || !YAML::convert<int64_t>::decode(value, n)) {
     Fail(key, fmt::format("must be a whole number, got '{}'", value.IsScalar() ? value.Scalar() : "a collection"));
@@ -102,6 +110,7 @@ std::optional<uint32_t> Fields::OptCount(std::string_view key) const {
 
 double Fields::Number(std::string_view key, double min, double max) const {
   YAML::Node value = Required(key);
+  NotQuoted(key, value);
   double x = 0;
   if (!value.IsScalar() || !YAML::convert<double>::decode(value, x) || !std::isfinite(x)) {
     Fail(key, fmt::format("must be a number, got '{}'", value.IsScalar() ? value.Scalar() : "a collection"));

@@ -65,6 +65,7 @@ class Fields {
 
   std::string String(std::string_view key) const;
   std::optional<std::string> OptString(std::string_view key) const;
+  // Numbers are bare scalars: a quoted one ("8") is a string, refused as JSON would.
   // Whole number > 0 that fits in 32 bits.
   uint32_t Count(std::string_view key) const;
   std::optional<uint32_t> OptCount(std::string_view key) const;
@@ -89,6 +90,7 @@ class Fields {
 
  private:
   YAML::Node Required(std::string_view key) const;
+  void NotQuoted(std::string_view key, const YAML::Node& value) const;
 
   YAML::Node node_;
   std::string path_;

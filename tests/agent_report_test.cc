@@ -38,7 +38,7 @@ std::string Device(int index, const std::string& extra = "") {
 
 TEST(AgentReport, ReadsEveryField) {
   const control::AgentReport r =
-      Read(R"({"address":"10.1.2.3","ended":[{"job":7,"rank":1,"run":2,"exit_code":-9,"energy_joules":12.5}],)"
+      Read(R"({"address":"10.1.2.3","ended":[{"job":7,"rank":1,"run":2,"exit_code":137,"energy_joules":12.5}],)"
            R"("running":[{"job":8,"rank":0,"run":1,"energy_joules":3}],)"
            R"("gpus":{"source":"nvml","count":2,"driver_version":"550.54","devices":[)" +
            Device(0) + "," + Device(1) + "]}}");
@@ -47,7 +47,7 @@ TEST(AgentReport, ReadsEveryField) {
   EXPECT_EQ(r.ended[0].job, 7u);
   EXPECT_EQ(r.ended[0].rank, 1u);
   EXPECT_EQ(r.ended[0].run, 2u);
-  EXPECT_EQ(r.ended[0].exit_code, -9);
+  EXPECT_EQ(r.ended[0].exit_code, 137);
   EXPECT_EQ(r.ended[0].energy_j, 12.5);
   ASSERT_EQ(r.running.size(), 1u);
   EXPECT_EQ(r.running[0].job, 8u);
@@ -108,7 +108,14 @@ TEST(AgentReport, RefusalsNameTheFieldAndTheRule) {
       {R"({"ended":{}})", "ended", "must be a list"},
       {R"({"ended":[7]})", "ended[0]", "must be an object"},
       {R"({"ended":[{"job":1,"rank":0,"run":1}]})", "ended[0].exit_code", "is required"},
-      {R"({"ended":[{"job":1,"rank":0,"run":1,"exit_code":1.5}]})", "ended[0].exit_code", "must be a whole number"},
+      {R"({"ended":[{"job":1,"rank":0,"run":1,"exit_code":1.5}]})", "ended[0].exit_code",
+       "must be a whole number >= 0"},
+      // Exit statuses are 0 to 255: 4294967296 once read as 0 and completed the job.
+      {R"({"ended":[{"job":1,"rank":0,"run":1,"exit_code":4294967296}]})", "ended[0].exit_code",
+       "must be an exit status, 0 to 255"},
+      {R"({"ended":[{"job":1,"rank":0,"run":1,"exit_code":256}]})", "ended[0].exit_code",
+       "must be an exit status, 0 to 255"},
+      {R"({"ended":[{"job":1,"rank":0,"run":1,"exit_code":-1}]})", "ended[0].exit_code", "must be a whole number >= 0"},
       {R"({"ended":[{"job":-1,"rank":0,"run":1,"exit_code":0}]})", "ended[0].job", "must be a whole number >= 0"},
       {R"({"ended":[{"job":1,"rank":0,"run":1,"exit_code":0,"energy_joules":-1}]})", "ended[0].energy_joules",
        "must be a number >= 0"},

@@ -119,6 +119,67 @@ TEST(AuthTest, HashesAndChecksBearerTokens) {
   EXPECT_EQ(control::NewToken().size(), 64u);
 }
 
+// A node's credential is the HMAC-SHA256 of its name under the node key: the figure below is
+// `printf 'joule node credential\nnode-a' | openssl dgst -sha256 -hmac KEY`.
+TEST(AuthTest, NodeCredentialsNameTheirNode) {
+  const std::string key = "k0123456789abcdef0123456789abcdef";
+  const std::string token = control::NodeToken(key, "node-a");
+  EXPECT_EQ(token, "jn1.node-a.1eb1d6bd92b43fc8e9a7fbd55bb83b810ecbe6105e25e3601fc5a7a0024bd566");
+  control::Authenticator auth;
+  auth.Add({"ops", std::nullopt}, control::Sha256(kOps));
+  EXPECT_FALSE(auth.Check("Bearer " + token)) << "no node key: no node is admitted";
+  auth.SetNodeKey(key);
+  std::optional<control::Principal> who = auth.Check("Bearer " + token);
+  ASSERT_TRUE(who);
+  EXPECT_EQ(who->node, "node-a");
+  EXPECT_TRUE(who->agent());
+  EXPECT_FALSE(who->operator_role());
+  // Another node's name with this MAC, a changed MAC, a truncated one, another key's, trailing bytes.
+  std::string renamed = token;
+  renamed.replace(4, 6, "node-b");
+  EXPECT_FALSE(auth.Check("Bearer " + renamed));
+  std::string changed = token;
+  changed.back() = changed.back() == '0' ? '1' : '0';
+  EXPECT_FALSE(auth.Check("Bearer " + changed));
+  EXPECT_FALSE(auth.Check("Bearer " + token.substr(0, token.size() - 1)));
+  EXPECT_FALSE(auth.Check("Bearer " + control::NodeToken("another-key-0123456789abcdef012345", "node-a")));
+  EXPECT_FALSE(auth.Check("Bearer " + token + std::string("\0junk", 5)));
+  EXPECT_FALSE(auth.Check("Bearer jn1."));
+  EXPECT_FALSE(auth.Check("Bearer jn1.x"));
+  // A name with dots: the MAC is after the last one.
+  ASSERT_TRUE(auth.Check("Bearer " + control::NodeToken(key, "a.b.c")));
+  EXPECT_EQ(auth.Check("Bearer " + control::NodeToken(key, "a.b.c"))->node, "a.b.c");
+  // The operators' tokens still work beside it, and a token followed by a NUL is not one of them.
+  EXPECT_TRUE(auth.Check("Bearer " + kOps));
+  EXPECT_FALSE(auth.Check("Bearer " + kOps + std::string("\0junk", 5)));
+}
+
+TEST(ServerConfigTest, TheNodeKeyIsASecretFile) {
+  const std::filesystem::path dir = FreshDir();
+  const std::string key = (dir / "node.key").string();
+  auto load = [&] { return io::LoadServerConfig(Config(dir, "node_key_file: node.key\n")); };
+  EXPECT_NE(load().status().message().find("node.key: no such file"), std::string::npos) << load().status().message();
+  std::ofstream(key) << "short\n";
+  std::filesystem::permissions(key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_NE(load().status().message().find("holds 5 bytes; a node key has at least 32"), std::string::npos)
+      << load().status().message();
+  std::ofstream(key) << std::string(40, 'k') << "\n";
+  std::filesystem::permissions(key, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  EXPECT_NE(load().status().message().find("others may read or write it: chmod 600 it"), std::string::npos)
+      << load().status().message();
+  std::filesystem::permissions(key, std::filesystem::perms::group_read, std::filesystem::perm_options::remove);
+  Result<io::ServerConfig> loaded = load();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->node_key, std::string(40, 'k'));
+  // One token for every node's agent is refused, saying what replaces it.
+  Result<io::ServerConfig> shared = io::LoadServerConfig(
+      Config(dir, "  - {name: agents, agent: true, sha256: " + control::Hex(control::Sha256("x")) + "}\n"));
+  ASSERT_FALSE(shared.ok());
+  EXPECT_NE(shared.status().message().find("tokens[2].agent: one token for every node's agent is no longer accepted"),
+            std::string::npos)
+      << shared.status().message();
+}
+
 TEST(JobSpecEncodingTest, RoundTripsThroughTheParser) {
   io::SubmitSpec s;
   s.name = "pretrain";
@@ -521,6 +582,11 @@ TEST(ControlPlaneTest, RefusesWhatTheCallerMayNotDo) {
   EXPECT_EQ((*plane)->Submit(lab_a, s, "other").error.status, 503);
 }
 
+// The principal of node `node`'s agent, as its credential makes it.
+control::Principal AgentOf(std::string_view node) {
+  return control::Principal{"node:" + std::string(node), std::nullopt, std::string(node)};
+}
+
 // An agent's reports: each worker's measured energy journaled once, however often it is
 // reported, and kept across a restart; a job's end recorded once; an agent with fewer
 // accelerators than its node has refused.
@@ -529,7 +595,7 @@ TEST(ControlPlaneTest, AgentReportsAreRecordedOnce) {
   Result<io::ServerConfig> config = io::LoadServerConfig(Config(dir));
   ASSERT_TRUE(config.ok());
   auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(10); };
-  const control::Principal lab_a{"lab-a", TenantId(0)}, agent{"agents", std::nullopt, true};
+  const control::Principal lab_a{"lab-a", TenantId(0)};
   JobId id = 0;
   std::string node;
   {
@@ -553,11 +619,16 @@ TEST(ControlPlaneTest, AgentReportsAreRecordedOnce) {
     control::AgentReport few;
     few.gpu_count = 4;
     few.gpu_source = "nvml";
-    EXPECT_EQ((*plane)->AgentHeartbeat(agent, node, few).error.status, 409);
+    EXPECT_EQ((*plane)->AgentHeartbeat(AgentOf(node), node, few).error.status, 409);
+    // Only the node's own agent reports for it: another node's, an operator, a tenant are 403.
+    for (const control::Principal& other :
+         {AgentOf("dev-hgx01-k00-n03"), control::Principal{"ops", std::nullopt}, lab_a}) {
+      EXPECT_EQ((*plane)->AgentHeartbeat(other, node, {}).error.status, 403) << other.name;
+    }
     control::AgentReport report;
     report.gpu_count = 8;
     report.running = {{id, 0, 1, 40.0}};
-    control::Outcome<control::NodeAssignments> r = (*plane)->AgentHeartbeat(agent, node, report);
+    control::Outcome<control::NodeAssignments> r = (*plane)->AgentHeartbeat(AgentOf(node), node, report);
     ASSERT_TRUE(r.ok()) << r.error.message;
     ASSERT_EQ(r.value->assignments.size(), 1u);
     EXPECT_EQ(r.value->assignments[0].run, 1u);
@@ -572,7 +643,8 @@ TEST(ControlPlaneTest, AgentReportsAreRecordedOnce) {
     ASSERT_EQ(stale.get_future().wait_for(std::chrono::seconds(0)), std::future_status::ready);
     const NodeId other = *(*plane)->FindNode("dev-hgx01-k00-n03");
     const auto quiet_from = std::chrono::steady_clock::now();
-    control::Outcome<control::NodeAssignments> idle = (*plane)->AgentHeartbeat(agent, "dev-hgx01-k00-n03", {});
+    control::Outcome<control::NodeAssignments> idle =
+        (*plane)->AgentHeartbeat(AgentOf("dev-hgx01-k00-n03"), "dev-hgx01-k00-n03", {});
     ASSERT_TRUE(idle.ok());
     (*plane)->WatchNode(other, idle.value->version, std::chrono::milliseconds(300),
                         [&quiet](control::NodeAssignments a) { quiet.set_value(std::move(a)); });
@@ -580,7 +652,7 @@ TEST(ControlPlaneTest, AgentReportsAreRecordedOnce) {
     EXPECT_EQ(telling.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
     report.running.clear();
     report.ended = {{id, 0, 0, 1, 100.0}};
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*plane)->AgentHeartbeat(agent, node, report).ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE((*plane)->AgentHeartbeat(AgentOf(node), node, report).ok());
     ASSERT_EQ(telling.wait_for(std::chrono::seconds(10)), std::future_status::ready);
     const control::NodeAssignments after = telling.get();
     EXPECT_TRUE(after.assignments.empty());
@@ -616,7 +688,7 @@ TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
       io::LoadServerConfig(Config(dir, "agent_timeout_seconds: 0.5\nagents_required: true\n"));
   ASSERT_TRUE(config.ok()) << config.status().message();
   auto clock = [t = std::make_shared<std::atomic<TimeMs>>(1'700'000'000'000)] { return t->fetch_add(5); };
-  const control::Principal agent{"agents", std::nullopt, true};
+
   auto node = [](control::ControlPlane& plane, std::string_view name) {
     control::NodeInfo info;
     plane.VisitNodes([&](NodeId id, const control::NodeInfo& n) {
@@ -626,7 +698,7 @@ TEST(ControlPlaneTest, NodesWithoutAgentsGoDownAndComeBackWithThem) {
   };
   auto beat_until = [&](control::ControlPlane& plane, std::string_view beating, auto done) {
     for (int i = 0; i < 400 && !done(); ++i) {
-      ASSERT_TRUE(plane.AgentHeartbeat(agent, beating, {}).ok());
+      ASSERT_TRUE(plane.AgentHeartbeat(AgentOf(beating), beating, {}).ok());
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     ASSERT_TRUE(done());

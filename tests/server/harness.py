@@ -2,6 +2,7 @@
 The binary is set by each test program's main (harness.JOULE)."""
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -21,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 JOULE = None  # set by the test program's main
 
 OPERATOR, LAB_A, LAB_B = "test-operator-token", "test-lab-a-token", "test-lab-b-token"
-AGENT = "test-agent-token"
+NODE_KEY = "test-node-key-0123456789abcdef0123456789abcdef"  # the servers' node_key_file
 HGX_NODE = "dev-hgx01-k00-n02"
 
 
@@ -29,9 +30,24 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def node_token(node, key=NODE_KEY):
+    """Node `node`'s credential, derived here as docs/security.md specifies it (not by the binary)."""
+    mac = hmac.new(key.encode(), b"joule node credential\n" + node.encode(), hashlib.sha256).hexdigest()
+    return f"jn1.{node}.{mac}"
+
+
+def write_secret(path, text):
+    """A file only its owner may read, as the server and the agent require of secrets."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
 def write_config(folder, extra="", listen="127.0.0.1:0", scenario=None, store="state: state.db",
                  name="server.yaml"):
     path = os.path.join(folder, name)
+    write_secret(os.path.join(folder, "node.key"), NODE_KEY + "\n")
     with open(path, "w") as f:
         f.write(f"""scenario: {scenario or ROOT + '/scenarios/dev.yaml'}
 listen: {listen}
@@ -41,7 +57,7 @@ tokens:
   - {{name: ops, sha256: {sha256(OPERATOR)}}}
   - {{name: lab-a, tenant: lab-a, sha256: {sha256(LAB_A)}}}
   - {{name: lab-b, tenant: lab-b, sha256: {sha256(LAB_B)}}}
-  - {{name: agents, agent: true, sha256: {sha256(AGENT)}}}
+node_key_file: node.key
 queues:
   - {{name: batch, default_time: 3600, max_time: 7-00:00:00}}
   - {{name: gb200, gpu_types: [gb200]}}
@@ -139,8 +155,10 @@ def free_port():
 def start_agent(folder, url, node, *extra):
     """A `joule agent` for `node` with 8 simulated H100s, working in folder/node."""
     log = open(os.path.join(folder, f"{node}.log"), "a")
+    token_file = write_secret(os.path.join(folder, f"{node}.token"), node_token(node) + "\n")
     return subprocess.Popen(
-        [JOULE, "agent", "--server", url, "--token", AGENT, "--node", node, "--workdir", os.path.join(folder, node),
+        [JOULE, "agent", "--server", url, "--token-file", token_file, "--node", node, "--workdir",
+         os.path.join(folder, node),
          "--heartbeat-seconds", "0.2", "--grace-seconds", "2", "--telemetry", "simulated", "--accelerators", "8",
          *extra], stderr=log)
 

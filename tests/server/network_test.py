@@ -19,7 +19,7 @@ import unittest
 import zlib
 
 import harness
-from harness import AGENT, LAB_A, Server, call, rss_kib, spec, write_config
+from harness import LAB_A, node_token, Server, call, rss_kib, spec, write_config
 
 MAX_BODY = 1 << 20
 
@@ -212,7 +212,7 @@ class NetworkTest(unittest.TestCase):
         nodes = [n["name"] for n in call(self.server.url, "GET", "/api/v1/nodes", harness.OPERATOR)[1]["nodes"]]
         body = json.dumps({"address": "10.0.0.9", "ended": [], "running": []}).encode()
         # A first heartbeat per node learns the version of its assignments; every poll sends it back.
-        versions = {node: call(self.server.url, "POST", f"/api/v1/agents/{node}/heartbeat", AGENT,
+        versions = {node: call(self.server.url, "POST", f"/api/v1/agents/{node}/heartbeat", node_token(node),
                                body.decode())[1]["version"] for node in nodes}
         quiet = self.latency_ms(20)
         polls = []
@@ -222,7 +222,7 @@ class NetworkTest(unittest.TestCase):
             begin = time.time()
             for s, node in polls:
                 s.sendall((f"POST /api/v1/agents/{node}/heartbeat?known={versions[node]}&wait_ms=2500 HTTP/1.1\r\n"
-                           f"Host: x\r\nAuthorization: Bearer {AGENT}\r\nContent-Type: application/json\r\n"
+                           f"Host: x\r\nAuthorization: Bearer {node_token(node)}\r\nContent-Type: application/json\r\n"
                            f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
             time.sleep(0.5)
             busy = self.latency_ms(20)

@@ -17,7 +17,7 @@ import unittest
 import urllib.request
 
 import harness
-from harness import (AGENT, HGX_NODE, LAB_A, LAB_B, OPERATOR, ROOT, Server, call, free_port, sha256, spec,
+from harness import (HGX_NODE, node_token, write_secret, LAB_A, LAB_B, OPERATOR, ROOT, Server, call, free_port, sha256, spec,
                      start_agent, write_config)
 
 JOULE = None  # set in main
@@ -267,7 +267,7 @@ class ServerTest(unittest.TestCase):
 
     def test_openapi_document_matches_the_server(self):
         check = subprocess.run(["node", os.path.join(ROOT, "tests/openapi/check.js"), self.url, OPERATOR, LAB_A, "lab-a",
-                                "dev-hgx01-k00-n01", AGENT], capture_output=True, text=True, timeout=120)
+                                "dev-hgx01-k00-n01", node_token("dev-hgx01-k00-n01")], capture_output=True, text=True, timeout=120)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
     def test_tokens_are_never_stored_or_logged(self):
@@ -281,7 +281,7 @@ class ServerTest(unittest.TestCase):
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     journal += f.read()
-        for token in [OPERATOR, LAB_A, LAB_B, AGENT]:
+        for token in [OPERATOR, LAB_A, LAB_B, node_token("dev-hgx01-k00-n01")]:
             self.assertNotIn(token.encode(), journal)
             self.assertNotIn(token, "".join(self.server.log))
             self.assertNotIn(token, json.dumps(audit))
@@ -505,6 +505,9 @@ class AgentTest(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
         assert rc == 0, f"server exit {rc}"
 
+    def token_file(self, node):
+        return write_secret(os.path.join(self.dir, f"{node}.token"), node_token(node) + "\n")
+
     def kill_agent(self, node):
         """SIGKILL of the node's agent: the server hears nothing more; its workers live on."""
         self.agents[node].kill()
@@ -546,11 +549,26 @@ class AgentTest(unittest.TestCase):
             time.sleep(0.1)
         return [int(open(p).read()) for p in files]
 
-    def test_agent_tokens_are_for_agent_routes_only(self):
-        self.assertEqual(call(self.url, "GET", "/api/v1/jobs", AGENT)[0], 403)
-        self.assertEqual(call(self.url, "POST", f"/api/v1/agents/{AGENT_NODES[0]}/heartbeat", LAB_A, {})[0], 403)
-        self.assertEqual(call(self.url, "POST", "/api/v1/agents/nowhere/heartbeat", AGENT, {})[0], 404)
-        status, body, _ = call(self.url, "POST", f"/api/v1/agents/{AGENT_NODES[0]}/heartbeat", AGENT,
+    def test_node_credentials_are_for_their_own_node_only(self):
+        mine, other = AGENT_NODES[0], AGENT_NODES[1]
+        self.assertEqual(call(self.url, "GET", "/api/v1/jobs", node_token(mine))[0], 403)
+        # Tenants and operators do not report for nodes (the docs say agents only).
+        for token in (LAB_A, OPERATOR):
+            status, body, _ = call(self.url, "POST", f"/api/v1/agents/{mine}/heartbeat", token, {})
+            self.assertEqual((status, body["error"]["field"]), (403, "Authorization"), body)
+        # One node's credential reports for that node only: another node's heartbeat is 403, and
+        # so the answer never carries that node's assignments (other tenants' specs and secrets).
+        status, body, _ = call(self.url, "POST", f"/api/v1/agents/{other}/heartbeat", node_token(mine),
+                               {"address": "10.0.0.9", "ended": [{"job": 1, "rank": 0, "run": 1, "exit_code": 1}]})
+        self.assertEqual(status, 403, body)
+        self.assertIn(f"node {mine}'s", body["error"]["message"])
+        # A credential made with another key, a truncated one, one with a byte changed: 401.
+        forged = node_token(mine, key="another-key-0123456789abcdef0123456789ab")
+        for bad in (forged, node_token(mine)[:-1], node_token(mine)[:-1] + "0" if not node_token(mine).endswith("0")
+                    else node_token(mine)[:-1] + "1"):
+            self.assertEqual(call(self.url, "POST", f"/api/v1/agents/{mine}/heartbeat", bad, {})[0], 401, bad)
+        self.assertEqual(call(self.url, "POST", "/api/v1/agents/nowhere/heartbeat", node_token("nowhere"), {})[0], 404)
+        status, body, _ = call(self.url, "POST", f"/api/v1/agents/{mine}/heartbeat", node_token(mine),
                                {"ended": [{"job": 1, "rank": 0}]})
         self.assertEqual((status, body["error"]["field"]), (400, "ended[0].run"))
 
@@ -660,8 +678,8 @@ class AgentTest(unittest.TestCase):
 
     def test_agent_refuses_a_bad_metrics_address(self):
         for bad in ("nohost", "127.0.0.1:70000", "127.0.0.1:99999999999999999999"):
-            r = subprocess.run([JOULE, "agent", "--server", self.url, "--token", AGENT, "--node", AGENT_NODES[3],
-                                "--workdir", os.path.join(self.dir, "bad"), "--metrics-listen", bad],
+            r = subprocess.run([JOULE, "agent", "--server", self.url, "--node", AGENT_NODES[3], "--workdir",
+                                os.path.join(self.dir, "bad"), "--metrics-listen", bad],
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 2, bad)
             self.assertIn(f"--metrics-listen: '{bad}'", r.stderr)
@@ -669,8 +687,8 @@ class AgentTest(unittest.TestCase):
     def test_agent_with_fewer_accelerators_than_its_node_is_refused(self):
         with open(os.path.join(self.dir, "few.log"), "w") as log:
             few = subprocess.run(
-                [JOULE, "agent", "--server", self.url, "--token", AGENT, "--node", AGENT_NODES[3], "--workdir",
-                 os.path.join(self.dir, "few"), "--telemetry", "simulated", "--accelerators", "4"],
+                [JOULE, "agent", "--server", self.url, "--token-file", self.token_file(AGENT_NODES[3]), "--node",
+                 AGENT_NODES[3], "--workdir", os.path.join(self.dir, "few"), "--telemetry", "simulated", "--accelerators", "4"],
                 stderr=log, timeout=30)
         self.assertEqual(few.returncode, 2)
         with open(os.path.join(self.dir, "few.log")) as log:

@@ -1,5 +1,6 @@
 // The fleet's routes: nodes, tenants, queues, the fleet's state, the audit log.
 #include "api/http_api_impl.h"
+#include "base/text.h"
 
 namespace joule::api {
 
@@ -38,6 +39,7 @@ void HttpApi::Impl::ChangeNode(const Principal& who, const HttpRequest& req, Htt
     if (!(*body)["reason"].is_string()) return Fail(res, {400, "reason", "must be a string"});
     reason = (*body)["reason"].get<std::string>();
     if (reason.size() > 1024) return Fail(res, {400, "reason", "at most 1024 characters"});
+    if (HasControl(reason)) return Fail(res, {400, "reason", "must not hold control characters"});
   }
   const std::string name = req.matches[1];
   control::Outcome<NodeId> r = plane.SetNodeHealth(who, name, to, reason);

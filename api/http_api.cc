@@ -260,8 +260,18 @@ void HttpApi::Impl::Routes() {
                : plane.loaded() ? "not ready: starting, following without a leader, or stopping"
                                 : "not ready: replaying the journal"});
   });
-  Open("/metrics", [this](const HttpRequest&, HttpResponse& res) {
-    res.set_content(RenderMetrics(plane, metrics), "text/plain; version=0.0.4; charset=utf-8");
+  // Open to scrapers without a token, minus the tenants' series; a token shows those it may see
+  // (docs/security.md). A token that is not one is a 401: a misconfigured scraper should notice.
+  Open("/metrics", [this](const HttpRequest& req, HttpResponse& res) {
+    std::optional<Principal> reader;
+    if (req.has_header("Authorization")) {
+      reader = plane.auth().Check(req.get_header_value("Authorization"));
+      if (!reader) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        return Fail(res, {401, "Authorization", "not a valid bearer token (scrape without one for the open page)"});
+      }
+    }
+    res.set_content(RenderMetrics(plane, metrics, reader), "text/plain; version=0.0.4; charset=utf-8");
   });
   Open("/api/v1/openapi.json",
        [](const HttpRequest&, HttpResponse& res) { res.set_content(OpenApiDocument(), "application/json"); });

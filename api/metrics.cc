@@ -47,7 +47,8 @@ void HttpMetrics::Observe(const std::string& method, const std::string& route, i
   h.sum += seconds;
 }
 
-std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics) {
+std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics,
+                          const std::optional<control::Principal>& reader) {
   std::string out;
   if (const HttpCounters* c = metrics.connections_) {
     Single(out, "joule_http_connections_open", "gauge", "Client connections open now.", c->open.load());
@@ -95,7 +96,10 @@ std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics&
   for (const auto& [health, n] : s.nodes_by_health) out += fmt::format("joule_nodes{{health=\"{}\"}} {}\n", health, n);
   Header(out, "joule_tenant_accelerators_in_use", "gauge", "Accelerators held by each tenant's running jobs.");
   const Catalog& catalog = plane.fleet().catalog();
-  plane.VisitTenants([&](TenantId, const TenantSpec& t, const std::vector<uint64_t>& use) {
+  plane.VisitTenants([&](TenantId id, const TenantSpec& t, const std::vector<uint64_t>& use) {
+    // Who rents how much is the tenants' business: an operator's page has every tenant, a
+    // tenant's its own, the open page none.
+    if (!reader || (!reader->operator_role() && reader->tenant != id)) return;
     for (size_t type = 0; type < use.size(); ++type) {
       out += fmt::format("joule_tenant_accelerators_in_use{{tenant=\"{}\",type=\"{}\"}} {}\n", Escape(t.name),
                          Escape(catalog.accelerator(AcceleratorTypeId(static_cast<uint32_t>(type))).name), use[type]);

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -22,7 +23,8 @@ class HttpMetrics {
   void set_connections(const HttpCounters* counters) { connections_ = counters; }
 
  private:
-  friend std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics);
+  friend std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics,
+                                   const std::optional<control::Principal>& reader);
   struct Histogram {
     std::vector<uint64_t> buckets;  // cumulative counts per bound
     uint64_t count = 0;
@@ -34,6 +36,9 @@ class HttpMetrics {
   std::map<std::pair<std::string, std::string>, Histogram> latency_;        // method, route
 };
 
-std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics);
+// The page for `reader` (nullopt: a scrape without a token): tenant-labelled series
+// (joule_tenant_*) for an operator every tenant's, for a tenant its own, without a token none.
+std::string RenderMetrics(const control::ControlPlane& plane, const HttpMetrics& metrics,
+                          const std::optional<control::Principal>& reader);
 
 }  // namespace joule::api

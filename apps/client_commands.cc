@@ -21,6 +21,7 @@
 
 #include "apps/client.h"
 #include "apps/commands.h"
+#include "base/text.h"
 #include "control/auth.h"
 
 namespace joule::apps {
@@ -41,6 +42,21 @@ void AddCommon(CLI::App* cmd, Common& c) {
   cmd->add_option("--token-file", c.token_file, "A file (mode 0600) whose first line is the bearer token");
   cmd->add_option("-o,--output", c.output, "Output: text, json or yaml")
       ->check(CLI::IsMember({"text", "json", "yaml"}));
+}
+
+// What the CLI prints of the server's answers goes through here: a control character (an escape
+// sequence in a job's name) reaches the terminal as \xNN, never raw. Lines stay lines.
+void PrintText(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const size_t end = text.find('\n');
+    out += EscapeForTerminal(text.substr(0, end));
+    if (end == std::string_view::npos) break;
+    out.push_back('\n');
+    text.remove_prefix(end + 1);
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
 }
 
 YAML::Node ToYaml(const json& j) {
@@ -70,7 +86,7 @@ bool PrintStructured(const Common& c, const json& j) {
   if (c.output == "yaml") {
     YAML::Emitter out;
     out << ToYaml(j);
-    fmt::print("{}\n", out.c_str());
+    PrintText(fmt::format("{}\n", out.c_str()));
     return true;
   }
   return false;
@@ -86,7 +102,7 @@ int WithClient(const std::string& command, const Common& c,
   }
   ApiClient client(*config);
   auto fail = [&](const HttpReply& r) {
-    fmt::print(stderr, "joule {}: {}\n", command, DescribeError(r));
+    fmt::print(stderr, "joule {}: {}\n", command, EscapeForTerminal(DescribeError(r)));
     return r.status >= 400 && r.status < 500 ? kExitBadInput : kExitFailure;
   };
   return body(client, fail);
@@ -381,7 +397,7 @@ int Queue(const QueueOptions& o) {
       out += fmt::format("{:>8} {:>9.9} {:>8.8} {:>8.8} {:>2} {:>10} {:>6} {}\n", j.id, j.queue, j.name, j.tenant,
                          StateCode(j.state), time, j.workers, where);
     }
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    PrintText(out);
     return kExitOk;
   });
 }
@@ -403,9 +419,10 @@ int Nodes(const NodesOptions& o) {
     if (o.long_list) {
       fmt::print("{:<24} {:<14} {:<10} {:>5} {:>5}  {}\n", "NODELIST", "TYPE", "STATE", "GPUS", "USED", "REASON");
       for (const json& n : (*page)["nodes"]) {
-        fmt::print("{:<24} {:<14} {:<10} {:>5} {:>5}  {}\n", n["name"].get<std::string>(), n["type"].get<std::string>(),
-                   n["state"].get<std::string>(), n["gpus"].get<uint64_t>(), n["gpus_used"].get<uint64_t>(),
-                   n["reason"].is_string() ? n["reason"].get<std::string>() : "none");
+        PrintText(fmt::format("{:<24} {:<14} {:<10} {:>5} {:>5}  {}\n", n["name"].get<std::string>(),
+                              n["type"].get<std::string>(), n["state"].get<std::string>(), n["gpus"].get<uint64_t>(),
+                              n["gpus_used"].get<uint64_t>(),
+                              n["reason"].is_string() ? n["reason"].get<std::string>() : "none"));
       }
       return kExitOk;
     }
@@ -419,7 +436,8 @@ int Nodes(const NodesOptions& o) {
     }
     fmt::print("{:<16} {:>5} {:<10} {}\n", "TYPE", "NODES", "STATE", "NODELIST");
     for (const auto& key : order) {
-      fmt::print("{:<16} {:>5} {:<10} {}\n", key.first, groups[key].size(), key.second, HostList(groups[key]));
+      PrintText(
+          fmt::format("{:<16} {:>5} {:<10} {}\n", key.first, groups[key].size(), key.second, HostList(groups[key])));
     }
     return kExitOk;
   });
@@ -474,12 +492,12 @@ void PrintKeyValues(const json& j, const std::string& indent) {
                                                                                     : value.dump();
     const std::string item = fmt::format("{}={}", key, text);
     if (line.size() > indent.size() && line.size() + item.size() > 100) {
-      fmt::print("{}\n", line);
+      PrintText(line + "\n");
       line = indent;
     }
     line += (line.size() > indent.size() ? " " : "") + item;
   }
-  if (line.size() > indent.size()) fmt::print("{}\n", line);
+  if (line.size() > indent.size()) PrintText(line + "\n");
 }
 
 int Show(const ShowOptions& o) {

@@ -52,6 +52,10 @@ int RunNodeToken(const NodeTokenOptions& o) {
       fmt::print(stderr, "joule node-token: --new-key makes the key only; issue credentials with a second call\n");
       return kExitBadInput;
     }
+    if (std::filesystem::exists(o.key_file)) {  // provisioning runs again: the key stays, and every credential
+      fmt::print(stderr, "joule node-token: {} exists: kept (to rotate the key, remove it first)\n", o.key_file);
+      return kExitOk;
+    }
     // 32 random bytes as 64 hex digits: printable, so that the key travels in configuration tools.
     if (Status s = WriteSecret(o.key_file, control::NewToken() + "\n", false); !s.ok()) {
       fmt::print(stderr, "joule node-token: --new-key {}\n", s.message());
@@ -73,7 +77,8 @@ int RunNodeToken(const NodeTokenOptions& o) {
       fmt::print(stderr, "joule node-token: --scenario {}\n", scenario.status().message());
       return kExitBadInput;
     }
-    for (uint32_t n = 0; n < scenario->fleet.nodes().size(); ++n) nodes.emplace_back(scenario->fleet.NodeName(NodeId(n)));
+    for (uint32_t n = 0; n < scenario->fleet.nodes().size(); ++n)
+      nodes.emplace_back(scenario->fleet.NodeName(NodeId(n)));
   }
   if (nodes.empty()) {
     fmt::print(stderr, "joule node-token: name the nodes, or give --scenario for all of its fleet's\n");
@@ -119,7 +124,7 @@ void AddNodeTokenCommand(CLI::App& app, CommandFn& run) {
   CLI::App* cmd = app.add_subcommand(
       "node-token", "Issue node agents' credentials from the server's node key (one per node; docs/security.md)");
   cmd->add_option("--key-file", o->key_file, "The node key (the server config's node_key_file)")->required();
-  cmd->add_flag("--new-key", o->new_key, "Make a fresh node key in --key-file (which must not exist yet)");
+  cmd->add_flag("--new-key", o->new_key, "Make a fresh node key in --key-file, unless that file exists");
   cmd->add_option("--scenario", o->scenario, "Issue one for every node of this scenario's fleet");
   cmd->add_option("--out-dir", o->out_dir, "Write each to DIR/NODE.token (mode 0600) instead of printing");
   cmd->add_option("nodes", o->nodes, "Nodes' names; with one, only its credential is printed, else NODE CREDENTIAL");

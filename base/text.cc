@@ -77,9 +77,6 @@ std::string EscapeForTerminal(std::string_view text) {
     } else if (ControlAt(text, i, n)) {
       for (size_t k = 0; k < n; ++k) escape(static_cast<unsigned char>(text[i + k]));
       i += n;
-    } else if (text[i] == '\\') {
-      out += "\\\\";
-      ++i;
     } else {
       out.append(text.substr(i, n));
       i += n;

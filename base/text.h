@@ -20,7 +20,7 @@ inline bool IsUtf8(std::string_view text) { return !InvalidUtf8At(text).has_valu
 bool HasControl(std::string_view text);
 
 // `text` made safe to print on a terminal: control characters (C0, DEL, C1) and bytes that are
-// not UTF-8 become \xNN escapes (a backslash becomes \\); everything else passes unchanged.
+// not UTF-8 become \xNN escapes; everything else passes unchanged.
 std::string EscapeForTerminal(std::string_view text);
 
 }  // namespace joule

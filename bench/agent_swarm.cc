@@ -11,7 +11,7 @@
 // of new work at their next heartbeat. A machine whose processes may not open more descriptors
 // than a few tens of thousands (the server holds one per parked agent) runs a campus this way.
 //
-//   joule_agent_swarm --server HOST:PORT --token T --scenario FILE [--nodes N] [--parked P]
+//   joule_agent_swarm --server HOST:PORT --node-key FILE --scenario FILE [--nodes N] [--parked P]
 //                     [--heartbeat-seconds S] [--mean-seconds M] [--seconds D] [--pool-connections C]
 //                     [--connect-rate R] [--source-addresses K] [--stats FILE]
 //
@@ -42,7 +42,9 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "control/auth.h"
 #include "io/scenario.h"
+#include "io/server_config.h"
 
 namespace joule::bench {
 namespace {
@@ -55,7 +57,7 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 struct Options {
-  std::string host = "127.0.0.1", token, scenario, stats;
+  std::string host = "127.0.0.1", node_key, scenario, stats;  // node_key: the key itself, read from --node-key
   uint16_t port = 0;
   uint32_t nodes = 0;            // 0: all of the fleet's
   uint32_t parked = 0xffffffff;  // agents holding a long poll (the others poll)
@@ -85,6 +87,7 @@ struct Worker {
 
 struct Agent {
   std::string name;
+  std::string token;  // the node's credential (control::NodeToken)
   uint32_t gpus = 0;
   std::string known = "0";
   std::vector<Worker> workers;
@@ -101,7 +104,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using Done = std::function<void(bool ok, const std::string& body)>;
   Connection(Swarm& swarm, net::io_context& io, tcp::endpoint server, net::ip::address source)
       : swarm_(swarm), stream_(io), server_(server), source_(source) {}
-  void Send(std::string target, std::string body, Done done);
+  void Send(std::string target, const std::string& token, std::string body, Done done);
   bool busy() const { return busy_; }
 
  private:
@@ -133,6 +136,7 @@ class Swarm {
     agents_.resize(n);
     for (uint32_t i = 0; i < n; ++i) {
       agents_[i].name = std::string(fleet.NodeName(NodeId(i)));
+      agents_[i].token = control::NodeToken(o_.node_key, agents_[i].name);
       agents_[i].gpus = fleet.node_type(NodeId(i)).accelerators;
     }
     const tcp::endpoint server(net::ip::make_address(o_.host), o_.port);
@@ -211,7 +215,7 @@ class Swarm {
     a.energy_j += 70 * static_cast<uint64_t>(o_.heartbeat_s);
     const auto wait_ms = wait ? static_cast<uint64_t>(o_.heartbeat_s * 1000) : 0;
     const auto sent = Clock::now();
-    polls_[i]->Send(fmt::format("/api/v1/agents/{}/heartbeat?known={}&wait_ms={}", a.name, a.known, wait_ms),
+    polls_[i]->Send(fmt::format("/api/v1/agents/{}/heartbeat?known={}&wait_ms={}", a.name, a.known, wait_ms), a.token,
                     Body(a, true), [this, i, sent, wait](bool ok, const std::string& body) {
                       heartbeats_++;
                       if (!wait) first_rtt_.values.push_back(Ms(Clock::now() - sent));
@@ -328,7 +332,7 @@ class Swarm {
           std::none_of(a.workers.begin(), a.workers.end(), [](const Worker& w) { return !w.ended; })) {
         a.idle_since = send.due;
       }
-      c->Send(fmt::format("/api/v1/agents/{}/heartbeat", a.name), Body(a, send.heartbeat),
+      c->Send(fmt::format("/api/v1/agents/{}/heartbeat", a.name), a.token, Body(a, send.heartbeat),
               [this, send](bool ok, const std::string& body) {
                 (send.heartbeat ? heartbeats_ : reports_)++;
                 pool_rtt_.values.push_back(Ms(Clock::now() - send.due));
@@ -388,12 +392,12 @@ class Swarm {
   Sample first_rtt_, pool_rtt_, reuse_parked_, reuse_polled_;
 };
 
-void Connection::Send(std::string target, std::string body, Done done) {
+void Connection::Send(std::string target, const std::string& token, std::string body, Done done) {
   busy_ = true;
   done_ = std::move(done);
   request_ = {http::verb::post, target, 11};
   request_.set(http::field::host, "joule");
-  request_.set(http::field::authorization, "Bearer " + swarm_.options().token);
+  request_.set(http::field::authorization, "Bearer " + token);
   request_.set(http::field::content_type, "application/json");
   request_.body() = std::move(body);
   request_.prepare_payload();
@@ -455,8 +459,13 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--server") {
       server = value;
-    } else if (flag == "--token") {
-      o.token = value;
+    } else if (flag == "--node-key") {
+      joule::Result<std::string> key = joule::io::ReadNodeKey(value);
+      if (!key.ok()) {
+        std::fprintf(stderr, "joule_agent_swarm: --node-key %s\n", key.status().message().c_str());
+        return 2;
+      }
+      o.node_key = *key;
     } else if (flag == "--scenario") {
       o.scenario = value;
     } else if (flag == "--nodes") {
@@ -483,9 +492,9 @@ int main(int argc, char** argv) {
     }
   }
   const size_t colon = server.rfind(':');
-  if (colon == std::string::npos || o.token.empty() || o.scenario.empty()) {
+  if (colon == std::string::npos || o.node_key.empty() || o.scenario.empty()) {
     std::fprintf(stderr,
-                 "usage: joule_agent_swarm --server HOST:PORT --token T --scenario FILE [--nodes N] [--parked P] "
+                 "usage: joule_agent_swarm --server HOST:PORT --node-key FILE --scenario FILE [--nodes N] [--parked P] "
                  "[--heartbeat-seconds S] [--mean-seconds M] [--seconds D] [--pool-connections C] "
                  "[--connect-rate R] [--source-addresses K] [--stats FILE]\n");
     return 2;

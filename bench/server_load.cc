@@ -14,9 +14,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "control/auth.h"
+#include "io/server_config.h"
 
 namespace {
 
@@ -50,7 +54,8 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: joule_server_load URL TOKEN [--connections C] [--seconds S] [--rate R] [--total N] "
-                 "[--agents NODE,...] [--spec JSON]\n");
+                 "[--agents NODE,...] [--spec JSON]\n"
+                 "  with --agents, TOKEN is the node key's file: each heartbeat carries its node's credential\n");
     return 2;
   }
   const std::string url = argv[1], token = argv[2];
@@ -81,6 +86,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "joule_server_load: unknown flag %s\n", flag.c_str());
       return 2;
     }
+  }
+  std::map<std::string, std::string> node_tokens;  // --agents: each node's credential, from the key in TOKEN's file
+  if (!agents.empty()) {
+    joule::Result<std::string> key = joule::io::ReadNodeKey(token);
+    if (!key.ok()) {
+      std::fprintf(stderr, "joule_server_load: %s\n", key.status().message().c_str());
+      return 2;
+    }
+    for (const std::string& node : agents) node_tokens[node] = joule::control::NodeToken(*key, node);
   }
   std::vector<Worker> workers(connections);
   std::vector<std::thread> threads;
@@ -123,7 +137,11 @@ int main(int argc, char** argv) {
                                                        "},\"time_limit\":86400,\"command\":[\"python\",\"train.py\"]}";
         const std::string path =
             agents.empty() ? "/api/v1/jobs" : "/api/v1/agents/" + agents[n % agents.size()] + "/heartbeat";
-        httplib::Result r = client.Post(path, headers, body, "application/json");
+        httplib::Result r = client.Post(
+            path,
+            agents.empty() ? headers
+                           : httplib::Headers{{"Authorization", "Bearer " + node_tokens.at(agents[n % agents.size()])}},
+            body, "application/json");
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - scheduled).count();
         if (r && (r->status == 201 || (!agents.empty() && r->status == 200))) {
           me.ok++;

@@ -26,6 +26,7 @@ rm -rf "$work" && mkdir -p "$work"
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 parked="${PARKED:-$(($(ulimit -n) - 4000))}"
 token=bench-token
+(umask 077 && printf %s agent-bench-node-key-0123456789abcdef > "$work/node.key")
 cat > "$work/server.yaml" <<YAML
 scenario: $root/scenarios/france-1gw.yaml
 listen: 127.0.0.1:0
@@ -36,7 +37,7 @@ agent_timeout_seconds: $((4 * heartbeat))
 agents_required: true
 tokens:
   - {name: bench, tenant: on-demand, sha256: $(printf %s "$token" | sha256sum | cut -d' ' -f1)}
-  - {name: agents, agent: true, sha256: $(printf %s agent-bench-token | sha256sum | cut -d' ' -f1)}
+node_key_file: node.key
 YAML
 "$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
 server=$!
@@ -48,7 +49,7 @@ echo "campus-bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut 
 metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 cpu_s() { awk '{print ($14 + $15) / 100}' "/proc/$server/stat"; }
 
-"$swarm" --server "${url#http://}" --token agent-bench-token --scenario "$root/scenarios/france-1gw.yaml" \
+"$swarm" --server "${url#http://}" --node-key "$work/node.key" --scenario "$root/scenarios/france-1gw.yaml" \
   --nodes "$nodes" --parked "$parked" --heartbeat-seconds "$heartbeat" --mean-seconds "$mean" --seconds 100000 \
   >"$work/swarm.log" 2>&1 &
 agents=$!

@@ -13,6 +13,7 @@ rate="${RATE:-4000}"
 seconds="${SECONDS_RUN:-20}"
 work="$root/out/heartbeat-cost"
 rm -rf "$work" && mkdir -p "$work"
+(umask 077 && printf %s agent-bench-node-key-0123456789abcdef > "$work/node.key")
 cat > "$work/server.yaml" <<YAML
 scenario: $root/scenarios/dev.yaml
 listen: 127.0.0.1:0
@@ -20,7 +21,7 @@ state: state.db
 tick_seconds: 1
 tokens:
   - {name: ops, sha256: $(printf %s ops-token | sha256sum | cut -d' ' -f1)}
-  - {name: agents, agent: true, sha256: $(printf %s agent-bench-token | sha256sum | cut -d' ' -f1)}
+node_key_file: node.key
 YAML
 (cd "$work" && exec "$joule" server --config "$work/server.yaml" 2>"$work/server.log") &
 server=$!
@@ -30,9 +31,9 @@ url=$(grep -o "http://127.0.0.1:[0-9]*" "$work/server.log")
 nodes=$(curl -s -H "Authorization: Bearer ops-token" "$url/api/v1/nodes" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | paste -sd,)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 echo "heartbeat-cost: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$load" "$url" agent-bench-token --connections 32 --seconds 3 --rate "$rate" --agents "$nodes" >/dev/null  # warm up
+"$load" "$url" "$work/node.key" --connections 32 --seconds 3 --rate "$rate" --agents "$nodes" >/dev/null  # warm up
 before=$(cpu_ticks)
-echo "  $("$load" "$url" agent-bench-token --connections 32 --seconds "$seconds" --rate "$rate" --agents "$nodes")"
+echo "  $("$load" "$url" "$work/node.key" --connections 32 --seconds "$seconds" --rate "$rate" --agents "$nodes")"
 after=$(cpu_ticks)
 python3 -c "import sys, os
 t = (int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf('SC_CLK_TCK')

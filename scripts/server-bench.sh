@@ -17,6 +17,7 @@ work="$root/out/server-bench"
 rm -rf "$work" && mkdir -p "$work"
 token=bench-token
 sha=$(printf %s "$token" | sha256sum | cut -d' ' -f1)
+(umask 077 && printf %s agent-bench-node-key-0123456789abcdef > "$work/node.key")
 cat > "$work/server.yaml" <<YAML
 scenario: $root/scenarios/dev.yaml
 listen: 127.0.0.1:0
@@ -24,7 +25,7 @@ state: state.db
 tick_seconds: 1
 tokens:
   - {name: bench, tenant: lab-a, sha256: $sha}
-  - {name: agents, agent: true, sha256: $(printf %s agent-bench-token | sha256sum | cut -d' ' -f1)}
+node_key_file: node.key
 YAML
 "$joule" server --config "$work/server.yaml" 2>"$work/server.log" &
 server=$!
@@ -75,9 +76,9 @@ echo "server-bench: throughput, 64 connections, 20 s (over a queue of 100,000+)"
 curl -s "$url/metrics" | grep -E "^joule_journal_(records|commits)_total|^joule_engine_step_max_seconds|^joule_engine_steps_total|^joule_engine_step_seconds_total"
 nodes=$(curl -s -H "Authorization: Bearer $token" "$url/api/v1/nodes" | grep -o '"name":"[^"]*"' | cut -d'"' -f4 | paste -sd,)
 echo "server-bench: heartbeats at 2,000/s over the fleet's $(echo "$nodes" | tr , '\n' | wc -l) nodes, 32 connections, 20 s"
-"$load" "$url" agent-bench-token --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
+"$load" "$url" "$work/node.key" --connections 32 --seconds 20 --rate 2000 --agents "$nodes"
 echo "server-bench: heartbeats as fast as 64 connections go, 10 s"
-"$load" "$url" agent-bench-token --connections 64 --seconds 10 --agents "$nodes"
+"$load" "$url" "$work/node.key" --connections 64 --seconds 10 --agents "$nodes"
 echo "server-bench: restart on the journal"
 restart() {
   kill "$server"

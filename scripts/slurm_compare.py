@@ -249,7 +249,15 @@ halls:
 tenants:
   - {{name: bench, borrow_limit: 0}}
 """)
-        self.tokens = {"ops": "compare-ops", "bench": "compare-bench", "agents": "compare-agents"}
+        self.tokens = {"ops": "compare-ops", "bench": "compare-bench"}
+        # Each agent presents its node's credential, issued from the node key as an operator would.
+        key = os.path.join(self.dir, "node.key")
+        if os.path.exists(key):
+            os.remove(key)
+        subprocess.run([self.joule, "node-token", "--key-file", key, "--new-key"], check=True,
+                       stderr=subprocess.DEVNULL)
+        subprocess.run([self.joule, "node-token", "--key-file", key, "--scenario", f"{self.dir}/cluster.yaml",
+                        "--out-dir", os.path.join(self.dir, "node-tokens")], check=True, stderr=subprocess.DEVNULL)
 
         def sha(t):
             import hashlib
@@ -261,7 +269,7 @@ state: state.db
 tokens:
   - {{name: ops, sha256: {sha(self.tokens['ops'])}}}
   - {{name: bench, tenant: bench, sha256: {sha(self.tokens['bench'])}}}
-  - {{name: agents, agent: true, sha256: {sha(self.tokens['agents'])}}}
+node_key_file: node.key
 """)
         self.procs = []
 
@@ -282,7 +290,8 @@ tokens:
         _, listing, _ = call(self.url, "GET", "/api/v1/nodes", self.tokens["ops"])
         for n in listing["nodes"]:
             self.procs.append(subprocess.Popen(
-                [self.joule, "agent", "--server", self.url, "--node", n["name"], "--token", self.tokens["agents"],
+                [self.joule, "agent", "--server", self.url, "--node", n["name"], "--token-file",
+                 os.path.join(self.dir, "node-tokens", n["name"] + ".token"),
                  "--telemetry", "simulated", "--accelerators", "8", "--workdir",
                  os.path.join(self.dir, "agents", n["name"])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.time() + 120

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -115,7 +116,41 @@ std::string BootId() {
 // kill(-1) would signal every process: group ids of 0 and 1 are never signalled.
 int SignalGroup(pid_t pgid, int sig) { return pgid > 1 ? kill(-pgid, sig) : -1; }
 
-bool GroupAlive(pid_t pgid) { return pgid > 1 && (SignalGroup(pgid, 0) == 0 || errno == EPERM); }
+// What /proc/PID/stat says of a live process (none for a zombie or no process): its group, its
+// session and its start time (field 22, clock ticks since boot).
+struct ProcStat {
+  pid_t pgrp = 0, session = 0;
+  uint64_t start = 0;
+};
+std::optional<ProcStat> ReadStat(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text;
+  if (pid <= 1 || !std::getline(in, text)) return std::nullopt;
+  const size_t close = text.rfind(')');  // the command's name, in parentheses, may hold anything
+  if (close == std::string::npos || close + 2 >= text.size()) return std::nullopt;
+  std::istringstream fields(text.substr(close + 2));
+  std::string state, skip;
+  ProcStat s;
+  fields >> state >> skip >> s.pgrp >> s.session;     // fields 3 to 6
+  for (int i = 7; i < 22 && (fields >> skip); ++i) {  // fields 7 to 21
+  }
+  if (!(fields >> s.start) || state == "Z" || state == "X") return std::nullopt;
+  return s;
+}
+
+// Writes `text` to `path` through a temporary file and a rename: a crash leaves the old or the new.
+Status WriteFileAtomically(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out.flush()) return Status::Error(fmt::format("{}: cannot write", tmp.string()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::Error(fmt::format("{}: {}", path.string(), ec.message()));
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -198,7 +233,9 @@ Status Supervisor::Start(const WorkerLaunch& l) {
     waitpid(pid, nullptr, 0);
     return Status::Error(fmt::format("cannot run {} agent-shim: {}", joule_, std::strerror(error)));
   }
-  workers_[l.key] = Worker{l.key, pid, l.devices, std::nullopt, false, -1, 0};
+  Worker& w = workers_[l.key] = Worker{l.key, pid, l.devices, std::nullopt, false, -1, 0};
+  const std::optional<ProcStat> stat = ReadStat(pid);
+  w.start_ticks = stat ? stat->start : 0;
   return Save();
 }
 
@@ -209,15 +246,17 @@ void Supervisor::Reap() {
       if (w.pgid != pid || w.exit_code) continue;
       const std::optional<int> recorded = ReadExitFile(key);
       w.exit_code = recorded ? *recorded : (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-      SignalGroup(w.pgid, SIGKILL);  // what the worker started and left behind
+      // What the worker started and left behind: the group is still this child's (a pid that
+      // leads a group with members is never reused).
+      SignalGroup(w.pgid, SIGKILL);
     }
   }
   for (auto& [key, w] : workers_) {
     if (w.exit_code || !w.adopted) continue;
     if (std::optional<int> recorded = ReadExitFile(key)) {
       w.exit_code = *recorded;
-      SignalGroup(w.pgid, SIGKILL);
-    } else if (!GroupAlive(w.pgid)) {
+      Signal(w, SIGKILL);
+    } else if (!Ours(w)) {  // its shim is gone (or the list names a process that is not it)
       w.exit_code = kExitLost;
     }
   }
@@ -228,11 +267,59 @@ void Supervisor::Stop(const WorkerKey& key, int64_t now_ms, int64_t grace_ms) {
   if (it == workers_.end() || it->second.exit_code) return;
   Worker& w = it->second;
   if (w.kill_at_ms < 0) {
-    SignalGroup(w.pgid, SIGTERM);
+    Signal(w, SIGTERM);
     w.kill_at_ms = now_ms + grace_ms;
   } else if (now_ms >= w.kill_at_ms) {
-    SignalGroup(w.pgid, SIGKILL);
+    Signal(w, SIGKILL);
   }
+}
+
+bool Supervisor::Ours(const Worker& w) const {
+  if (w.pgid <= 1) return false;
+  if (!w.adopted) return true;
+  const std::optional<ProcStat> stat = ReadStat(w.pgid);
+  return w.start_ticks != 0 && stat && stat->pgrp == w.pgid && stat->session == w.pgid && stat->start == w.start_ticks;
+}
+
+void Supervisor::Signal(const Worker& w, int sig) const {
+  if (Ours(w)) SignalGroup(w.pgid, sig);
+}
+
+Result<bool> Supervisor::Bind(const std::string& cluster) {
+  const std::filesystem::path path = workdir_ / "cluster";
+  std::string recorded;
+  {
+    std::ifstream in(path);
+    std::getline(in, recorded);
+  }
+  if (recorded == cluster) return false;
+  std::error_code ec;
+  bool state = !workers_.empty();
+  for (const auto& entry : std::filesystem::directory_iterator(workdir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    state = state || name == "workers.json" || name.starts_with("job-");
+  }
+  if (state) {
+    // Another incarnation's (or an unbound folder's): kept for a human to read, never acted on.
+    const std::filesystem::path aside =
+        workdir_ / "stale" / fmt::format("{}-{}", recorded.empty() ? "unbound" : recorded, std::time(nullptr));
+    std::filesystem::create_directories(aside, ec);
+    if (ec) return Status::Error(fmt::format("{}: {}", aside.string(), ec.message()));
+    std::vector<std::filesystem::path> moving;
+    for (const auto& entry : std::filesystem::directory_iterator(workdir_, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name == "workers.json" || name.starts_with("job-")) moving.push_back(entry.path());
+    }
+    for (const std::filesystem::path& p : moving) {
+      std::filesystem::rename(p, aside / p.filename(), ec);
+      if (ec) return Status::Error(fmt::format("{}: {}", p.string(), ec.message()));
+    }
+    workers_.clear();
+    last_energy_mj_.clear();
+  }
+  if (Status s = WriteFileAtomically(path, cluster + "\n"); !s.ok()) return s;
+  if (Status s = Save(); !s.ok()) return s;
+  return state;
 }
 
 void Supervisor::Forget(const WorkerKey& key) { workers_.erase(key); }
@@ -263,20 +350,12 @@ Status Supervisor::Save() const {
               {"pgid", w.pgid},
               {"devices", w.devices},
               {"energy_joules", w.energy_j},
+              {"start_ticks", w.start_ticks},
               {"kill_at_ms", w.kill_at_ms >= 0 ? 0 : -1}};
     if (w.exit_code) j["exit_code"] = *w.exit_code;
     list.push_back(std::move(j));
   }
-  const std::filesystem::path path = workdir_ / "workers.json", tmp = workdir_ / "workers.json.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << json{{"boot_id", boot_id_}, {"workers", list}}.dump() << '\n';
-    if (!out.flush()) return Status::Error(fmt::format("{}: cannot write", tmp.string()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Status::Error(fmt::format("{}: {}", path.string(), ec.message()));
-  return Status::Ok();
+  return WriteFileAtomically(workdir_ / "workers.json", json{{"boot_id", boot_id_}, {"workers", list}}.dump() + "\n");
 }
 
 Status Supervisor::Load() {
@@ -299,6 +378,7 @@ Status Supervisor::Load() {
       worker.pgid = w.at("pgid").get<pid_t>();
       worker.devices = w.at("devices").get<std::vector<uint32_t>>();
       worker.energy_j = w.at("energy_joules").get<double>();
+      worker.start_ticks = w.value("start_ticks", uint64_t{0});
       if (w.contains("exit_code")) worker.exit_code = w["exit_code"].get<int>();
       worker.adopted = true;
       // A stop in progress goes on: SIGKILL at once if the worker is still there when next asked.

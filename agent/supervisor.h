@@ -7,7 +7,13 @@
 // saved in WORKDIR/workers.json after every change, so a new agent process adopts the workers an
 // earlier one left running and reports those that ended while no agent watched; a list saved
 // before the machine rebooted is only reported (exit files, else lost), never signalled. Stopping
-// a worker is SIGTERM to its group, SIGKILL after the grace. Thread-safety: one thread.
+// a worker is SIGTERM to its group, SIGKILL after the grace.
+// What the folder holds belongs to one incarnation of the server (Bind: the journal's cluster id,
+// kept in WORKDIR/cluster): state from another (a server whose state was reset, another campus)
+// is moved aside to WORKDIR/stale/, never adopted, reported or signalled. An adopted worker's
+// group is signalled only while its shim provably leads it: the process with the group's id is a
+// session leader started at the time the list recorded (/proc/PID/stat), so a list edited to name
+// another process group, or a pid reused since, is never signalled. Thread-safety: one thread.
 #pragma once
 
 #include <sys/types.h>
@@ -58,6 +64,7 @@ struct Worker {
   int64_t kill_at_ms = -1;      // stopping: SIGTERM sent, SIGKILL at this monotonic time
   double energy_j = 0;          // its devices' measured energy while it ran
   bool metered_to_end = false;  // ended, and the reading interval it ended in is counted
+  uint64_t start_ticks = 0;     // the shim's start (ticks since boot); 0 unknown: never signalled once adopted
 };
 
 // The environment a worker starts from, before its job's `env` and what the agent sets
@@ -86,6 +93,10 @@ class Supervisor {
   // ended since the previous reading).
   void AddEnergy(const std::vector<GpuReading>& readings);
   Status Save() const;
+  // Binds the folder to the server's incarnation `cluster`: the same as recorded, nothing
+  // changes; another, or none recorded while the folder holds workers, and they are moved aside
+  // (returns true then) and forgotten without a signal.
+  Result<bool> Bind(const std::string& cluster);
 
   const std::map<WorkerKey, Worker>& workers() const { return workers_; }
   const std::filesystem::path& workdir() const { return workdir_; }
@@ -97,6 +108,11 @@ class Supervisor {
   std::filesystem::path ExitFile(const WorkerKey& key) const;
   std::optional<int> ReadExitFile(const WorkerKey& key) const;
   Status Load();
+  // Whether signalling the worker's group reaches the worker: a child of this process, or an
+  // adopted shim still leading its session, started when recorded.
+  bool Ours(const Worker& w) const;
+  // Stops signalling `pgid` (unless Ours) and sends `sig`.
+  void Signal(const Worker& w, int sig) const;
 
   std::filesystem::path workdir_;
   std::string joule_;

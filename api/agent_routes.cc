@@ -21,7 +21,9 @@ void HttpApi::Impl::ReplyAssignments(HttpResponse& res, const control::NodeAssig
                     {"tasks_per_worker", a.spec.tasks_per_worker},
                     {"power_limit_permille", a.power_limit_permille}});
   }
-  Reply(res, 200, {{"assignments", list}, {"version", std::to_string(node.version)}});
+  json answer = {{"assignments", list}, {"version", std::to_string(node.version)}};
+  if (!node.cluster.empty()) answer["cluster"] = node.cluster;
+  Reply(res, 200, answer);
 }
 
 // A heartbeat; with `known` (the version of the assignments the agent runs) and `wait_ms`, a

@@ -181,6 +181,7 @@ class Agent {
       {
         std::lock_guard lock(mu_);
         workers_->Reap();
+        if (!bound_) continue;  // nothing is told before the server is known to be the folder's
         const bool unreported = std::any_of(workers_->workers().begin(), workers_->workers().end(), [&](const auto& w) {
           return w.second.exit_code && !told_ends_.contains(w.first);
         });
@@ -204,11 +205,34 @@ class Agent {
       failures_++;
       return false;
     }
+    if (!bound_ && !Bind(answer)) return false;
     was_answered_ = true;
     for (const WorkerKey& key : report.ended) told_ends_.insert(key);
     Apply(answer["assignments"], report.ended);
     known_ = std::strtoull(answer.value("version", "0").c_str(), nullptr, 10);
     if (Status s = workers_->Save(); !s.ok()) fmt::print(stderr, "joule agent: {}\n", s.message());
+    return true;
+  }
+
+  // REQUIRES: mu_ held. The first answer names the server's incarnation (its journal's cluster
+  // id): the work folder is bound to it, and what it holds of another is moved aside unread.
+  // False while the server has no id yet (a fresh journal's first moments): asked again later.
+  bool Bind(const json& answer) {
+    const std::string cluster = answer.value("cluster", "");
+    if (cluster.empty() || cluster.find_first_of("/\\.") != std::string::npos) return false;
+    Result<bool> moved = workers_->Bind(cluster);
+    if (!moved.ok()) {
+      fmt::print(stderr, "joule agent: {}\n", moved.status().message());
+      return false;
+    }
+    if (*moved) {
+      fmt::print(stderr,
+                 "joule agent: the work folder held another server's state (not cluster {}): moved to {}/stale, "
+                 "nothing of it adopted or signalled\n",
+                 cluster, workers_->workdir().string());
+    }
+    told_ends_.clear();
+    bound_ = true;
     return true;
   }
 
@@ -242,6 +266,11 @@ class Agent {
       } else {
         running.push_back(std::move(entry));
       }
+    }
+    if (!bound_) {  // the folder's workers may be another server's: none is reported before Bind
+      ended = json::array();
+      running = json::array();
+      report.ended.clear();
     }
     json body = {{"address", o_.address}, {"ended", ended}, {"running", running}};
     if (telemetry_ && with_gpus) {
@@ -363,6 +392,7 @@ class Agent {
   std::unique_ptr<agent::Supervisor> workers_;
   std::unique_ptr<agent::Telemetry> telemetry_;
   bool was_answered_ = true;
+  bool bound_ = false;  // the work folder is bound to the server answering (Bind)
   uint64_t failures_ = 0;
   std::map<uint32_t, uint32_t> applied_permille_;  // devices this agent limited: the job's share
   // A scraper's endpoint: a few connections, answered from the last readings.

@@ -96,6 +96,7 @@ Outcome<NodeAssignments> ControlPlane::AgentHeartbeat(const Principal& who, std:
                                 type.accelerators, type.name, *report.gpu_count, report.gpu_source)};
   }
   const TimeMs now = std::max(clock_(), last_step_);
+  EnsureClusterId();  // a journal from before ids, or one whose first record failed
   bool& marked_down = agent_marked_down_[node->value()];
   std::optional<AgentView>& view = nodes_[node->value()].agent;
   if (view && !report.gpu_count && report.gpus.empty()) {  // a quick report: the readings stand
@@ -184,6 +185,7 @@ NodeAssignments ControlPlane::AssignmentsOf(NodeId node) const {
     for (char c : a.master_addr) mix(static_cast<unsigned char>(c));
   }
   result.version = h == 0 ? 1 : h;
+  result.cluster = cluster_id_;
   return result;
 }
 

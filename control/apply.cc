@@ -27,6 +27,10 @@ void ControlPlane::SetState(JobInfo& job, JobState state) {
 }
 
 void ControlPlane::ApplyInput(uint64_t seq, const Record& r) {
+  if (r.type == Record::Type::kCluster) {
+    if (cluster_id_.empty()) cluster_id_ = r.key;  // the first one names the journal for good
+    return;
+  }
   if (r.type == Record::Type::kEnergy) {
     if (auto it = jobs_.find(r.job); it != jobs_.end()) {
       JobInfo& job = it->second;

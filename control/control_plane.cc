@@ -150,6 +150,8 @@ void ControlPlane::ResetView() {
   inputs_.clear();
   applied_seq_ = 0;
   next_id_ = 1;
+  cluster_id_.clear();
+  cluster_queued_ = false;
   jobs_.clear();
   idempotency_.clear();
   state_count_.clear();
@@ -255,6 +257,7 @@ void ControlPlane::Start(std::string address) {
     counters_.elections_won++;
   }
   running_ = true;
+  if (leads) EnsureClusterId();
   committer_ = std::thread([this] { CommitLoop(); });
   ticker_ = std::thread([this] { TickLoop(); });
 }
@@ -395,7 +398,7 @@ void ControlPlane::CommitLoop() {
       if (type == Record::Type::kStep) continue;
       ApplyInput(first + i, *batch[i].record);
       // A submit, cancel, end, health or quota change: the engine has something to decide.
-      if (type != Record::Type::kEnergy && !pass_wanted_) {
+      if (type != Record::Type::kEnergy && type != Record::Type::kCluster && !pass_wanted_) {
         pass_wanted_ = true;
         tick_wake_.notify_all();
       }
@@ -667,6 +670,22 @@ void ControlPlane::Follow(std::unique_lock<std::mutex>& lock) {
     return;
   }
   tick_wake_.wait_for(lock, std::chrono::milliseconds(kFollowMs), [&] { return stopping_; });
+}
+
+void ControlPlane::EnsureClusterId() {
+  if (!cluster_id_.empty() || cluster_queued_ || !Accepting()) return;
+  auto record = std::make_shared<Record>();
+  record->type = Record::Type::kCluster;
+  record->at = clock_();
+  record->who = "server";
+  record->key = NewToken().substr(0, 32);  // 128 random bits
+  (void)Enqueue(record);
+  cluster_queued_ = true;
+}
+
+std::string ControlPlane::cluster_id() const {
+  std::lock_guard lock(mu_);
+  return cluster_id_;
 }
 
 void ControlPlane::Log(std::string_view line) const {

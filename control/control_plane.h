@@ -197,6 +197,7 @@ struct Assignment {
 struct NodeAssignments {
   std::vector<Assignment> assignments;
   uint64_t version = 0;  // never 0: an agent that knows none sends 0
+  std::string cluster;   // the journal's id (cluster_id()); empty until it is durable
 };
 
 struct Counters {
@@ -258,6 +259,10 @@ class ControlPlane {
   const io::ServerConfig& config() const { return config_; }
   const Fleet& fleet() const { return scenario_.fleet; }
   const Authenticator& auth() const { return auth_; }
+  // The journal's identity: a random id its first leader journals once ("cluster" record). An
+  // agent binds its work folder to it, so that state left by another incarnation of the server
+  // (a reset state, another campus) is never adopted or signalled. Empty until durable.
+  std::string cluster_id() const;
   std::string TenantName(TenantId tenant) const { return scenario_.tenants[tenant.value()].name; }
   std::optional<TenantId> FindTenant(std::string_view name) const;
   std::optional<NodeId> FindNode(std::string_view name) const;
@@ -433,6 +438,10 @@ class ControlPlane {
   std::vector<Input> inputs_;                         // committed, not yet stepped
   uint64_t applied_seq_ = 0;
   JobId next_id_ = 1;
+  std::string cluster_id_;       // from the journal's "cluster" record
+  bool cluster_queued_ = false;  // this leader has enqueued one
+  // REQUIRES: mu_ held. A leader whose journal has no id yet journals one (once).
+  void EnsureClusterId();
   std::map<JobId, JobInfo> jobs_;
   std::map<std::pair<std::string, std::string>, IdempotencyEntry> idempotency_;  // (principal, key)
   std::map<JobState, size_t> state_count_;

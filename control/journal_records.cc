@@ -14,8 +14,8 @@ namespace {
 using nlohmann::json;
 
 constexpr int kRecordVersion = 1;
-constexpr const char* kTypeNames[] = {"submit", "cancel", "health", "tenant", "step", "finish", "energy"};
-constexpr int kTypes = 7;
+constexpr const char* kTypeNames[] = {"submit", "cancel", "health", "tenant", "step", "finish", "energy", "cluster"};
+constexpr int kTypes = 8;
 
 }  // namespace
 
@@ -31,6 +31,7 @@ std::string EncodeRecord(const JournalRecord& r) {
     if (!r.key.empty()) out += R"(,"key":)" + json(r.key).dump();
   }
   if (r.type == Type::kStep) out += fmt::format(R"(,"through":{})", r.through);
+  if (r.type == Type::kCluster) out += R"(,"cluster":)" + json(r.key).dump();
   if (r.type == Type::kEnergy) {
     out += fmt::format(R"(,"job":{},"run":{},"rank":{},"joules":{})", r.job, r.run, r.rank, json(r.joules).dump());
   }
@@ -58,6 +59,13 @@ Result<JournalRecord> DecodeRecord(std::string_view payload) {
   if (r.type == JournalRecord::Type::kStep) {
     if (!j.contains("through") || !j["through"].is_number_unsigned()) return Status::Error("through: is required");
     r.through = j["through"].get<uint64_t>();
+    return r;
+  }
+  if (r.type == JournalRecord::Type::kCluster) {
+    if (!j.contains("cluster") || !j["cluster"].is_string() || j["cluster"].get<std::string>().empty()) {
+      return Status::Error("cluster: is required");
+    }
+    r.key = j["cluster"].get<std::string>();
     return r;
   }
   if (r.type == JournalRecord::Type::kEnergy) {
@@ -113,7 +121,7 @@ Status ReplaySteps(const std::string& path, const std::function<void(TimeMs, std
       error = fmt::format("{}: journal record {}: {}", path, entry.seq, r.status().message());
       return;
     }
-    if (r->type == JournalRecord::Type::kEnergy) return;  // not an engine input
+    if (r->type == JournalRecord::Type::kEnergy || r->type == JournalRecord::Type::kCluster) return;  // no engine input
     if (r->type != JournalRecord::Type::kStep) {
       inputs.emplace_back(entry.seq, std::move(*r->event));
       return;

@@ -2,7 +2,8 @@
 // object per accepted change — submit, cancel, health (drain/resume), tenant (quota) — with who
 // asked, when, and the engine event it became (io/journal_json.h); and one per scheduling pass
 // ("step": its time and the last journal sequence number whose inputs it consumed); and one per
-// ended worker's measured energy ("energy", outside the engine). Replaying
+// ended worker's measured energy ("energy", outside the engine); and once, the journal's own
+// identity ("cluster": a random id, which node agents bind their state to). Replaying
 // the steps with their inputs re-runs the engine exactly as the server ran it: the server does so
 // on restart, `joule schedule --journal` to print what it decided. Thread-safe (no state).
 #pragma once
@@ -21,13 +22,13 @@
 namespace joule::control {
 
 struct JournalRecord {
-  enum class Type { kSubmit, kCancel, kHealth, kTenant, kStep, kFinish, kEnergy };
+  enum class Type { kSubmit, kCancel, kHealth, kTenant, kStep, kFinish, kEnergy, kCluster };
   Type type = Type::kStep;
   TimeMs at = 0;
   std::string who;
   std::optional<Event> event;  // inputs
   io::SubmitSpec spec;         // submit: as accepted
-  std::string key;             // submit: idempotency key, may be empty
+  std::string key;             // submit: idempotency key, may be empty; cluster: the cluster's id
   uint64_t through = 0;        // step
   // energy (no engine event): one ended worker's measured energy, by job, run and rank
   JobId job = 0;

@@ -142,6 +142,7 @@ ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
   // only.
   uint64_t seq = 0;
   JobId next_id = 0;
+  std::string cluster;
   TimeMs last_step = 0;
   std::vector<Input> input_copy;
   std::string jobs;
@@ -161,6 +162,7 @@ ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
     std::lock_guard lock(mu_);
     seq = applied_seq_;
     next_id = next_id_;
+    cluster = cluster_id_;
     last_step = last_step_;
     input_copy = inputs_;
     job_writer.U64(jobs_.size());
@@ -210,6 +212,7 @@ ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
   engine.ended.clear();
   const json out = {{"seq", seq},
                     {"next_id", next_id},
+                    {"cluster", cluster},
                     {"last_step", last_step},
                     {"inputs", std::move(inputs)},
                     {"preempting", preempting},
@@ -277,6 +280,7 @@ ControlPlane::TakenSnapshot ControlPlane::TakeSnapshot() const {
     if (::joule::Status s = engine_->Restore(*engine); !s.ok()) return s;
     applied_seq_ = j.at("seq").get<uint64_t>();
     next_id_ = j.at("next_id").get<JobId>();
+    cluster_id_ = j.value("cluster", std::string());  // absent in snapshots older than ids
     last_step_ = j.at("last_step").get<TimeMs>();
     for (const json& in : j.at("inputs")) {
       Result<io::TimedEvent> e = io::DecodeEvent(in.at(1).get<std::string>());

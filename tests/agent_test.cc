@@ -219,6 +219,93 @@ TEST_F(SupervisorTest, AListFromAnotherBootIsReportedNeverSignalled) {
   waitpid(stranger, nullptr, 0);
 }
 
+// A session leader of this boot that is not a shim (what a crafted workers.json would name).
+pid_t StartStranger() {
+  const pid_t stranger = fork();
+  if (stranger == 0) {
+    setsid();
+    execl("/bin/sleep", "sleep", "60", nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && getpgid(stranger) != stranger; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return stranger;
+}
+
+// Field 22 of /proc/PID/stat, read here independently of the supervisor's reader.
+uint64_t StartTicks(pid_t pid) {
+  std::string text = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) fields >> field;
+  return std::stoull(field);
+}
+
+TEST_F(SupervisorTest, ACraftedListNamingAnotherGroupOfThisBootIsNeverSignalled) {
+  // Finding: a crafted workers.json made the agent SIGTERM an unrelated process group. With the
+  // group's id alone, or with a start time that is not the process's, nothing is signalled.
+  const pid_t stranger = StartStranger();
+  std::filesystem::create_directories(dir_);
+  std::ofstream(dir_ / "workers.json") << R"({"workers":[)"
+                                       << R"({"job":21,"rank":0,"run":1,"pgid":)" << stranger
+                                       << R"(,"devices":[0],"energy_joules":0,"kill_at_ms":-1},)"
+                                       << R"({"job":22,"rank":0,"run":1,"pgid":)" << stranger
+                                       << R"(,"devices":[1],"energy_joules":0,"kill_at_ms":-1,"start_ticks":)"
+                                       << StartTicks(stranger) + 1 << "}]}";
+  std::unique_ptr<Supervisor> s = Open();
+  ASSERT_EQ(s->workers().size(), 2u);
+  for (const WorkerKey key : {WorkerKey{21, 0, 1}, WorkerKey{22, 0, 1}}) {
+    s->Stop(key, 0, 0);
+    s->Stop(key, 1, 0);
+  }
+  s->Reap();
+  EXPECT_EQ(s->workers().at({21, 0, 1}).exit_code, kExitLost);
+  EXPECT_EQ(s->workers().at({22, 0, 1}).exit_code, kExitLost);
+  EXPECT_EQ(waitpid(stranger, nullptr, WNOHANG), 0) << "an unrelated process group was signalled";
+  kill(stranger, SIGKILL);
+  waitpid(stranger, nullptr, 0);
+}
+
+TEST_F(SupervisorTest, StateOfAnotherIncarnationIsMovedAsideNeverAdoptedOrSignalled) {
+  // Finding: after the server's state was reset, a new job 1 failed with the old job 1's exit
+  // code and never ran.
+  const WorkerLaunch old_running = Shell(1, "sleep 60");
+  WorkerLaunch old_ended = Shell(2, "exit 3");
+  pid_t group = 0;
+  {
+    std::unique_ptr<Supervisor> first = Open();
+    ASSERT_EQ(first->Bind("cluster-a").value(), false) << "an empty folder has nothing to move";
+    ASSERT_TRUE(first->Start(old_running).ok());
+    ASSERT_TRUE(first->Start(old_ended).ok());
+    group = first->workers().at(old_running.key).pgid;
+    EXPECT_EQ(WaitExit(*first, old_ended.key), 3);
+    ASSERT_TRUE(first->Save().ok());
+  }
+  {
+    std::unique_ptr<Supervisor> same = Open();  // the same server again: adopted, as before
+    EXPECT_EQ(same->Bind("cluster-a").value(), false);
+    EXPECT_EQ(same->workers().size(), 2u);
+  }
+  std::unique_ptr<Supervisor> next = Open();
+  ASSERT_EQ(next->workers().size(), 2u);
+  EXPECT_EQ(next->Bind("cluster-b").value(), true);
+  EXPECT_TRUE(next->workers().empty()) << "another incarnation's workers are forgotten";
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "job-1")) << "job 1's folder is moved aside";
+  EXPECT_EQ(ReadFile(dir_ / "cluster"), "cluster-b\n");
+  bool kept = false;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "stale")) {
+    kept = kept || std::filesystem::exists(e.path() / "job-2/rank-0.run-1.exit");
+  }
+  EXPECT_TRUE(kept) << "the old state is kept for a human, under stale/";
+  EXPECT_EQ(kill(-group, 0), 0) << "the old worker was signalled";
+  // The new incarnation's job 1 runs from scratch.
+  ASSERT_TRUE(next->Start(Shell(1, "exit 0")).ok());
+  EXPECT_EQ(WaitExit(*next, {1, 0, 1}), 0);
+  EXPECT_TRUE(Open()->workers().size() == 1);
+  kill(-group, SIGKILL);
+  waitpid(group, nullptr, 0);
+}
+
 TEST_F(SupervisorTest, AWorkerListThatIsNotOneIsRefusedWithItsPath) {
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ / "workers.json") << "{not json";

@@ -310,6 +310,71 @@ class SecurityTest(unittest.TestCase):
             self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
 
+class IncarnationTest(unittest.TestCase):
+    """Finding: after the server's state was reset, a new job 1 failed with the old job 1's exit
+    code and never ran. An agent binds its work folder to the journal's cluster id."""
+
+    def test_an_agent_never_reports_another_incarnations_workers(self):
+        root = tempfile.mkdtemp(prefix="joule-incarnation-")
+        self.addCleanup(shutil.rmtree, root, True)
+        node = "dev-hgx01-k00-n01"
+        workdir = os.path.join(root, node)  # start_agent works in ROOT/NODE
+        others = ["dev-hgx01-k00-n00", "dev-hgx01-k00-n02", "dev-hgx01-k00-n03"]
+
+        def serve(name):
+            folder = os.path.join(root, name)
+            os.makedirs(folder)
+            server = Server(write_config(folder, "agent_timeout_seconds: 1\nagents_required: true\n"))
+            self.addCleanup(lambda: server.proc.poll() is not None or server.stop())
+            return server
+
+        def agent(server):
+            proc = start_agent(root, server.url, node)
+            self.addCleanup(lambda: proc.poll() is not None or (proc.kill(), proc.wait()))
+            return proc
+
+        def run(server, command):
+            deadline = time.time() + 30  # nodes without an agent are marked down: the job goes to ours
+            while any(call(server.url, "GET", f"/api/v1/nodes/{n}", OPERATOR)[1]["health"] != "down" for n in others):
+                self.assertLess(time.time(), deadline, "nodes without agents were not marked down")
+                time.sleep(0.1)
+            status, job, _ = call(server.url, "POST", "/api/v1/jobs", LAB_A, {
+                "name": "one", "resources": {"gpus": 8, "gpu_type": "h100-sxm"}, "time_limit": 60,
+                "command": ["bash", "-c", command]})
+            self.assertEqual(status, 201, job)
+            return job["id"]
+
+        def wait(server, job, states):
+            deadline = time.time() + 60
+            while True:
+                view = call(server.url, "GET", f"/api/v1/jobs/{job}", OPERATOR)[1]
+                if view["state"] in states:
+                    return view
+                self.assertLess(time.time(), deadline, view)
+                time.sleep(0.1)
+
+        old = serve("old")
+        first = agent(old)
+        job = run(old, "sleep 2; exit 3")
+        self.assertEqual(job, 1)
+        wait(old, job, ["running"])
+        first.kill()  # the agent dies; its worker goes on and records exit 3 in the folder
+        first.wait()
+        old.stop()
+        time.sleep(2.5)
+        new = serve("new")  # the state is reset: a new journal, a new cluster id
+        agent(new)
+        marker = os.path.join(root, "ran")
+        job = run(new, f"touch {marker}")
+        self.assertEqual(job, 1, "the new incarnation's first job is job 1 too")
+        view = wait(new, job, ["completed", "failed"])
+        self.assertEqual(view["state"], "completed", view)
+        self.assertTrue(os.path.exists(marker), "the new job 1 ran")
+        stale = os.listdir(os.path.join(workdir, "stale"))
+        self.assertEqual(len(stale), 1, stale)
+        self.assertTrue(os.path.exists(os.path.join(workdir, "stale", stale[0], "job-1", "rank-0.run-1.exit")))
+
+
 if __name__ == "__main__":
     harness.JOULE = sys.argv.pop(1)
     unittest.main(verbosity=2)

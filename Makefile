@@ -47,6 +47,7 @@ bench: release
 	@scripts/parked-memory.py build/release
 	@scripts/campus-bench.sh build/release
 	@scripts/slurm-compare.sh build/release
+	@scripts/run-fuzzers.sh 300
 
 lint: debug
 	@scripts/check-format.sh

@@ -317,4 +317,8 @@ void HttpApi::Serve() { impl_->server.Serve(); }
 
 void HttpApi::Stop() { impl_->server.Stop(); }
 
+std::optional<HttpResponse> HttpApi::Dispatch(HttpRequest request, std::chrono::milliseconds wait) {
+  return impl_->server.Dispatch(std::move(request), wait);
+}
+
 }  // namespace joule::api

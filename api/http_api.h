@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "api/http_server.h"
 #include "base/status.h"
 #include "control/control_plane.h"
 
@@ -25,6 +26,9 @@ class HttpApi {
   Result<int> Bind(const std::string& host, int port);
   void Serve();  // until Stop
   void Stop();
+  // One request answered in process, through every check a connection's request goes through
+  // (HttpServer::Dispatch): for the fuzzer of the request path and for tests.
+  std::optional<HttpResponse> Dispatch(HttpRequest request, std::chrono::milliseconds wait);
 
  private:
   struct Impl;

@@ -11,6 +11,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <future>
 #include <memory>
 #include <thread>
 
@@ -46,6 +47,24 @@ std::string Decode(std::string_view text, bool query) {
     }
   }
   return out;
+}
+
+// The target's path and query, %-decoded, into `req`.
+void ParseTarget(std::string_view target, HttpRequest& req) {
+  const size_t question = target.find('?');
+  req.path = Decode(target.substr(0, question), false);
+  if (question == std::string_view::npos) return;
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    if (!pair.empty()) {
+      req.params.emplace(Decode(pair.substr(0, eq), true),
+                         eq == std::string_view::npos ? "" : Decode(pair.substr(eq + 1), true));
+    }
+    query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+  }
 }
 
 // Inflates a gzip or zlib body into `out`, at most `limit` bytes: 413 past it, 400 when malformed.
@@ -99,6 +118,21 @@ struct RouteEntry {
   bool on_io = false;  // the handler runs on the I/O thread (RouteOnIo)
 };
 
+// Why a request is refused before its handler runs.
+struct Refusal {
+  int status = 400;
+  std::string field, rule;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Text the handlers read, and may echo in an error, is UTF-8: a body that is not is refused.
+std::optional<Refusal> CheckBody(std::string_view body) {
+  if (const std::optional<size_t> at = InvalidUtf8At(body)) {
+    return Refusal{400, "body", fmt::format("is not valid UTF-8 (byte {})", *at)};
+  }
+  return std::nullopt;
+}
+
 struct HttpServer::Impl {
   HttpLimits limits;
   Refuse refuse;
@@ -114,6 +148,54 @@ struct HttpServer::Impl {
 
   Impl(HttpLimits l, Refuse r) : limits(l), refuse(std::move(r)), handlers(l.handler_threads) {}
   void Accept();
+
+  // The route a parsed head goes to (its matches set in `req`), or why none: a path or query that
+  // is not UTF-8 (400), no route (404), another method (405 with Allow), an unknown encoding (415).
+  const RouteEntry* Select(HttpRequest& req, std::optional<Refusal>& refused) const {
+    if (!IsUtf8(req.path)) {
+      refused = Refusal{400, "path", "is not valid UTF-8 (after percent-decoding)"};
+      return nullptr;
+    }
+    for (const auto& [name, value] : req.params) {
+      if (!IsUtf8(name)) refused = Refusal{400, "query", "a parameter's name is not valid UTF-8"};
+      if (!refused && !IsUtf8(value)) refused = Refusal{400, name, "is not valid UTF-8 (after percent-decoding)"};
+      if (refused) return nullptr;
+    }
+    // The first route whose pattern matches the whole path with this method.
+    bool path_known = false;
+    std::smatch m;
+    const RouteEntry* route = nullptr;
+    for (const RouteEntry& r : routes) {
+      if (!std::regex_match(req.path, m, r.pattern)) continue;
+      path_known = true;
+      if (r.method != req.method) continue;
+      route = &r;
+      req.matches.assign(m.begin(), m.end());
+      break;
+    }
+    if (route == nullptr && path_known) {
+      // RFC 9110: a 405 lists the methods the resource takes.
+      std::string allow;
+      for (const RouteEntry& r : routes) {
+        if (std::regex_match(req.path, r.pattern) && allow.find(r.method) == std::string::npos) {
+          allow += (allow.empty() ? "" : ", ") + r.method;
+        }
+      }
+      refused = Refusal{
+          405, "", fmt::format("no method {} for {}; it takes {}", req.method, req.path, allow), {{"Allow", allow}}};
+      return nullptr;
+    }
+    if (route == nullptr) {
+      refused = Refusal{404, "", fmt::format("no route for {} {}", req.method, req.path)};
+      return nullptr;
+    }
+    const std::string encoding = req.get_header_value("Content-Encoding");
+    if (!encoding.empty() && encoding != "identity" && encoding != "gzip" && encoding != "deflate") {
+      refused = Refusal{415, "Content-Encoding", "must be gzip, deflate or identity"};
+      return nullptr;
+    }
+    return route;
+  }
 };
 
 namespace {
@@ -173,61 +255,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     request_ = HttpRequest{};
     request_.method = std::string(head.method_string());
     request_.target = std::string(head.target());
-    const std::string_view target(head.target().data(), head.target().size());
-    const size_t question = target.find('?');
-    request_.path = Decode(target.substr(0, question), false);
-    if (question != std::string_view::npos) {
-      std::string_view query = target.substr(question + 1);
-      while (!query.empty()) {
-        const size_t amp = query.find('&');
-        const std::string_view pair = query.substr(0, amp);
-        const size_t eq = pair.find('=');
-        if (!pair.empty()) {
-          request_.params.emplace(Decode(pair.substr(0, eq), true),
-                                  eq == std::string_view::npos ? "" : Decode(pair.substr(eq + 1), true));
-        }
-        query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
-      }
-    }
+    ParseTarget(request_.target, request_);
     for (const auto& field : head) {
       request_.headers.emplace(std::string(field.name_string()), std::string(field.value()));
     }
     request_.remote_addr = remote_;
     keep_alive_ = head.keep_alive();
-    // Text the handlers read, and may echo in an error, is UTF-8: what is not is refused here.
-    if (!IsUtf8(request_.path)) return Refuse(400, "path", "is not valid UTF-8 (after percent-decoding)");
-    for (const auto& [name, value] : request_.params) {
-      if (!IsUtf8(name)) return Refuse(400, "query", "a parameter's name is not valid UTF-8");
-      if (!IsUtf8(value)) return Refuse(400, name, "is not valid UTF-8 (after percent-decoding)");
-    }
-    // The route: the first whose pattern matches the whole path with this method.
-    route_ = nullptr;
-    bool path_known = false;
-    std::smatch m;
-    for (const RouteEntry& r : server_.routes) {
-      if (!std::regex_match(request_.path, m, r.pattern)) continue;
-      path_known = true;
-      if (r.method != request_.method) continue;
-      route_ = &r;
-      request_.matches.assign(m.begin(), m.end());
-      break;
-    }
-    if (route_ == nullptr && path_known) {
-      // RFC 9110: a 405 lists the methods the resource takes.
-      std::string allow;
-      for (const RouteEntry& r : server_.routes) {
-        if (std::regex_match(request_.path, r.pattern) && allow.find(r.method) == std::string::npos) {
-          allow += (allow.empty() ? "" : ", ") + r.method;
-        }
-      }
-      return Refuse(405, "", fmt::format("no method {} for {}; it takes {}", request_.method, request_.path, allow),
-                    {{"Allow", allow}});
-    }
-    if (route_ == nullptr) return Refuse(404, "", fmt::format("no route for {} {}", request_.method, request_.path));
-    const std::string encoding = request_.get_header_value("Content-Encoding");
-    if (!encoding.empty() && encoding != "identity" && encoding != "gzip" && encoding != "deflate") {
-      return Refuse(415, "Content-Encoding", "must be gzip, deflate or identity");
-    }
+    std::optional<Refusal> refused;
+    route_ = server_.Select(request_, refused);
+    if (refused) return Refuse(refused->status, refused->field, refused->rule, std::move(refused->headers));
     // Authentication (and whatever else the route checks on the head) before the body is read.
     if (route_->admit) {
       if (std::optional<HttpResponse> refused = route_->admit(request_)) {
@@ -275,8 +311,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     } else {
       request_.body = std::move(body);
     }
-    if (const std::optional<size_t> at = InvalidUtf8At(request_.body)) {
-      return Refuse(400, "body", fmt::format("is not valid UTF-8 (byte {})", *at));
+    if (std::optional<Refusal> refused = CheckBody(request_.body)) {
+      return Refuse(refused->status, refused->field, refused->rule);
     }
     // Handlers may wait for the journal: they run on the pool, never on the I/O threads, unless
     // their route says they do not wait. The answer goes back to the connection's strand
@@ -394,6 +430,46 @@ HttpServer::HttpServer(HttpLimits limits, Refuse refuse) : impl_(std::make_uniqu
 HttpServer::~HttpServer() {
   Stop();
   impl_->handlers.join();  // handlers still running post their answers to a stopped loop
+}
+
+std::optional<HttpResponse> HttpServer::Dispatch(HttpRequest request, std::chrono::milliseconds wait) {
+  auto req = std::make_shared<HttpRequest>(std::move(request));
+  req->params.clear();
+  req->matches.clear();
+  ParseTarget(req->target, *req);
+  HttpResponse response;
+  auto refuse = [&](const Refusal& r) {
+    impl_->refuse(response, r.status, r.field, r.rule);
+    for (const auto& [name, value] : r.headers) response.set_header(name, value);
+    return response;
+  };
+  std::optional<Refusal> refused;
+  const RouteEntry* route = impl_->Select(*req, refused);
+  if (refused) return refuse(*refused);
+  if (route->admit) {
+    if (std::optional<HttpResponse> no = route->admit(*req)) return no;
+  }
+  const std::string encoding = req->get_header_value("Content-Encoding");
+  if (encoding == "gzip" || encoding == "deflate") {
+    std::string inflated;
+    if (const int status = Inflate(req->body, impl_->limits.max_body_bytes, inflated); status != 0) {
+      return refuse({status, "body", "does not inflate within the limit"});
+    }
+    req->body = std::move(inflated);
+  }
+  if (req->body.size() > impl_->limits.max_body_bytes) return refuse({413, "body", "larger than the limit"});
+  if (refused = CheckBody(req->body); refused) return refuse(*refused);
+  auto answer = std::make_shared<std::promise<HttpResponse>>();
+  std::future<HttpResponse> later = answer->get_future();
+  try {
+    // `req` lives as long as the answer may come (a long poll answers after this returns).
+    route->handler(*req, [answer, req](HttpResponse r) { answer->set_value(std::move(r)); });
+  } catch (const std::exception& e) {
+    impl_->refuse(response, 500, "", fmt::format("the server failed: {}", e.what()));
+    return response;
+  }
+  if (later.wait_for(wait) != std::future_status::ready) return std::nullopt;
+  return later.get();
 }
 
 void HttpServer::Route(std::string method, const std::string& pattern, Handler handler, Admit admit) {

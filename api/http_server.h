@@ -103,6 +103,11 @@ class HttpServer {
   void RouteOnIo(std::string method, const std::string& pattern, AsyncHandler handler, Admit admit = {});
   // Runs `work` on the handlers' pool.
   void Offload(std::function<void()> work);
+  // Answers a request in process, as a connection would once its head and body are read: the
+  // target decoded, the same refusals (UTF-8, 404, 405, 415, admit, body), then the handler.
+  // nullopt when the handler has not answered within `wait` (a long poll). For fuzzing and tests:
+  // a request is method, target, headers and body; works without Bind or Serve.
+  std::optional<HttpResponse> Dispatch(HttpRequest request, std::chrono::milliseconds wait);
   // Binds the listening socket (SO_REUSEADDR only, backlog SOMAXCONN); port 0 takes any free
   // port. Returns the port bound.
   Result<int> Bind(const std::string& host, int port);

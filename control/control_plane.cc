@@ -397,6 +397,7 @@ void ControlPlane::CommitLoop() {
       const Record::Type type = batch[i].record->type;
       if (type == Record::Type::kStep) continue;
       ApplyInput(first + i, *batch[i].record);
+      counters_.inputs++;
       // A submit, cancel, end, health or quota change: the engine has something to decide.
       if (type != Record::Type::kEnergy && type != Record::Type::kCluster && !pass_wanted_) {
         pass_wanted_ = true;

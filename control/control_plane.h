@@ -202,6 +202,7 @@ struct NodeAssignments {
 
 struct Counters {
   uint64_t submits = 0, journal_records = 0, journal_commits = 0, steps = 0;
+  uint64_t inputs = 0;  // records other than steps made durable by this server (changes, reports)
   uint64_t passes = 0;  // steps whose scheduling pass ran (the engine skips those that would decide nothing)
   uint64_t journal_failures = 0, journal_recoveries = 0, elections_won = 0, snapshots = 0;
   uint64_t snapshot_seq = 0, snapshot_bytes = 0;  // the newest snapshot kept

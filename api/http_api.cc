@@ -313,6 +313,10 @@ HttpApi::~HttpApi() = default;
 
 Result<int> HttpApi::Bind(const std::string& host, int port) { return impl_->server.Bind(host, port); }
 
+Status HttpApi::UseTls(const std::string& certificate, const std::string& key) {
+  return impl_->server.UseTls(certificate, key);
+}
+
 void HttpApi::Serve() { impl_->server.Serve(); }
 
 void HttpApi::Stop() { impl_->server.Stop(); }

@@ -22,6 +22,8 @@ class HttpApi {
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
 
+  // TLS on the listener (HttpServer::UseTls), before Bind.
+  Status UseTls(const std::string& certificate, const std::string& key);
   // Binds the listening socket; port 0 takes any free port. Returns the port bound.
   Result<int> Bind(const std::string& host, int port);
   void Serve();  // until Stop

@@ -11,9 +11,11 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <future>
 #include <memory>
 #include <thread>
+#include <type_traits>
 
 #include "base/text.h"
 
@@ -140,6 +142,7 @@ struct HttpServer::Impl {
   HttpCounters counters;
   std::atomic<bool> stopped{false};
   net::thread_pool handlers;
+  std::optional<net::ssl::context> tls;  // UseTls: connections speak TLS
   // Declared last, destroyed first: its pending operations own the connections, which use the
   // members above until they are gone.
   net::io_context io;
@@ -200,17 +203,36 @@ struct HttpServer::Impl {
 
 namespace {
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// A client's connection over `Stream`: beast::tcp_stream, or with TLS an ssl_stream over one.
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using std::enable_shared_from_this<Connection<Stream>>::shared_from_this;
+
  public:
-  Connection(HttpServer::Impl& server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+  // `tls`: the server's context, for an ssl_stream (none for a plain one).
+  template <class... Tls>
+  Connection(HttpServer::Impl& server, tcp::socket socket, Tls&... tls)
+      : server_(server), stream_(std::move(socket), tls...) {
     server_.counters.open++;
     beast::error_code ec;
-    remote_ = stream_.socket().remote_endpoint(ec).address().to_string(ec);
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    remote_ = Lowest().socket().remote_endpoint(ec).address().to_string(ec);
+    Lowest().socket().set_option(tcp::no_delay(true), ec);
   }
   ~Connection() { server_.counters.open--; }
 
-  void Start() { ReadHead(); }
+  // With TLS the handshake comes first, within the head's time.
+  void Start() {
+    if constexpr (kTls) {
+      Lowest().expires_after(limits().head_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+        if (ec) return self->Ended(ec);
+        self->ReadHead();
+      });
+    } else {
+      ReadHead();
+    }
+  }
 
  private:
   const HttpLimits& limits() const { return server_.limits; }
@@ -222,7 +244,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->header_limit(static_cast<uint32_t>(limits().max_head_bytes));
     parser_->body_limit(limits().max_body_bytes);
     if (buffer_.size() > 0) return ReadRestOfHead();
-    stream_.expires_after(limits().idle_timeout);
+    Lowest().expires_after(limits().idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t n) {
       if (ec) return self->Ended(ec);
       self->buffer_.commit(n);
@@ -231,7 +253,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ReadRestOfHead() {
-    stream_.expires_after(limits().head_timeout);
+    Lowest().expires_after(limits().head_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHead(ec); });
   }
@@ -276,7 +298,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (parser_->is_done()) return OnBody({});
     if (beast::iequals(request_.get_header_value("Expect"), "100-continue")) {
       continue_ = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
-      stream_.expires_after(limits().write_timeout);
+      Lowest().expires_after(limits().write_timeout);
       return http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code ec, size_t) {
         if (ec) return self->Ended(ec);
         self->ReadBody();
@@ -286,7 +308,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ReadBody() {
-    stream_.expires_after(limits().body_timeout);
+    Lowest().expires_after(limits().body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
@@ -355,8 +377,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // gets to read the answer instead of a reset (nginx's lingering close).
   void Linger() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::milliseconds(kLingerMs));
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().expires_after(std::chrono::milliseconds(kLingerMs));
     drain_ = std::make_unique<std::array<char, 16 * 1024>>();
     DrainSome();
   }
@@ -374,7 +396,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_->body() = std::move(response.body);
     response_->keep_alive(keep_alive_ && !server_.stopped);
     response_->prepare_payload();
-    stream_.expires_after(limits().write_timeout);
+    Lowest().expires_after(limits().write_timeout);
     http::async_write(stream_, *response_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (!ec && self->linger_) return self->Linger();
       if (ec || !self->response_->keep_alive()) return self->Ended(ec);
@@ -386,11 +408,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Ended(beast::error_code ec) {
     if (ec == beast::error::timeout) server_.counters.timed_out++;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
   HttpServer::Impl& server_;
-  beast::tcp_stream stream_;
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest request_;
@@ -419,7 +443,11 @@ void HttpServer::Impl::Accept() {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
-      std::make_shared<Connection>(*this, std::move(socket))->Start();
+      if (tls) {
+        std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(*this, std::move(socket), *tls)->Start();
+      } else {
+        std::make_shared<Connection<beast::tcp_stream>>(*this, std::move(socket))->Start();
+      }
     }
     Accept();
   });
@@ -492,6 +520,23 @@ void HttpServer::RouteOnIo(std::string method, const std::string& pattern, Async
 }
 
 void HttpServer::Offload(std::function<void()> work) { net::post(impl_->handlers, std::move(work)); }
+
+Status HttpServer::UseTls(const std::string& certificate, const std::string& key) {
+  net::ssl::context context(net::ssl::context::tls_server);
+  // TLS 1.2 and 1.3 only; the rest of OpenSSL's defaults (its cipher list) stand.
+  context.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+  beast::error_code ec;
+  context.use_certificate_chain_file(certificate, ec);
+  if (ec) return Status::Error(fmt::format("{}: not a PEM certificate (chain): {}", certificate, ec.message()));
+  context.use_private_key_file(key, net::ssl::context::pem, ec);
+  if (ec) return Status::Error(fmt::format("{}: not a PEM private key: {}", key, ec.message()));
+  if (SSL_CTX_check_private_key(context.native_handle()) != 1) {
+    return Status::Error(fmt::format("{}: is not the key of the certificate in {}", key, certificate));
+  }
+  impl_->tls.emplace(std::move(context));
+  return Status::Ok();
+}
 
 Result<int> HttpServer::Bind(const std::string& host, int port) {
   beast::error_code ec;

@@ -108,6 +108,9 @@ class HttpServer {
   // nullopt when the handler has not answered within `wait` (a long poll). For fuzzing and tests:
   // a request is method, target, headers and body; works without Bind or Serve.
   std::optional<HttpResponse> Dispatch(HttpRequest request, std::chrono::milliseconds wait);
+  // Connections speak TLS 1.2 or 1.3 with this certificate (PEM, its chain after it) and key,
+  // from the next Bind on; the handshake counts in the head's time. Errors name the file.
+  Status UseTls(const std::string& certificate, const std::string& key);
   // Binds the listening socket (SO_REUSEADDR only, backlog SOMAXCONN); port 0 takes any free
   // port. Returns the port bound.
   Result<int> Bind(const std::string& host, int port);

@@ -31,7 +31,7 @@ using agent::WorkerKey;
 using nlohmann::json;
 
 struct AgentOptions {
-  std::optional<std::string> server, token, token_file;
+  std::optional<std::string> server, token, token_file, ca_file;
   std::vector<std::string> worker_env;  // the agent's variables its workers get (--worker-env)
   std::string node, workdir, address = "127.0.0.1";
   double heartbeat_s = 30, grace_s = 10;  // heartbeat: docs/decisions/0012
@@ -420,7 +420,7 @@ int RunAgent(AgentOptions& o) {
       return kExitBadInput;
     }
   }
-  Result<ClientConfig> config = ResolveClientConfig(o.server, std::nullopt, o.token_file);
+  Result<ClientConfig> config = ResolveClientConfig(o.server, std::nullopt, o.token_file, o.ca_file);
   if (!config.ok()) {
     fmt::print(stderr, "joule agent: {}\n", config.status().message());
     return kExitBadInput;
@@ -467,6 +467,8 @@ void AddAgentCommand(CLI::App& app, CommandFn& run) {
   cmd->add_option("--token-file", o->token_file,
                   "A file (mode 0600) holding this node's credential (`joule node-token`); else JOULE_TOKEN, the "
                   "client config");
+  cmd->add_option("--cacert", o->ca_file,
+                  "https: the CA certificates (PEM) to check the server's against (else JOULE_CACERT)");
   cmd->add_option("--token", o->token, "Refused: a credential in the command line is visible in ps")
       ->group("");  // kept only to say why it is refused
   cmd->add_option("--worker-env", o->worker_env,

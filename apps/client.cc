@@ -33,7 +33,8 @@ Result<std::string> ReadTokenFile(const std::string& path) {
 
 Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& server,
                                          const std::optional<std::string>& token,
-                                         const std::optional<std::string>& token_file) {
+                                         const std::optional<std::string>& token_file,
+                                         const std::optional<std::string>& ca_file) {
   ClientConfig config;
   std::string path;
   if (const char* env = std::getenv("JOULE_CONFIG")) {
@@ -50,9 +51,11 @@ Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& serve
           config.server = kv.second.Scalar();
         } else if (key == "token") {
           config.token = kv.second.Scalar();
+        } else if (key == "cacert") {
+          config.ca_file = kv.second.Scalar();
         } else {
-          return Status::Error(
-              fmt::format("{}:{}: {}: unknown key (server and token are known)", path, kv.first.Mark().line + 1, key));
+          return Status::Error(fmt::format("{}:{}: {}: unknown key (server, token and cacert are known)", path,
+                                           kv.first.Mark().line + 1, key));
         }
       }
     } catch (const YAML::Exception& e) {
@@ -61,6 +64,11 @@ Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& serve
   }
   if (const char* env = std::getenv("JOULE_SERVER")) config.server = env;
   if (const char* env = std::getenv("JOULE_TOKEN")) config.token = env;
+  if (const char* env = std::getenv("JOULE_CACERT")) config.ca_file = env;
+  if (ca_file) config.ca_file = *ca_file;
+  if (!config.ca_file.empty() && !std::filesystem::is_regular_file(config.ca_file)) {
+    return Status::Error(fmt::format("CA file {}: no such file", config.ca_file));
+  }
   if (server) config.server = *server;
   if (token) config.token = *token;
   if (token_file) {
@@ -69,9 +77,9 @@ Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& serve
     config.token = std::move(*read);
   }
   for (const std::string& url : SplitServers(config.server)) {
-    if (!url.starts_with("http://") || url.size() <= 7) {
+    if (!(url.starts_with("http://") && url.size() > 7) && !(url.starts_with("https://") && url.size() > 8)) {
       return Status::Error(
-          fmt::format("server '{}': must be an http:// URL, e.g. http://127.0.0.1:6820, or several "
+          fmt::format("server '{}': must be an http:// or https:// URL, e.g. http://127.0.0.1:6820, or several "
                       "separated by commas (replicas of one control plane)",
                       url));
     }
@@ -88,13 +96,17 @@ struct ApiClient::Impl {
   std::vector<std::string> servers;
   std::vector<std::unique_ptr<httplib::Client>> clients;
   size_t current = 0;
-  std::string token;
+  std::string token, ca_file;
 
-  explicit Impl(const ClientConfig& c) : token(c.token) {
+  explicit Impl(const ClientConfig& c) : token(c.token), ca_file(c.ca_file) {
     for (const std::string& url : SplitServers(c.server)) Add(url);
   }
   size_t Add(const std::string& url) {
     auto client = std::make_unique<httplib::Client>(url);
+    if (url.starts_with("https://")) {  // the server's certificate is checked, against ca_file or the system's CAs
+      client->enable_server_certificate_verification(true);
+      if (!ca_file.empty()) client->set_ca_cert_path(ca_file.c_str());
+    }
     client->set_connection_timeout(5);
     client->set_read_timeout(60);
     client->set_keep_alive(true);
@@ -117,7 +129,7 @@ struct ApiClient::Impl {
   std::optional<size_t> Leader(const std::string& location) {
     const size_t slash = location.find('/', location.find("://") == std::string::npos ? 0 : location.find("://") + 3);
     const std::string base = location.substr(0, slash);
-    if (!base.starts_with("http://")) return std::nullopt;
+    if (!base.starts_with("http://") && !base.starts_with("https://")) return std::nullopt;
     for (size_t i = 0; i < servers.size(); ++i) {
       if (servers[i] == base) return i;
     }

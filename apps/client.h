@@ -19,14 +19,18 @@ struct ClientConfig {
   // turn; a follower's redirect to the leader is followed.
   std::string server = "http://127.0.0.1:6820";
   std::string token;
+  // https servers: the CA certificates (PEM) to check theirs against; empty: the system's.
+  std::string ca_file;
 };
 
 std::vector<std::string> SplitServers(const std::string& servers);
 
-// `token_file` (--token-file), when given, wins over `token` (--token), JOULE_TOKEN and the config.
+// `token_file` (--token-file), when given, wins over `token` (--token), JOULE_TOKEN and the config;
+// the CA file comes from `ca_file` (--cacert), else JOULE_CACERT, else the config's `cacert:`.
 Result<ClientConfig> ResolveClientConfig(const std::optional<std::string>& server,
                                          const std::optional<std::string>& token,
-                                         const std::optional<std::string>& token_file = std::nullopt);
+                                         const std::optional<std::string>& token_file = std::nullopt,
+                                         const std::optional<std::string>& ca_file = std::nullopt);
 // A token file's first line; errors name the file: missing, empty, or readable by others.
 Result<std::string> ReadTokenFile(const std::string& path);
 

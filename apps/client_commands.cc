@@ -30,7 +30,7 @@ namespace {
 using nlohmann::json;
 
 struct Common {
-  std::optional<std::string> server, token, token_file;
+  std::optional<std::string> server, token, token_file, ca_file;
   std::string output = "text";
 };
 
@@ -40,6 +40,8 @@ void AddCommon(CLI::App* cmd, Common& c) {
                   "Bearer token (else JOULE_TOKEN, the client config); visible to other users in ps: prefer "
                   "--token-file");
   cmd->add_option("--token-file", c.token_file, "A file (mode 0600) whose first line is the bearer token");
+  cmd->add_option("--cacert", c.ca_file,
+                  "https: the CA certificates (PEM) to check the server's against (else JOULE_CACERT)");
   cmd->add_option("-o,--output", c.output, "Output: text, json or yaml")
       ->check(CLI::IsMember({"text", "json", "yaml"}));
 }
@@ -95,7 +97,7 @@ bool PrintStructured(const Common& c, const json& j) {
 // Runs `body` with a client, turning configuration problems and refusals into exit codes.
 int WithClient(const std::string& command, const Common& c,
                const std::function<int(ApiClient&, const std::function<int(const HttpReply&)>&)>& body) {
-  Result<ClientConfig> config = ResolveClientConfig(c.server, c.token, c.token_file);
+  Result<ClientConfig> config = ResolveClientConfig(c.server, c.token, c.token_file, c.ca_file);
   if (!config.ok()) {
     fmt::print(stderr, "joule {}: {}\n", command, config.status().message());
     return kExitBadInput;

@@ -65,12 +65,20 @@ int RunServer(const ServerOptions& options) {
   }
   // The port opens before the replay: probes hear 503 "replaying" rather than nothing at all.
   api::HttpApi http(**plane);
+  if (config->tls) {
+    if (::joule::Status tls = http.UseTls(config->tls->certificate, config->tls->key); !tls.ok()) {
+      fmt::print(stderr, "joule server: tls: {}\n", tls.message());
+      return kExitBadInput;
+    }
+  }
+  const std::string scheme = config->tls ? "https" : "http";
   Result<int> port = http.Bind(config->listen_host, config->listen_port);
   if (!port.ok()) {
     fmt::print(stderr, "joule server: {}\n", port.status().message());
     return kExitBadInput;
   }
-  fmt::print(stderr, "joule server: listening on http://{}:{} (replaying the journal)\n", config->listen_host, *port);
+  fmt::print(stderr, "joule server: listening on {}://{}:{} (replaying the journal)\n", scheme, config->listen_host,
+             *port);
   std::atomic<bool> stopped = false;
   std::thread waiter([&] {
     int signal = 0;
@@ -90,7 +98,7 @@ int RunServer(const ServerOptions& options) {
     return kExitBadInput;
   }
   const control::ControlPlane::FleetStatus status = (*plane)->Snapshot();
-  const std::string address = config->advertise.empty() ? fmt::format("http://{}:{}",
+  const std::string address = config->advertise.empty() ? fmt::format("{}://{}:{}", scheme,
                                                                       config->listen_host.find(':') == std::string::npos
                                                                           ? config->listen_host
                                                                           : "[" + config->listen_host + "]",

@@ -64,7 +64,8 @@ Server* Start() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
   };
-  joule::Result<std::unique_ptr<joule::control::ControlPlane>> plane = joule::control::ControlPlane::Open(*config, clock);
+  joule::Result<std::unique_ptr<joule::control::ControlPlane>> plane =
+      joule::control::ControlPlane::Open(*config, clock);
   if (!plane.ok()) Die(plane.status().message());
   server->plane = std::move(*plane);
   server->plane->Start();
@@ -108,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       req.headers.emplace("Authorization", "Bearer " + joule::control::NodeToken(kNodeKey, kNode));
       break;
     case 4:
-      req.headers.emplace("Authorization", "Bearer " + joule::control::NodeToken("not-the-key-0123456789abcdef0123", kNode));
+      req.headers.emplace("Authorization",
+                          "Bearer " + joule::control::NodeToken("not-the-key-0123456789abcdef0123", kNode));
       break;
     default:
       break;

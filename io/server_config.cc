@@ -146,7 +146,7 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   Fields f(root, "",
            {"scenario", "listen", "advertise", "state", "store", "tick_seconds", "http_threads", "http",
             "agent_timeout_seconds", "agents_required", "snapshot_records", "compact_journal", "job_retention_seconds",
-            "tokens", "node_key_file", "queues", "priority_classes", "limits"});
+            "tokens", "node_key_file", "tls", "queues", "priority_classes", "limits"});
   ServerConfig c;
   c.scenario = Resolve(path, f.String("scenario"));
   if (f.Has("listen")) Listen(f, c);
@@ -196,6 +196,20 @@ ServerConfig Parse(const YAML::Node& root, const std::string& path) {
   }
   Tokens(f, c);
   if (f.Has("node_key_file")) NodeKey(f, c, path);
+  if (f.Has("tls")) {
+    Fields t(f.Get("tls"), "tls", {"certificate", "key"});
+    c.tls = TlsSpec{Resolve(path, t.String("certificate")), Resolve(path, t.String("key"))};
+    for (const auto& [field, file] : {std::pair{"certificate", c.tls->certificate}, std::pair{"key", c.tls->key}}) {
+      std::error_code ec;
+      const auto status = std::filesystem::status(file, ec);
+      if (ec || !std::filesystem::is_regular_file(status)) t.Fail(field, fmt::format("{}: no such file", file));
+      using std::filesystem::perms;
+      if (std::string_view(field) == "key" &&
+          (status.permissions() & (perms::group_all | perms::others_all)) != perms::none) {
+        t.Fail(field, fmt::format("{}: others may read or write it: chmod 600 it", file));
+      }
+    }
+  }
   if (f.Has("queues")) {
     Queues(f, c);
   } else {

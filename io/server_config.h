@@ -57,13 +57,19 @@ struct HttpSpec {
   uint32_t max_connections = 50'000;
 };
 
+// TLS on the listener: a PEM certificate (its chain after it) and its key (mode 0600).
+struct TlsSpec {
+  std::string certificate, key;  // resolved against the config file's folder
+};
+
 struct ServerConfig {
   std::string scenario;  // resolved against the config file's folder
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 6820;           // beside slurmrestd's customary 6820
   std::string state = "joule-state.db";  // the SQLite journal, resolved like `scenario`
   std::optional<EtcdStoreSpec> etcd;     // store: {etcd: ...}: the journal in etcd, not `state`
-  std::string advertise;                 // the URL other replicas send clients to; "" http://listen
+  std::string advertise;                 // the URL other replicas send clients to; "" http(s)://listen
+  std::optional<TlsSpec> tls;            // absent: plain HTTP
   TimeMs tick_ms = 1000;                 // one scheduling pass per tick
   uint32_t http_threads = 64;            // requests handled at once (connections cost no thread)
   HttpSpec http;

@@ -7,8 +7,10 @@ Usage: security_test.py JOULE_BINARY"""
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -16,6 +18,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 import harness
 from harness import (LAB_A, NODE_KEY, OPERATOR, Server, call, node_token, spec, start_agent, write_config,
@@ -373,6 +377,86 @@ class IncarnationTest(unittest.TestCase):
         stale = os.listdir(os.path.join(workdir, "stale"))
         self.assertEqual(len(stale), 1, stale)
         self.assertTrue(os.path.exists(os.path.join(workdir, "stale", stale[0], "job-1", "rank-0.run-1.exit")))
+
+
+class TlsTest(unittest.TestCase):
+    """Optional TLS on the listener, for anything beyond loopback: the server's certificate checked
+    by the CLI and the agent against a CA file; plain HTTP gets no answer on a TLS port."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="joule-tls-")
+        cls.cert, cls.key = os.path.join(cls.dir, "cert.pem"), os.path.join(cls.dir, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", cls.key, "-out", cls.cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        os.chmod(cls.key, 0o600)
+        config = write_config(cls.dir, f"tls: {{certificate: {cls.cert}, key: {cls.key}}}\n")
+        cls.proc = subprocess.Popen([harness.JOULE, "server", "--config", config], stderr=subprocess.PIPE, text=True)
+        line = cls.proc.stderr.readline()
+        m = re.search(r"listening on https://127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        threading.Thread(target=lambda: [None for _ in cls.proc.stderr], daemon=True).start()
+        cls.port = int(m.group(1))
+        cls.url = f"https://127.0.0.1:{cls.port}"
+        cls.trusted = ssl.create_default_context(cafile=cls.cert)
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(cls.url + "/readyz", context=cls.trusted, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (OSError, urllib.error.URLError):
+                pass
+            assert time.time() < deadline, "the TLS server did not become ready"
+            time.sleep(0.1)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(30)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_clients_check_the_servers_certificate(self):
+        with self.assertRaises(urllib.error.URLError):  # not signed by a CA this client trusts
+            urllib.request.urlopen(self.url + "/readyz", context=ssl.create_default_context(), timeout=5)
+        env = dict(os.environ, JOULE_TOKEN=OPERATOR, JOULE_CONFIG="/nonexistent")
+        ok = subprocess.run([harness.JOULE, "queue", "--server", self.url, "--cacert", self.cert], env=env,
+                            capture_output=True, text=True, timeout=60)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("JOBID", ok.stdout)
+        untrusted = subprocess.run([harness.JOULE, "queue", "--server", self.url], env=env, capture_output=True,
+                                   text=True, timeout=60)
+        self.assertEqual(untrusted.returncode, 1, untrusted.stdout)
+
+    def test_plain_http_on_the_tls_port_gets_no_answer(self):
+        line, _, _ = raw(self.port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+        self.assertFalse(line.startswith(b"HTTP/1.1 200"), line)
+
+    def test_an_agent_reports_over_tls(self):
+        node = "dev-hgx01-k00-n02"
+        agent = start_agent(self.dir, self.url, node, "--cacert", self.cert)
+        self.addCleanup(lambda: (agent.terminate(), agent.wait(30)))
+        deadline = time.time() + 30
+        while True:
+            req = urllib.request.Request(self.url + f"/api/v1/nodes/{node}",
+                                         headers={"Authorization": f"Bearer {OPERATOR}"})
+            with urllib.request.urlopen(req, context=self.trusted, timeout=5) as r:
+                if json.loads(r.read())["agent"] is not None:
+                    break
+            self.assertLess(time.time(), deadline, "the agent was not heard over TLS")
+            time.sleep(0.1)
+
+    def test_a_key_others_may_read_is_refused(self):
+        loose = os.path.join(self.dir, "loose")
+        os.makedirs(loose)
+        key = shutil.copy(self.key, os.path.join(loose, "key.pem"))
+        os.chmod(key, 0o644)
+        config = write_config(loose, f"tls: {{certificate: {self.cert}, key: {key}}}\n")
+        r = subprocess.run([harness.JOULE, "server", "--config", config], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("tls.key", r.stderr)
+        self.assertIn("chmod 600", r.stderr)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,13 @@ struct HttpServer::Impl {
   // The route a parsed head goes to (its matches set in `req`), or why none: a path or query that
   // is not UTF-8 (400), no route (404), another method (405 with Allow), an unknown encoding (415).
   const RouteEntry* Select(HttpRequest& req, std::optional<Refusal>& refused) const {
+    // A header the API reads, given twice, is ambiguous (which token? which key?): refused.
+    for (const char* name : {"Authorization", "Content-Type", "Content-Encoding", "Idempotency-Key"}) {
+      if (req.headers.count(name) > 1) {
+        refused = Refusal{400, name, "is given more than once"};
+        return nullptr;
+      }
+    }
     if (!IsUtf8(req.path)) {
       refused = Refusal{400, "path", "is not valid UTF-8 (after percent-decoding)"};
       return nullptr;

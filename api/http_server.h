@@ -12,9 +12,10 @@
 //   - a route's `admit` runs on the head alone (authentication): a refused request is answered
 //     without its body being read, and the connection closed;
 //   - beyond `max_connections` open at once, new connections are closed at once;
-//   - a head the parser refuses (NUL in a field, conflicting Content-Lengths) is a 400; a path,
-//     query or body that is not UTF-8 is a 400 naming it; a known path with another method, a
-//     405 with Allow.
+//   - a head the parser refuses (NUL in a field, conflicting Content-Lengths) is a 400, so is a
+//     header the API reads given twice (Authorization, Content-Type, Content-Encoding,
+//     Idempotency-Key); a path, query or body that is not UTF-8 is a 400 naming it; a known path
+//     with another method, a 405 with Allow.
 // Every refusal the server makes itself goes through `refuse` (the API's JSON error body).
 // Thread-safety: Bind, then Serve on one thread; Stop from any thread.
 #pragma once

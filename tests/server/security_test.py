@@ -229,6 +229,11 @@ class SecurityTest(unittest.TestCase):
                                             f"{OPERATOR}\r\n\r\n".encode())
         self.assertTrue(line.startswith(b"HTTP/1.1 405"), line)
         self.assertIn(b"\r\nAllow: POST, GET", head)
+        # Two tokens: which one acts? Neither.
+        line, _, answer = raw(self.port, f"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LAB_A}\r\n"
+                                         f"Authorization: Bearer {OPERATOR}\r\n\r\n".encode())
+        self.assertTrue(line.startswith(b"HTTP/1.1 400"), line)
+        self.assertIn(b'"field":"Authorization"', answer)
 
     def test_types_are_strict_and_numbers_checked(self):
         # Findings: "gpus": "8" was taken as 8; a heartbeat's exit_code 4294967296 read as 0.

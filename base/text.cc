@@ -1,6 +1,7 @@
 #include "base/text.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace joule {
 namespace {
@@ -45,6 +46,15 @@ bool ControlAt(std::string_view s, size_t i, size_t length) {
 
 std::optional<size_t> InvalidUtf8At(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
+    // ASCII, eight bytes at a time: a heartbeat's 2 KB body is nearly all of it.
+    if (i + 8 <= text.size()) {
+      uint64_t word = 0;
+      std::memcpy(&word, text.data() + i, 8);
+      if ((word & 0x8080808080808080ULL) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     const size_t n = SequenceAt(text, i);
     if (n == 0) return i;
     i += n;

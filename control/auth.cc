@@ -45,10 +45,11 @@ std::string NewToken() {
 
 namespace {
 constexpr std::string_view kNodePrefix = "jn1.";
-}
+constexpr std::string_view kNodeDomain = "joule node credential\n";  // what the MAC covers, before the name
+}  // namespace
 
 std::string NodeToken(std::string_view key, std::string_view node) {
-  const std::string message = "joule node credential\n" + std::string(node);
+  const std::string message = std::string(kNodeDomain) + std::string(node);
   Digest mac{};
   unsigned int size = 0;
   JOULE_CHECK(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
@@ -58,6 +59,57 @@ std::string NodeToken(std::string_view key, std::string_view node) {
   return std::string(kNodePrefix) + std::string(node) + "." + Hex(mac);
 }
 
+struct Authenticator::NodeMac {
+  EVP_MD_CTX* inner = nullptr;  // SHA-256 after the key XOR ipad block
+  EVP_MD_CTX* outer = nullptr;  // SHA-256 after the key XOR opad block
+  NodeMac() = default;
+  NodeMac(const NodeMac&) = delete;
+  NodeMac& operator=(const NodeMac&) = delete;
+  ~NodeMac() {
+    EVP_MD_CTX_free(inner);
+    EVP_MD_CTX_free(outer);
+  }
+  // "jn1." + node + "." + hex MAC, as NodeToken makes it (RFC 2104 over SHA-256).
+  std::string Token(std::string_view node) const {
+    thread_local struct Scratch {
+      EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+      ~Scratch() { EVP_MD_CTX_free(ctx); }
+    } scratch;
+    Digest inside{}, mac{};
+    JOULE_CHECK(EVP_MD_CTX_copy_ex(scratch.ctx, inner) == 1);
+    JOULE_CHECK(EVP_DigestUpdate(scratch.ctx, kNodeDomain.data(), kNodeDomain.size()) == 1);
+    JOULE_CHECK(EVP_DigestUpdate(scratch.ctx, node.data(), node.size()) == 1);
+    JOULE_CHECK(EVP_DigestFinal_ex(scratch.ctx, inside.data(), nullptr) == 1);
+    JOULE_CHECK(EVP_MD_CTX_copy_ex(scratch.ctx, outer) == 1);
+    JOULE_CHECK(EVP_DigestUpdate(scratch.ctx, inside.data(), inside.size()) == 1);
+    JOULE_CHECK(EVP_DigestFinal_ex(scratch.ctx, mac.data(), nullptr) == 1);
+    return std::string(kNodePrefix) + std::string(node) + "." + Hex(mac);
+  }
+};
+
+void Authenticator::SetNodeKey(std::string_view key) {
+  if (key.empty()) {
+    node_mac_.reset();
+    return;
+  }
+  std::array<unsigned char, 64> block{};  // SHA-256's block: a longer key is hashed first
+  if (key.size() > block.size()) {
+    const Digest hashed = Sha256(key);
+    std::copy(hashed.begin(), hashed.end(), block.begin());
+  } else {
+    std::copy(key.begin(), key.end(), block.begin());
+  }
+  auto mac = std::make_shared<NodeMac>();
+  for (auto [ctx, pad] : {std::pair{&mac->inner, 0x36}, std::pair{&mac->outer, 0x5c}}) {
+    std::array<unsigned char, 64> padded{};
+    for (size_t i = 0; i < block.size(); ++i) padded[i] = static_cast<unsigned char>(block[i] ^ pad);
+    *ctx = EVP_MD_CTX_new();
+    JOULE_CHECK(*ctx != nullptr && EVP_DigestInit_ex(*ctx, EVP_sha256(), nullptr) == 1);
+    JOULE_CHECK(EVP_DigestUpdate(*ctx, padded.data(), padded.size()) == 1);
+  }
+  node_mac_ = std::move(mac);
+}
+
 std::optional<Principal> Authenticator::Check(std::string_view authorization) const {
   constexpr std::string_view kScheme = "Bearer ";
   if (authorization.size() <= kScheme.size() || authorization.substr(0, kScheme.size()) != kScheme) return std::nullopt;
@@ -65,9 +117,9 @@ std::optional<Principal> Authenticator::Check(std::string_view authorization) co
   if (token.starts_with(kNodePrefix)) {
     // "jn1.NODE.MAC": the node is what the MAC covers; a name with dots ends at the last one.
     const size_t dot = token.rfind('.');
-    if (node_key_.empty() || dot <= kNodePrefix.size()) return std::nullopt;
+    if (!node_mac_ || dot <= kNodePrefix.size()) return std::nullopt;
     const std::string_view node = token.substr(kNodePrefix.size(), dot - kNodePrefix.size());
-    const std::string expected = NodeToken(node_key_, node);
+    const std::string expected = node_mac_->Token(node);
     if (expected.size() != token.size() || CRYPTO_memcmp(expected.data(), token.data(), token.size()) != 0) {
       return std::nullopt;
     }

@@ -191,8 +191,8 @@ TEST_F(SupervisorTest, AShimThatCannotRunIsAnErrorOfStart) {
   EXPECT_TRUE((*s)->workers().empty());
 }
 
-TEST_F(SupervisorTest, AListFromAnotherBootIsReportedNeverSignalled) {
-  // A process group that, after a reboot, happens to carry a saved worker's group id.
+// A session leader of this boot that is not a shim (what a crafted workers.json would name).
+pid_t StartStranger() {
   const pid_t stranger = fork();
   if (stranger == 0) {
     setsid();
@@ -201,6 +201,12 @@ TEST_F(SupervisorTest, AListFromAnotherBootIsReportedNeverSignalled) {
   }
   for (int i = 0; i < 500 && getpgid(stranger) != stranger; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return stranger;
+}
+
+TEST_F(SupervisorTest, AListFromAnotherBootIsReportedNeverSignalled) {
+  // A process group that, after a reboot, happens to carry a saved worker's group id.
+  const pid_t stranger = StartStranger();
   std::filesystem::create_directories(dir_ / "job-19");
   std::ofstream(dir_ / "job-19/rank-0.run-1.exit") << "0\n";  // ended before the reboot
   std::ofstream(dir_ / "workers.json") << R"({"boot_id":"another-boot","workers":[)"
@@ -217,19 +223,6 @@ TEST_F(SupervisorTest, AListFromAnotherBootIsReportedNeverSignalled) {
   EXPECT_EQ(waitpid(stranger, nullptr, WNOHANG), 0) << "a process of this boot was signalled";
   kill(stranger, SIGKILL);
   waitpid(stranger, nullptr, 0);
-}
-
-// A session leader of this boot that is not a shim (what a crafted workers.json would name).
-pid_t StartStranger() {
-  const pid_t stranger = fork();
-  if (stranger == 0) {
-    setsid();
-    execl("/bin/sleep", "sleep", "60", nullptr);
-    _exit(127);
-  }
-  for (int i = 0; i < 500 && getpgid(stranger) != stranger; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  return stranger;
 }
 
 // Field 22 of /proc/PID/stat, read here independently of the supervisor's reader.

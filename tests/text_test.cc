@@ -17,12 +17,12 @@ TEST(TextTest, Utf8IsCheckedByteForByteWhateverItsPosition) {
     text[at] = '\xff';
     ASSERT_EQ(InvalidUtf8At(text), at) << at;
   }
-  EXPECT_EQ(InvalidUtf8At("abcdefgh\xc3"), 8u);             // cut short at the end
-  EXPECT_EQ(InvalidUtf8At("\xc0\xaf"), 0u);                 // overlong '/'
-  EXPECT_EQ(InvalidUtf8At("ok\xed\xa0\x80"), 2u);           // a surrogate
-  EXPECT_EQ(InvalidUtf8At("\xf4\x90\x80\x80"), 0u);         // past U+10FFFF
-  EXPECT_EQ(InvalidUtf8At("\xe2\x82"), 0u);                 // a sequence missing its last byte
-  EXPECT_EQ(InvalidUtf8At("abcdefg\xe2\x28\xa1"), 7u);      // a bad continuation byte
+  EXPECT_EQ(InvalidUtf8At("abcdefgh\xc3"), 8u);         // cut short at the end
+  EXPECT_EQ(InvalidUtf8At("\xc0\xaf"), 0u);             // overlong '/'
+  EXPECT_EQ(InvalidUtf8At("ok\xed\xa0\x80"), 2u);       // a surrogate
+  EXPECT_EQ(InvalidUtf8At("\xf4\x90\x80\x80"), 0u);     // past U+10FFFF
+  EXPECT_EQ(InvalidUtf8At("\xe2\x82"), 0u);             // a sequence missing its last byte
+  EXPECT_EQ(InvalidUtf8At("abcdefg\xe2\x28\xa1"), 7u);  // a bad continuation byte
 }
 
 TEST(TextTest, ControlCharactersAreC0DelAndC1) {
@@ -30,7 +30,9 @@ TEST(TextTest, ControlCharactersAreC0DelAndC1) {
   EXPECT_TRUE(HasControl("red\x1b[31m"));
   EXPECT_TRUE(HasControl("bell\x07"));
   EXPECT_TRUE(HasControl("del\x7f"));
-  EXPECT_TRUE(HasControl("csi\xc2\x9b" "2J"));  // U+009B, a one-character CSI
+  EXPECT_TRUE(
+      HasControl("csi\xc2\x9b"
+                 "2J"));  // U+009B, a one-character CSI
   EXPECT_TRUE(HasControl("tab\t"));
   EXPECT_FALSE(HasControl("\xc2\xa0"));  // U+00A0 (no-break space) is printable
 }
@@ -38,7 +40,9 @@ TEST(TextTest, ControlCharactersAreC0DelAndC1) {
 TEST(TextTest, TerminalEscapesLeaveNoControlAndKeepTheRest) {
   EXPECT_EQ(EscapeForTerminal("job \xc3\xa9t\xc3\xa9 \\ ok"), "job \xc3\xa9t\xc3\xa9 \\ ok");
   EXPECT_EQ(EscapeForTerminal("red\x1b[31m"), "red\\x1b[31m");
-  EXPECT_EQ(EscapeForTerminal("a\xc2\x9b" "b"), "a\\xc2\\x9bb");
+  EXPECT_EQ(EscapeForTerminal("a\xc2\x9b"
+                              "b"),
+            "a\\xc2\\x9bb");
   EXPECT_EQ(EscapeForTerminal("bad\xff"), "bad\\xff");
   EXPECT_FALSE(HasControl(EscapeForTerminal("\x1b]0;owned\x07\r\n\x7f")));
 }
